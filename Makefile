@@ -1,0 +1,13 @@
+# The two commands of the README. Both set up the machine first (idempotent).
+.PHONY: setup gates test
+
+setup:
+	@./scripts/setup.sh
+
+# The main job: start the embedded lab, run every gate against it, write the report.
+gates: setup
+	.venv/bin/phasegate lab run
+
+# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard.
+test: setup
+	.venv/bin/python -m pytest tests -p tests.netguard -q

@@ -1,0 +1,129 @@
+"""The `phasegate` command. Exit codes: 0 ok, 1 a gate/check found something, 2 usage/connection/auth."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _lab_up(args) -> int:
+    from phasegate.lab.core import Lab
+
+    comps = args.components.split(",") if args.components else None
+    lab = Lab(Path(args.dir), comps)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lab.up()
+    try:
+        (Path(args.dir) / "lab.pid").write_text(str(__import__("os").getpid()))
+        print(f"lab is up: inventory {lab.inventory_path}")
+        print(f"  secrets:  {lab.env_path} (source it; never commit it)")
+        print(f"  use:      . {lab.env_path} && pytest -m phase0")
+        print("  stop:     Ctrl-C or `phasegate lab down`", flush=True)
+        if args.ready_file:
+            Path(args.ready_file).write_text("ready\n")
+        stop.wait()
+    finally:
+        lab.down()
+        print("lab stopped", flush=True)
+    return EXIT_OK
+
+
+def _lab_run(args) -> int:
+    """The main job: lab up, every gate in its lab stage, report, lab down."""
+    import os
+    import subprocess
+
+    from phasegate.lab.core import MAIN_JOB, Lab
+
+    lab = Lab(Path(args.dir))
+    worst = 0
+    lab.up()
+    try:
+        env = dict(os.environ)
+        env.update(lab.env())
+        for markexpr, state in MAIN_JOB:
+            argv = [sys.executable, "-m", "pytest", "-m", markexpr, "--inventory", str(lab.inventory_path),
+                    *args.pytest_args]
+            label = f"{markexpr}" + (f" (lab state: {state})" if state else "")
+            print(f"== gates: {label}", flush=True)
+            if state:
+                with lab.state(state):
+                    rc = subprocess.call(argv, env=env)
+            else:
+                rc = subprocess.call(argv, env=env)
+            worst = max(worst, 0 if rc in (0, 5) else rc)
+    finally:
+        lab.down()
+    for hook in _AFTER_RUN:
+        hook(args)
+    return worst
+
+
+# Called after `lab run` (e.g. to render the report and print where it is).
+_AFTER_RUN: list = []
+
+
+def _lab_down(args) -> int:
+    import os
+
+    pid_file = Path(args.dir) / "lab.pid"
+    if not pid_file.exists():
+        print(f"no lab running under {args.dir}")
+        return EXIT_OK
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink(missing_ok=True)
+    print(f"asked lab (pid {pid}) to stop")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="phasegate", description="Acceptance gates for the registry-private -> Forgejo migration")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    lab = sub.add_parser("lab", help="the embedded lab (loopback servers standing in for the homelab)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True, parser_class=_Parser)
+    up = lab_sub.add_parser("up", help="start the lab and keep it running until Ctrl-C")
+    up.add_argument("--dir", default=".lab", help="lab state directory (default .lab)")
+    up.add_argument("--components", default="", help="comma-separated subset of components")
+    up.add_argument("--ready-file", default="", help="write this file once the lab is up")
+    up.set_defaults(func=_lab_up)
+    run = lab_sub.add_parser("run", help="the main job: start the lab, run every gate against it, report")
+    run.add_argument("--dir", default=".lab")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    run.set_defaults(func=_lab_run)
+    down = lab_sub.add_parser("down", help="stop a lab started with `lab up`")
+    down.add_argument("--dir", default=".lab")
+    down.set_defaults(func=_lab_down)
+
+    for register in _SUBCOMMANDS:
+        register(sub)
+    return p
+
+
+# Other modules add subcommands here: fn(subparsers) -> None, setting `func`.
+_SUBCOMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

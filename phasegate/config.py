@@ -1,0 +1,254 @@
+"""The inventory: everything the plan names, read from one TOML file.
+
+The shipped `phasegate.toml` holds the real environment's values; the lab
+writes its own. Secrets never live in the file: the inventory names the
+environment variables that hold them (`*_env` keys), and `Inventory.secret()`
+reads them into `Secret` objects that never print their value.
+
+The schema is a tree of dataclasses. `load()` checks every key and type and
+raises `InventoryError` with one line naming the key, so a typo stops the run
+at start-up instead of silently dropping a gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phasegate.secrets import Secret
+
+DEFAULT_INVENTORY = Path(__file__).resolve().parent.parent / "phasegate.toml"
+INVENTORY_ENV = "PHASEGATE_INVENTORY"
+
+
+class InventoryError(Exception):
+    """The inventory is malformed or a secret it names is missing (one line)."""
+
+
+class Url(str):
+    """An absolute http(s) URL; validated when the inventory is loaded."""
+
+
+# --------------------------------------------------------------------------
+# Schema. Add a field here and in phasegate.toml; the loader does the rest.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0  # seconds to open a TCP/TLS connection
+    read: float = 30.0  # seconds between two bytes of an answer
+    total: float = 120.0  # wall-clock ceiling for one HTTP exchange, body included
+    retries: int = 2  # extra tries for idempotent reads on connect errors / 502-504
+    backoff: float = 0.5  # first retry delay, doubled each time
+    poll_interval: float = 2.0  # how often a wait re-checks its condition
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret by the environment variable that holds it."""
+
+    env: str
+    needed_by: list[str] = field(default_factory=list)  # markers whose gates need it
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RegistryUser:
+    username: str
+    secret: str  # key into [secrets]
+
+
+@dataclass(frozen=True)
+class PrivateRegistry:
+    """registry-private: distribution registry:2 with htpasswd Basic auth."""
+
+    url: Url
+    host: str  # the name images use, e.g. registry.viktorbarzin.me
+    aliases: list[str] = field(default_factory=list)  # other names of the same registry
+    user: RegistryUser | None = None
+    ca_bundle: str = ""  # PEM file; empty = system trust store
+    container: str = "registry-private"
+
+
+@dataclass(frozen=True)
+class Forgejo:
+    url: Url  # ROOT_URL, e.g. https://forgejo.viktorbarzin.me
+    host: str  # registry host in image names
+    owner: str
+    pusher: RegistryUser
+    puller: RegistryUser
+    cleaner: RegistryUser
+    ca_bundle: str = ""
+    smoke_image: str = "smoketest"
+    smoke_tag: str = "1"
+    namespace: str = "forgejo"
+    deployment: str = "forgejo"
+    container: str = "forgejo"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    name: str
+    forgejo: Forgejo
+    private_registry: PrivateRegistry
+    secrets: dict[str, SecretRef]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    source: str = ""  # path the inventory was read from (not a TOML key)
+
+    def secret(self, key: str) -> Secret:
+        """The secret named `key` in [secrets], read from its variable."""
+        ref = self.secrets.get(key)
+        if ref is None:
+            raise InventoryError(f"inventory: no [secrets.{key}] entry (needed by this gate)")
+        value = os.environ.get(ref.env)
+        if not value:
+            raise InventoryError(
+                f"secret {key!r} is missing: set the environment variable {ref.env}"
+                + (f" ({ref.description})" if ref.description else "")
+            )
+        return Secret(value, name=key)
+
+    def missing_secrets(self, markers: set[str]) -> list[str]:
+        """One line per secret that gates with these markers need and that is unset."""
+        lines = []
+        for key, ref in sorted(self.secrets.items()):
+            if set(ref.needed_by) & markers and not os.environ.get(ref.env):
+                lines.append(f"{key} (set {ref.env})")
+        return lines
+
+
+# --------------------------------------------------------------------------
+# Loader
+# --------------------------------------------------------------------------
+
+
+def inventory_path(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(INVENTORY_ENV):
+        return Path(os.environ[INVENTORY_ENV])
+    return DEFAULT_INVENTORY
+
+
+def load(path: str | os.PathLike | None = None) -> Inventory:
+    p = inventory_path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InventoryError(f"inventory {p}: file not found (use --inventory PATH or {INVENTORY_ENV})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InventoryError(f"inventory {p}: not valid TOML: {e}") from None
+    inv = parse(raw, where=str(p))
+    return dataclasses.replace(inv, source=str(p))
+
+
+def parse(raw: dict, where: str = "inventory") -> Inventory:
+    inv = _build(Inventory, raw, "", where)
+    _check_references(inv, where)
+    return inv
+
+
+def _check_references(inv: Inventory, where: str) -> None:
+    for section, user in (
+        ("forgejo.pusher", inv.forgejo.pusher),
+        ("forgejo.puller", inv.forgejo.puller),
+        ("forgejo.cleaner", inv.forgejo.cleaner),
+        ("private_registry.user", inv.private_registry.user),
+    ):
+        if user is not None and user.secret not in inv.secrets:
+            raise InventoryError(f"{where}: {section}.secret = {user.secret!r} names no [secrets.{user.secret}] entry")
+    for hook in _REFERENCE_CHECKS:
+        hook(inv, where)
+
+
+# Sections added later register extra cross-checks here (e.g. unique project names).
+_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = []
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _build(cls, data, path: str, where: str):
+    if not isinstance(data, dict):
+        raise InventoryError(f"{where}: [{path or 'top level'}] must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise InventoryError(f"{where}: unknown key {key!r} (known here: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}" if path else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise InventoryError(f"{where}: missing key {key!r}")
+            continue
+        kwargs[name] = _coerce(hints[name], data[name], key, where)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, key: str, where: str):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(args[0], value, key, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, where)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise InventoryError(f"{where}: {key} must be a list, got {type(value).__name__}")
+        return [_coerce(item, v, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise InventoryError(f"{where}: {key} must be a table, got {type(value).__name__}")
+        return {k: _coerce(item, v, f"{key}.{k}", where) for k, v in value.items()}
+    if tp is Url:
+        return _url(value, key, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InventoryError(f"{where}: {key} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InventoryError(f"{where}: {key} must be an integer, got {value!r}")
+        return value
+    if tp is dt.date:
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+            raise InventoryError(f"{where}: {key} must be a date (YYYY-MM-DD), got {value!r}")
+        return value
+    if tp is dt.datetime:
+        if not isinstance(value, dt.datetime):
+            raise InventoryError(f"{where}: {key} must be a date-time (RFC 3339), got {value!r}")
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if tp in (str, bool):
+        if type(value) is not tp:
+            raise InventoryError(f"{where}: {key} must be a {_type_name(tp)}, got {value!r}")
+        return value
+    if tp is typing.Any:
+        return value
+    raise InventoryError(f"{where}: {key}: unsupported schema type {tp!r}")
+
+
+def _url(value, key: str, where: str) -> Url:
+    import httpx
+
+    if not isinstance(value, str):
+        raise InventoryError(f"{where}: {key} must be a URL string, got {value!r}")
+    try:
+        u = httpx.URL(value)
+    except Exception:
+        raise InventoryError(f"{where}: {key} is not a valid URL: {value!r}") from None
+    if u.scheme not in ("http", "https") or not u.host:
+        raise InventoryError(f"{where}: {key} must be an absolute http(s) URL, got {value!r}")
+    return Url(value.rstrip("/"))

@@ -1,0 +1,297 @@
+"""The one HTTP client factory every module uses.
+
+What each client gets, always:
+- connect/read/write/pool timeouts, plus a wall-clock ceiling per exchange
+  (a server that dribbles a body byte by byte still ends);
+- TLS verification (a CA bundle may be named; `verify=False` only on request);
+- HTTP/2 where the server offers it (ALPN), connection reuse;
+- retries with backoff for idempotent reads only (GET/HEAD), on connection
+  errors and 502/503/504; never on any 4xx (a 404 is an answer, not a glitch);
+- the read-only guard: anything but GET/HEAD is refused before it leaves the
+  process unless the running gate is allowed to write (`@writes`);
+- a transcript of every exchange, credentials redacted, for the report.
+
+Transport failures become `phasegate.verdict.Broken` subclasses with one
+redacted line, so a gate ends with a verdict, never a raw traceback.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from phasegate.secrets import redact
+from phasegate.verdict import Broken, ServerError, TimedOut, Unreachable, WriteRefused
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+USER_AGENT = "phasegate/0.1"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    connect: float = 5.0
+    read: float = 30.0
+    total: float = 120.0
+    retries: int = 2
+    backoff: float = 0.5
+
+    @classmethod
+    def from_timeouts(cls, t) -> "HttpSettings":
+        return cls(connect=t.connect, read=t.read, total=t.total, retries=t.retries, backoff=t.backoff)
+
+
+# --------------------------------------------------------------------------
+# Read-only guard
+# --------------------------------------------------------------------------
+
+
+class WriteGuard:
+    """Process-wide switch: writes are refused unless a writing gate opened it.
+
+    Process-wide (not a context variable) on purpose: the integrity walk and
+    the Kubernetes client use worker threads, and a guard that a thread pool
+    could escape would be a promise, not a guard.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._allowed = False
+        self._reason = "read-only gate"
+
+    @property
+    def allowed(self) -> bool:
+        return self._allowed
+
+    def set(self, allowed: bool, reason: str = "") -> None:
+        with self._lock:
+            self._allowed = allowed
+            self._reason = reason or ("@writes gate" if allowed else "read-only gate")
+
+    @contextlib.contextmanager
+    def writes_allowed(self, reason: str = "explicit"):
+        prev, prev_reason = self._allowed, self._reason
+        self.set(True, reason)
+        try:
+            yield
+        finally:
+            self.set(prev, prev_reason)
+
+    def check(self, method: str, target: str) -> None:
+        if method.upper() not in SAFE_METHODS and not self._allowed:
+            raise WriteRefused(
+                f"refused {method.upper()} {redact(target)}: this gate is read-only "
+                f"(tag the scenario @writes to allow writes)"
+            )
+
+
+GUARD = WriteGuard()
+
+
+# --------------------------------------------------------------------------
+# Transcript
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    seq: int
+    method: str
+    url: str
+    status: int | None
+    request_headers: dict
+    response_headers: dict
+    elapsed_ms: float
+    error: str = ""
+
+    def line(self) -> str:
+        status = self.status if self.status is not None else f"error: {self.error}"
+        return f"{self.method} {self.url} -> {status} ({self.elapsed_ms:.0f} ms)"
+
+
+class Transcript:
+    """A bounded log of redacted exchanges; the report attaches a failed step's slice."""
+
+    def __init__(self, maxlen: int = 500):
+        self._items: collections.deque[Exchange] = collections.deque(maxlen=maxlen)
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def mark(self) -> int:
+        return self._seq
+
+    def since(self, mark: int) -> list[Exchange]:
+        with self._lock:
+            return [e for e in self._items if e.seq > mark]
+
+    def add(self, **kw) -> None:
+        with self._lock:
+            self._seq += 1
+            self._items.append(Exchange(seq=self._seq, **kw))
+
+    def render(self, items: list[Exchange]) -> str:
+        out = []
+        for e in items:
+            out.append(e.line())
+            for k, v in e.request_headers.items():
+                out.append(f"  > {k}: {v}")
+            for k, v in e.response_headers.items():
+                out.append(f"  < {k}: {v}")
+        return "\n".join(out)
+
+
+TRANSCRIPT = Transcript()
+
+_SHOWN_HEADERS = {
+    "accept",
+    "authorization",
+    "content-type",
+    "content-length",
+    "docker-content-digest",
+    "www-authenticate",
+    "location",
+    "link",
+    "range",
+    "x-total-count",
+}
+
+
+def _headers(h: httpx.Headers) -> dict:
+    return {k: redact(f"{k}: {v}").split(": ", 1)[1] for k, v in h.items() if k.lower() in _SHOWN_HEADERS}
+
+
+# --------------------------------------------------------------------------
+# Transport: guard, retries, deadline, error mapping, transcript
+# --------------------------------------------------------------------------
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    def __init__(self, inner, deadline: float, what: str):
+        self._inner, self._deadline, self._what = inner, deadline, what
+
+    def __iter__(self):
+        try:
+            for chunk in self._inner:
+                if time.monotonic() > self._deadline:
+                    raise TimedOut(f"{self._what}: body not complete within the total timeout")
+                yield chunk
+        except httpx.TimeoutException as e:
+            raise TimedOut(f"{self._what}: {type(e).__name__} while reading the body") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise Unreachable(f"{self._what}: connection broke mid-body ({type(e).__name__}: {e})") from None
+
+    def close(self):
+        self._inner.close()
+
+
+class GuardedTransport(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, settings: HttpSettings, guard: WriteGuard, transcript: Transcript):
+        self._inner = inner
+        self._s = settings
+        self._guard = guard
+        self._transcript = transcript
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        method = request.method.upper()
+        what = f"{method} {redact(str(request.url))}"
+        self._guard.check(method, str(request.url))
+        attempts = 1 + (self._s.retries if method in ("GET", "HEAD") else 0)
+        deadline = time.monotonic() + self._s.total
+        delay = self._s.backoff
+        for attempt in range(1, attempts + 1):
+            start = time.monotonic()
+            try:
+                response = self._inner.handle_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+                self._record(request, None, start, f"{type(e).__name__}")
+                if attempt < attempts and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise Unreachable(f"{what}: cannot connect ({_reason(e)})") from None
+            except httpx.TimeoutException as e:
+                self._record(request, None, start, type(e).__name__)
+                raise TimedOut(f"{what}: no answer within the timeout ({type(e).__name__})") from None
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                self._record(request, None, start, type(e).__name__)
+                raise Unreachable(f"{what}: connection broke ({_reason(e)})") from None
+            self._record(request, response, start)
+            if response.status_code in RETRY_STATUSES and attempt < attempts and time.monotonic() + delay < deadline:
+                response.close()
+                time.sleep(delay)
+                delay *= 2
+                continue
+            response.stream = _DeadlineStream(response.stream, deadline, what)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record(self, request, response, start, error: str = ""):
+        self._transcript.add(
+            method=request.method,
+            url=redact(str(request.url)),
+            status=None if response is None else response.status_code,
+            request_headers=_headers(request.headers),
+            response_headers={} if response is None else _headers(response.headers),
+            elapsed_ms=(time.monotonic() - start) * 1000,
+            error=error,
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _reason(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    # ssl errors are long; the first clause says what matters (unknown CA, wrong name)
+    return redact(text.splitlines()[0][:300])
+
+
+def ssl_context(ca_bundle: str = "", verify: bool = True) -> ssl.SSLContext | bool:
+    if not verify:
+        return False
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def client(
+    settings: HttpSettings,
+    *,
+    base_url: str = "",
+    ca_bundle: str = "",
+    verify: bool = True,
+    headers: dict | None = None,
+    auth: httpx.Auth | None = None,
+    max_connections: int = 16,
+    guard: WriteGuard | None = None,
+    transcript: Transcript | None = None,
+) -> httpx.Client:
+    """An httpx.Client with every house rule applied (see the module doc)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    inner = httpx.HTTPTransport(verify=ssl_context(ca_bundle, verify), http2=True, limits=limits, retries=0)
+    transport = GuardedTransport(inner, settings, guard or GUARD, transcript or TRANSCRIPT)
+    timeout = httpx.Timeout(connect=settings.connect, read=settings.read, write=settings.read, pool=settings.total)
+    h = {"User-Agent": USER_AGENT}
+    h.update(headers or {})
+    return httpx.Client(
+        base_url=base_url,
+        transport=transport,
+        timeout=timeout,
+        headers=h,
+        auth=auth,
+        follow_redirects=False,
+        trust_env=False,  # proxies from the environment would bypass the loopback lab and the guard
+    )
+
+
+def status_error(response: httpx.Response, what: str) -> Broken:
+    """A Broken for an answer the gate cannot judge (5xx after retries)."""
+    return ServerError(f"{what}: HTTP {response.status_code} from {redact(str(response.request.url))}")

@@ -1,0 +1,171 @@
+"""The lab: local servers on loopback that stand in for the homelab.
+
+A `Lab` starts its components in order (each may use the ones before it),
+then writes an inventory (`inventory.toml`) and an env file (`lab.env`) with
+generated secrets. The suite's gates run against that inventory exactly as
+they run against production: nothing in phasegate/ outside lab/ knows which.
+
+A component is any object with `name`, `start(lab)`, `stop()`,
+`inventory() -> dict` (a fragment deep-merged into the inventory) and
+`env() -> dict` (environment variables, i.e. secrets). Components are named
+in COMPONENTS below and imported lazily so a lab that needs only registries
+does not pay for Prometheus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import os
+import secrets as _secrets
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import tomli_w
+
+from phasegate import config
+from phasegate.lab.tls import LabCA
+from phasegate.secrets import register
+
+# name -> "module:Class"; order is start order.
+COMPONENTS: dict[str, str] = {
+    "registries": "phasegate.lab.registries:Registries",
+}
+
+# The main job (`phasegate lab run`): which gates run in which lab state.
+# Phases 0-3 are judged while registry-private still runs; 4-5 after decommission.
+MAIN_JOB: list[tuple[str, str | None]] = [
+    ("phase0 or phase1 or phase2 or phase3", None),
+]
+
+# Every generated secret starts with this, so the canary test can grep for leaks.
+CANARY = "pgcanary"
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self, lab: "Lab") -> None: ...
+    def stop(self) -> None: ...
+    def inventory(self) -> dict: ...
+    def env(self) -> dict: ...
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+class Lab:
+    def __init__(self, dir: Path | str, components: list[str] | None = None):
+        self.dir = Path(dir).resolve()
+        self.names = list(components) if components is not None else list(COMPONENTS)
+        unknown = [n for n in self.names if n not in COMPONENTS]
+        if unknown:
+            raise ValueError(f"unknown lab component(s): {', '.join(unknown)} (known: {', '.join(COMPONENTS)})")
+        self.components: dict[str, Component] = {}
+        self.ca: LabCA | None = None
+        self._secrets: dict[str, str] = {}
+        self.started = False
+
+    # -- secrets -----------------------------------------------------------
+    def secret(self, key: str) -> str:
+        """A generated secret value, stable for this lab's life, carrying the canary marker."""
+        if key not in self._secrets:
+            value = f"{CANARY}-{key.replace('_', '-')}-{_secrets.token_hex(12)}"
+            register(value)
+            self._secrets[key] = value
+        return self._secrets[key]
+
+    # -- life cycle --------------------------------------------------------
+    def up(self) -> "Lab":
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        self.ca = LabCA.create(self.dir / "tls")
+        try:
+            for name in self.names:
+                module, cls = COMPONENTS[name].split(":")
+                comp = getattr(importlib.import_module(module), cls)()
+                self.components[name] = comp
+                comp.start(self)
+            self.write()
+        except BaseException:
+            self.down()
+            raise
+        self.started = True
+        return self
+
+    def down(self) -> None:
+        for comp in reversed(list(self.components.values())):
+            with contextlib.suppress(Exception):
+                comp.stop()
+        self.started = False
+
+    def __enter__(self) -> "Lab":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    def __getitem__(self, name: str):
+        return self.components[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.components
+
+    # -- what the suite is given -------------------------------------------
+    @property
+    def inventory_path(self) -> Path:
+        return self.dir / "inventory.toml"
+
+    @property
+    def env_path(self) -> Path:
+        return self.dir / "lab.env"
+
+    def inventory_dict(self) -> dict:
+        base = tomllib.loads(config.DEFAULT_INVENTORY.read_text())
+        base["name"] = "phasegate-lab"
+        for comp in self.components.values():
+            base = deep_merge(base, comp.inventory())
+        return base
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for comp in self.components.values():
+            out.update(comp.env())
+        return out
+
+    def write(self) -> None:
+        inv = self.inventory_dict()
+        config.parse(inv, where="lab inventory")  # the lab must write a valid inventory
+        self.inventory_path.write_text(tomli_w.dumps(inv))
+        lines = [f"export {k}={v}" for k, v in sorted(self.env().items())]
+        lines.append(f"export PHASEGATE_INVENTORY={self.inventory_path}")
+        self.env_path.write_text("\n".join(lines) + "\n")
+        os.chmod(self.env_path, 0o600)
+
+    # -- faults and states -------------------------------------------------
+    @contextlib.contextmanager
+    def state(self, name: str) -> Iterator[None]:
+        """Put the lab in a named state (e.g. `decommissioned`) for the block; same registry as faults."""
+        from phasegate.lab import faults
+
+        with faults.apply(self, name):
+            yield
+
+    @contextlib.contextmanager
+    def fault(self, name: str) -> Iterator[None]:
+        """Apply a named fault (phasegate.lab.faults) for the duration of the block."""
+        from phasegate.lab import faults
+
+        with faults.apply(self, name):
+            yield

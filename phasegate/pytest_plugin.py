@@ -1,0 +1,90 @@
+"""The pytest side of phasegate: inventory option, guards, verdict rendering, core fixtures.
+
+Knowledge lives in phasegate/ modules that do not import pytest; this plugin
+only wires them into a pytest run. Area fixtures and steps live in steps/.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from phasegate import config as inventory_config
+from phasegate.http import GUARD, HttpSettings
+from phasegate.secrets import redact
+from phasegate.verdict import Broken, GateFailed
+
+PHASES = [f"phase{i}" for i in range(6)]
+_INVENTORY = pytest.StashKey[inventory_config.Inventory]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("phasegate")
+    g.addoption("--inventory", default=None, metavar="PATH",
+                help=f"inventory TOML (default: ${inventory_config.INVENTORY_ENV} or phasegate.toml)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[_INVENTORY] = inventory_config.load(config.getoption("--inventory"))
+    except inventory_config.InventoryError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def gate_markers(item: pytest.Item) -> set[str]:
+    return {m.name for m in item.iter_markers()}
+
+
+def is_gate(item: pytest.Item) -> bool:
+    return bool(gate_markers(item) & set(PHASES))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    inv = session.config.stash.get(_INVENTORY, None)
+    if inv is None:
+        return
+    markers: set[str] = set()
+    for item in session.items:
+        if is_gate(item):
+            markers |= gate_markers(item)
+    missing = inv.missing_secrets(markers)
+    if missing:
+        raise pytest.UsageError(
+            "missing secrets for the selected gates: " + "; ".join(missing)
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Read-only unless the scenario says @writes: enforced for every client.
+    GUARD.set("writes" in gate_markers(item), reason=item.nodeid)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem) -> None:
+    GUARD.set(False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken)):
+        # A verdict, not a traceback: the message says expected / seen / where.
+        kind = "FAILED" if isinstance(excinfo.value, GateFailed) else f"BROKEN ({type(excinfo.value).__name__})"
+        report.longrepr = f"{kind}: {redact(str(excinfo.value))}"
+    elif report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = redact(str(report.longrepr))
+        report.longrepr = text
+    return report
+
+
+# -- core fixtures (the public API of the suite's steps) -----------------------
+
+
+@pytest.fixture(scope="session")
+def inventory(pytestconfig: pytest.Config) -> inventory_config.Inventory:
+    return pytestconfig.stash[_INVENTORY]
+
+
+@pytest.fixture(scope="session")
+def http_settings(inventory: inventory_config.Inventory) -> HttpSettings:
+    return HttpSettings.from_timeouts(inventory.timeouts)

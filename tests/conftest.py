@@ -1,0 +1,38 @@
+"""Fixtures for the suite's own tests. The network guard is installed first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests import netguard
+
+netguard.install()
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def lab_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("lab")
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """The whole lab, started once for the session (every component)."""
+    from phasegate.lab.core import Lab
+
+    lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
+    lab.up()
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="session")
+def gates(lab):
+    """Run gate scenarios against the session lab: gates(markexpr, fault=..., scenario=...)."""
+    from tests.harness import GateRunner
+
+    return GateRunner(lab)

@@ -1,0 +1,76 @@
+"""A pytest plugin loaded into gate runs by the harness: select scenarios by name,
+write one JSON line per scenario outcome."""
+
+from __future__ import annotations
+
+import json
+
+
+def pytest_addoption(parser):
+    parser.addoption("--gate-report", default=None)
+    parser.addoption("--scenario", action="append", default=[], help="exact scenario name (repeatable)")
+
+
+def scenario_name(item) -> str:
+    sc = getattr(getattr(item, "obj", None), "__scenario__", None)
+    if sc is None:
+        return item.name
+    name = sc.name
+    params = getattr(getattr(item, "callspec", None), "params", {}) or {}
+    ex = params.get("_pytest_bdd_example") or {}
+    for k, v in ex.items():
+        name = name.replace(f"<{k}>", str(v))
+    return name
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = config.getoption("--scenario")
+    if not wanted:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if scenario_name(item) in wanted or _template(item) in wanted else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+def _template(item) -> str:
+    sc = getattr(getattr(item, "obj", None), "__scenario__", None)
+    return sc.name if sc else item.name
+
+
+_results: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    entry = _results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "message": ""})
+    if report.failed:
+        entry["outcome"] = "failed" if report.when == "call" else "error"
+        entry["message"] += str(report.longrepr)
+    elif report.skipped and entry["outcome"] == "passed":
+        entry["outcome"] = "skipped"
+        entry["message"] += str(report.longrepr)
+
+
+def pytest_collection_finish(session):
+    for item in session.items:
+        _results[item.nodeid] = {
+            "nodeid": item.nodeid,
+            "scenario": scenario_name(item),
+            "template": _template(item),
+            "markers": sorted({m.name for m in item.iter_markers()}),
+            "outcome": "not-run",
+            "message": "",
+        }
+
+
+def pytest_runtest_setup(item):
+    _results[item.nodeid]["outcome"] = "passed"
+
+
+def pytest_sessionfinish(session):
+    path = session.config.getoption("--gate-report")
+    if path:
+        with open(path, "w") as fh:
+            for entry in _results.values():
+                fh.write(json.dumps(entry) + "\n")

@@ -1,0 +1,83 @@
+"""Every gate can fail: each scenario has at least one lab fault that turns it red."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from gherkin.parser import Parser
+
+REPO = Path(__file__).resolve().parent.parent
+MATRIX = tomllib.loads((REPO / "tests" / "fault_matrix.toml").read_text()).get("case", [])
+
+
+def feature_scenarios() -> dict[str, set[str]]:
+    """scenario template name -> names it may appear under in the matrix (outline rows expanded)."""
+    out: dict[str, set[str]] = {}
+    for path in sorted((REPO / "features").glob("*.feature")):
+        doc = Parser().parse(path.read_text())
+        children = doc["feature"]["children"]
+        for child in children:
+            for sc in [child.get("scenario")] + [c.get("scenario") for c in child.get("rule", {}).get("children", [])]:
+                if not sc:
+                    continue
+                names = {sc["name"]}
+                for ex in sc.get("examples", []):
+                    header = [c["value"] for c in ex["tableHeader"]["cells"]] if ex.get("tableHeader") else []
+                    for row in ex.get("tableBody", []):
+                        values = dict(zip(header, [c["value"] for c in row["cells"]]))
+                        name = sc["name"]
+                        for k, v in values.items():
+                            name = name.replace(f"<{k}>", v)
+                        names.add(name)
+                out[sc["name"]] = names
+    return out
+
+
+def test_every_scenario_has_a_red_case():
+    covered = {c["scenario"] for c in MATRIX}
+    missing = [t for t, names in feature_scenarios().items() if not names & covered]
+    assert not missing, f"scenarios without a fault in tests/fault_matrix.toml: {missing}"
+
+
+def test_every_case_names_a_real_scenario_and_fault():
+    from phasegate.lab.faults import known
+
+    names = set().union(*feature_scenarios().values()) if feature_scenarios() else set()
+    faults = known()
+    bad = [c for c in MATRIX if c["scenario"] not in names or c["fault"] not in faults or not c.get("expect")]
+    assert not bad, f"matrix rows naming unknown scenarios/faults, or without expected words: {bad}"
+
+
+@pytest.mark.lab
+def test_green_lab_passes_every_gate(lab, gates):
+    from phasegate.lab.core import MAIN_JOB
+
+    for markexpr, state in MAIN_JOB:
+        if state:
+            with lab.state(state):
+                run = gates(markexpr)
+        else:
+            run = gates(markexpr)
+        assert run.returncode in (0, 5), run.summary()
+        assert not run.failed(), run.summary()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("case", MATRIX, ids=[f"{c['fault']}->{c['scenario']}" for c in MATRIX])
+def test_fault_turns_its_gate_red(lab, gates, case):
+    def run():
+        return gates(scenario=case["scenario"], fault=case["fault"])
+
+    if case.get("state"):
+        with lab.state(case["state"]):
+            result = run()
+    else:
+        result = run()
+    assert result.results, f"scenario {case['scenario']!r} was not collected\n{result.summary()}"
+    outcomes = {r["scenario"]: r for r in result.results}
+    row = outcomes.get(case["scenario"]) or next(iter(outcomes.values()))
+    assert row["outcome"] in ("failed", "error"), f"{case['fault']} did not turn the gate red\n{result.summary()}"
+    for word in case["expect"]:
+        assert word in row["message"], f"failure message lacks {word!r}:\n{row['message']}"
