@@ -94,12 +94,95 @@ class Forgejo:
 
 
 @dataclass(frozen=True)
+class MetricQueries:
+    """PromQL templates of the bake gates; `$instance`, `$namespace`, `$container`,
+    `$cronjob`, `$alert` are filled in from the inventory (string.Template)."""
+
+    failures: str = 'registry_manifest_integrity_failures{instance="$instance"}'
+    catalog_accessible: str = 'registry_manifest_integrity_catalog_accessible{instance="$instance"}'
+    last_run: str = 'registry_manifest_integrity_last_run_timestamp{instance="$instance"}'
+    alert: str = 'ALERTS{alertname="$alert", alertstate="firing", instance="$instance"}'
+    container_alert: str = 'ALERTS{alertname="$alert", alertstate="firing", namespace="$namespace"}'
+    working_set: str = 'container_memory_working_set_bytes{namespace="$namespace", container="$container"}'
+    memory_limit: str = (
+        'kube_pod_container_resource_limits{namespace="$namespace", container="$container", resource="memory"}'
+    )
+    oom_killed: str = (
+        'kube_pod_container_status_last_terminated_reason{namespace="$namespace", container="$container",'
+        ' reason="OOMKilled"}'
+    )
+    restarts: str = 'kube_pod_container_status_restarts_total{namespace="$namespace", container="$container"}'
+    job_owner: str = 'kube_job_owner{namespace="$namespace", owner_kind="CronJob", owner_name="$cronjob"}'
+    job_succeeded: str = 'kube_job_status_succeeded{namespace="$namespace"}'
+    job_start: str = 'kube_job_status_start_time{namespace="$namespace"}'
+    job_completion: str = 'kube_job_status_completion_time{namespace="$namespace"}'
+    # The retention job pushes its summary line as metrics (see README, "DRY_RUN signal").
+    cleanup_dry_run: str = 'forgejo_cleanup_dry_run{job="$cronjob"}'
+    cleanup_to_delete: str = 'forgejo_cleanup_to_delete{job="$cronjob"}'
+    healthz: str = 'probe_success{instance="$instance"}'
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Prometheus, the Pushgateway and the names the probe and alerts use."""
+
+    prometheus_url: Url = Url("http://prometheus-server.monitoring.svc.cluster.local")
+    pushgateway_url: Url = Url("http://prometheus-prometheus-pushgateway.monitoring:9091")
+    ca_bundle: str = ""
+    forgejo_instance: str = "forgejo.viktorbarzin.me"  # `instance` label of the Forgejo probe
+    private_instance: str = "registry.viktorbarzin.me"
+    probe_namespace: str = "monitoring"
+    probe_cronjob: str = "forgejo-integrity-probe"
+    probe_push_job: str = "forgejo-integrity-probe"  # Pushgateway job label
+    probe_interval_minutes: int = 15
+    probe_max_age_minutes: int = 60  # older = stale (RegistryIntegrityProbeStale)
+    integrity_alerts: list[str] = field(default_factory=lambda: [
+        "RegistryManifestIntegrityFailure", "RegistryIntegrityProbeStale", "RegistryCatalogInaccessible"])
+    failure_alert: str = "RegistryManifestIntegrityFailure"
+    near_oom_alert: str = "ContainerNearOOM"
+    healthz_instance: str = "https://forgejo.viktorbarzin.me/api/healthz"  # external monitor's target
+    queries: MetricQueries = field(default_factory=MetricQueries)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The forgejo-cleanup CronJob and the keep-set rules of its script."""
+
+    namespace: str = "forgejo"
+    cronjob: str = "forgejo-cleanup"
+    container: str = "cleanup"
+    schedule: str = "0 4 * * *"
+    keep_last_n: int = 10
+    always_keep: list[str] = field(default_factory=lambda: ["latest"])
+    keep_substring: str = "cache"  # tags containing it are kept (buildkit caches)
+    dry_run_env: str = "DRY_RUN"
+    phase0_dry_run: str = "true"
+
+
+@dataclass(frozen=True)
+class Bake:
+    """Phase 2: the bake window and its exit thresholds."""
+
+    start: dt.date = dt.date(2026, 5, 18)  # bake clock start: the day the last project went dual-push
+    days: int = 14
+    last_dual_push: dt.date = dt.date(2026, 5, 18)  # newest project's first dual-push
+    near_oom_ratio: float = 0.9  # working set / memory limit at or above = near OOM
+    min_retention_runs: int = 14
+    dry_run_flip_day: int = 7  # runs from this day of the bake on must delete (DRY_RUN=false)
+    gc_weekday: str = "Sunday"
+    healthz_now_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Inventory:
     name: str
     forgejo: Forgejo
     private_registry: PrivateRegistry
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
+    metrics: Metrics = field(default_factory=Metrics)
+    retention: Retention = field(default_factory=Retention)
+    bake: Bake = field(default_factory=Bake)
     source: str = ""  # path the inventory was read from (not a TOML key)
 
     def secret(self, key: str) -> Secret:
@@ -252,3 +335,24 @@ def _url(value, key: str, where: str) -> Url:
     if u.scheme not in ("http", "https") or not u.host:
         raise InventoryError(f"{where}: {key} must be an absolute http(s) URL, got {value!r}")
     return Url(value.rstrip("/"))
+
+
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def weekday_number(name: str) -> int:
+    """Python's weekday() number of a day name (Monday = 0)."""
+    return _WEEKDAYS.index(name.strip().lower())
+
+
+def _check_bake(inv: Inventory, where: str) -> None:
+    b = inv.bake
+    if b.gc_weekday.strip().lower() not in _WEEKDAYS:
+        raise InventoryError(f"{where}: bake.gc_weekday = {b.gc_weekday!r} is not a day name")
+    if b.days < 1 or not 0 <= b.dry_run_flip_day < b.days:
+        raise InventoryError(f"{where}: bake.days must be >= 1 and 0 <= bake.dry_run_flip_day < bake.days")
+    if not 0 < b.near_oom_ratio <= 1:
+        raise InventoryError(f"{where}: bake.near_oom_ratio must be in (0, 1], got {b.near_oom_ratio}")
+
+
+_REFERENCE_CHECKS.append(_check_bake)

@@ -1,0 +1,34 @@
+@phase2 @bake @readonly @metrics
+Feature: Phase 2 bake exit criteria
+  The bake lasts at least 14 days after the last project went dual-push. Every
+  criterion is judged over the window computed from the inventory's bake start
+  date, with the history Prometheus holds; a metric Prometheus never had is a
+  red verdict ("no data"), never a green one.
+
+  Background:
+    Given the bake window from the inventory
+
+  Scenario: Zero integrity failures and zero RegistryManifestIntegrityFailure alerts for Forgejo
+    Then the bake criterion "zero integrity failures and alerts" holds
+
+  Scenario: The Forgejo integrity probe was never stale for more than an hour
+    Then the bake criterion "probe never stale" holds
+
+  Scenario: Forgejo was never near OOM
+    Then the bake criterion "forgejo never near OOM" holds
+
+  Scenario: The retention CronJob succeeded at least 14 times
+    Then the bake criterion "retention succeeded enough" holds
+
+  Scenario: At least one full Sunday GC cycle elapsed inside the window
+    Then the bake criterion "Sunday GC cycle" holds
+
+  Scenario: DRY_RUN flipped to false on day 7 and deleting runs were observed afterwards
+    Then the bake criterion "DRY_RUN flipped" holds
+
+  Scenario: The /api/healthz monitor was green across the window and healthz is green now
+    Then the bake criterion "healthz green over the window" holds
+    And Forgejo's /api/healthz answers green now
+
+  Scenario: Bake exit verdict: every criterion green and 14 days since the last dual-push
+    Then every bake exit criterion holds

@@ -1,0 +1,275 @@
+"""Lab component `metrics`: a real Prometheus and a real Pushgateway on loopback.
+
+Prometheus scrapes the Pushgateway (honor_labels, as the cluster's chart does),
+loads the registry alert rules from a rules file, and serves a bake history
+backfilled with `promtool tsdb create-blocks-from openmetrics`. A history is
+data (phasegate.lab.bake_history): the green bake, or the green bake with one
+fault's events. Switching history restarts Prometheus on the same port with a
+fresh data directory holding that history's blocks; blocks are rendered once
+per history and kept.
+
+The lab's bake starts on a Monday 15 to 21 days before today, so the whole
+window lies in the past and its Sundays are days 6 and 13.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import yaml
+
+from phasegate.lab import bake_history
+from phasegate.lab.faults import fault
+from phasegate.lab.procs import LabError, Proc, free_port, wait_until
+
+PROMETHEUS = "prometheus"
+PUSHGATEWAY = "prometheus-pushgateway"
+PROMTOOL = "promtool"
+
+
+def rules(forgejo_aware: bool = True, hard_coded_instance: str = "") -> dict:
+    """The registry integrity alerts (stacks/monitoring prometheus_chart_values.tpl, Phase 0 version).
+
+    `forgejo_aware=False` gives the pre-Phase-0 shape: one registry hard-coded.
+    """
+    sel = "" if forgejo_aware else f'{{instance="{hard_coded_instance}"}}'
+    where = "{{ $labels.instance }}" if forgejo_aware else hard_coded_instance
+    return {"groups": [{"name": "registry-integrity", "rules": [
+        {"alert": "RegistryManifestIntegrityFailure",
+         "expr": f"registry_manifest_integrity_failures{sel} > 0",
+         "for": "30m", "labels": {"severity": "critical"},
+         "annotations": {"summary": f"Registry {where} has broken manifest references",
+                         "description": f"The integrity probe found {{{{ $value }}}} broken references on {where}."}},
+        {"alert": "RegistryIntegrityProbeStale",
+         "expr": f"time() - registry_manifest_integrity_last_run_timestamp{sel} > 3600",
+         "for": "15m", "labels": {"severity": "warning"},
+         "annotations": {"summary": f"Integrity probe for {where} has not run for over an hour"}},
+        {"alert": "RegistryCatalogInaccessible",
+         "expr": f"registry_manifest_integrity_catalog_accessible{sel} == 0",
+         "for": "15m", "labels": {"severity": "warning"},
+         "annotations": {"summary": f"Integrity probe cannot read the catalog of {where}"}},
+    ]}]}
+
+
+def lab_bake_start(today: dt.date | None = None) -> dt.date:
+    """A Monday at least 15 days before today: the 14-day window is over and has two Sundays."""
+    d = (today or dt.datetime.now(dt.timezone.utc).date()) - dt.timedelta(days=15)
+    return d - dt.timedelta(days=d.weekday())
+
+
+class MetricsLab:
+    name = "metrics"
+
+    def __init__(self):
+        self.dir: Path | None = None
+        self.prom_port = 0
+        self.push_port = 0
+        self.prometheus: Proc | None = None
+        self.pushgateway: Proc | None = None
+        self.history = "green"
+        self.start_date = lab_bake_start()
+        self.days = 14
+        self.names: bake_history.Names | None = None
+        self.inventory_override: dict = {}
+        self._generation = 0
+        self._lab = None
+
+    # -- component protocol ------------------------------------------------
+    def start(self, lab) -> None:
+        for b in (PROMETHEUS, PUSHGATEWAY, PROMTOOL):
+            if shutil.which(b) is None:
+                raise LabError(f"{b} not found: run scripts/setup.sh (Debian packages prometheus, prometheus-pushgateway)")
+        self._lab = lab
+        self.dir = lab.dir / "metrics"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.names = self._names(lab)
+        self.push_port = free_port()
+        self.prom_port = free_port()
+        self.pushgateway = Proc("pushgateway", [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.push_port}"],
+                                self.dir / "pushgateway.log").start()
+        self.write_rules(rules())
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [str(self.dir / "rules.yml")],
+            "scrape_configs": [{"job_name": "pushgateway", "honor_labels": True,
+                                "static_configs": [{"targets": [f"127.0.0.1:{self.push_port}"]}]}],
+        }))
+        self._blocks("green")
+        wait_until(lambda: httpx.get(f"{self.pushgateway_url}/-/ready", timeout=1).status_code == 200,
+                   timeout=15, what="pushgateway", proc=self.pushgateway)
+        self._start_prometheus("green")
+
+    def stop(self) -> None:
+        for p in (self.prometheus, self.pushgateway):
+            if p:
+                p.stop()
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prom_port}"
+
+    @property
+    def pushgateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.push_port}"
+
+    def inventory(self) -> dict:
+        n = self.names
+        inv = {
+            "metrics": {
+                "prometheus_url": self.prometheus_url,
+                "pushgateway_url": self.pushgateway_url,
+                "forgejo_instance": n.forgejo_instance,
+                "private_instance": n.private_instance,
+                "healthz_instance": n.healthz_instance,
+            },
+            "bake": {"start": self.start_date, "days": self.days, "last_dual_push": self.start_date},
+        }
+        for section, values in self.inventory_override.items():
+            inv.setdefault(section, {}).update(values)
+        return inv
+
+    def env(self) -> dict:
+        return {}
+
+    # -- names the history uses ----------------------------------------------
+    @staticmethod
+    def _names(lab) -> bake_history.Names:
+        forgejo_host, forgejo_url = "forgejo.lab.test", "https://forgejo.lab.test"
+        if "forgejo" in lab:
+            inv = lab["forgejo"].inventory().get("forgejo", {})
+            forgejo_host = inv.get("host", forgejo_host)
+            forgejo_url = inv.get("url", forgejo_url)
+        private_host = "registry-private.lab.test"
+        if "registries" in lab:
+            private_host = lab["registries"].inventory()["private_registry"]["host"]
+        return bake_history.Names(forgejo_instance=forgejo_host, private_instance=private_host,
+                                  healthz_instance=f"{forgejo_url}/api/healthz")
+
+    # -- histories -------------------------------------------------------------
+    def _blocks(self, history: str) -> Path:
+        """The TSDB blocks of a history, rendered once."""
+        out = self.dir / "blocks" / history
+        if out.exists():
+            return out
+        events = [] if history == "green" else bake_history.FAULTS[history][1]
+        h = bake_history.render(self.start_date, self.days, self.names, events)
+        om = self.dir / f"{history}.om"
+        om.write_text(h.openmetrics())
+        tmp = out.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        proc = subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=1000h",
+                               str(om), str(tmp)], capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise LabError(f"promtool backfill of {history} failed: {proc.stderr[-2000:]}")
+        om.unlink()
+        tmp.rename(out)
+        return out
+
+    def _start_prometheus(self, history: str) -> None:
+        self._generation += 1
+        data = self.dir / f"tsdb-{self._generation}"
+        old = [p for p in self.dir.glob("tsdb-*") if p != data]
+        for p in old:
+            shutil.rmtree(p, ignore_errors=True)
+        data.mkdir(parents=True)
+        for block in self._blocks(history).iterdir():
+            shutil.copytree(block, data / block.name)
+        self.prometheus = Proc("prometheus", [
+            PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=90d", f"--web.listen-address=127.0.0.1:{self.prom_port}",
+            "--web.console.templates=/dev/null", "--web.console.libraries=/dev/null",
+        ], self.dir / "prometheus.log").start()
+        wait_until(lambda: httpx.get(f"{self.prometheus_url}/-/ready", timeout=1).status_code == 200,
+                   timeout=30, what="prometheus", proc=self.prometheus)
+        self.history = history
+
+    def use_history(self, history: str) -> None:
+        if history == self.history and self.prometheus and self.prometheus.alive():
+            return
+        self._blocks(history)
+        if self.prometheus:
+            self.prometheus.stop()
+        self._start_prometheus(history)
+
+    @contextlib.contextmanager
+    def with_history(self, history: str):
+        self.use_history(history)
+        try:
+            yield
+        finally:
+            self.use_history("green")
+
+    # -- rules -----------------------------------------------------------------
+    def write_rules(self, doc: dict) -> None:
+        (self.dir / "rules.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def reload_rules(self, doc: dict) -> None:
+        """Swap the rules file and make Prometheus re-read it (SIGHUP), waiting until it shows."""
+        self.write_rules(doc)
+        self.prometheus.signal(signal.SIGHUP)
+        want = {r["alert"]: r["expr"] for g in doc["groups"] for r in g["rules"]}
+
+        def loaded() -> bool:
+            data = httpx.get(f"{self.prometheus_url}/api/v1/rules", timeout=2).json()["data"]
+            seen = {r["name"]: r["query"] for g in data["groups"] for r in g["rules"]}
+            return all(name in seen for name in want) and all(
+                _norm(seen[name]) == _norm(expr) for name, expr in want.items())
+
+        wait_until(loaded, timeout=15, what="prometheus rule reload", proc=self.prometheus)
+
+    def set_inventory(self, section: str, **values) -> None:
+        self.inventory_override.setdefault(section, {}).update(values)
+        self._lab.write()
+
+    def clear_inventory(self, section: str) -> None:
+        self.inventory_override.pop(section, None)
+        self._lab.write()
+
+
+def _norm(expr: str) -> str:
+    return "".join(expr.split())
+
+
+# -- faults: one per bake history, plus the alert rules and the exit date ----------
+
+
+def _history_fault(name: str, description: str):
+    def make(lab):
+        with lab["metrics"].with_history(name):
+            yield
+
+    make.__name__ = name.replace("-", "_")
+    fault(name, component="metrics", description=description)(make)
+
+
+for _name, (_description, _events) in bake_history.FAULTS.items():
+    _history_fault(_name, _description)
+
+
+@fault("alerts-not-instance-aware", component="metrics",
+       description="the registry alert rules still hard-code registry-private's instance (pre-Phase 0 rules)")
+def alerts_not_instance_aware(lab):
+    m = lab["metrics"]
+    m.reload_rules(rules(forgejo_aware=False, hard_coded_instance=m.names.private_instance))
+    try:
+        yield
+    finally:
+        m.reload_rules(rules())
+
+
+@fault("bake-dual-push-too-recent", component="metrics",
+       description="a project started dual-pushing 10 days before the end of the bake window")
+def dual_push_too_recent(lab):
+    m = lab["metrics"]
+    m.set_inventory("bake", last_dual_push=m.start_date + dt.timedelta(days=m.days - 10))
+    try:
+        yield
+    finally:
+        m.clear_inventory("bake")

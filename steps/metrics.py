@@ -1,0 +1,48 @@
+"""Steps about Prometheus, the Pushgateway and the Phase 2 bake (thin: phasegate.bake does the judging)."""
+
+from __future__ import annotations
+
+import pytest
+from pytest_bdd import given, parsers, then
+
+from phasegate import bake
+from phasegate.http import HttpSettings
+from phasegate.prometheus import Prometheus, Pushgateway
+
+
+@pytest.fixture(scope="session")
+def prometheus(inventory, http_settings: HttpSettings):
+    with Prometheus(inventory.metrics.prometheus_url, http_settings, ca_bundle=inventory.metrics.ca_bundle) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def pushgateway(inventory, http_settings: HttpSettings):
+    p = Pushgateway(inventory.metrics.pushgateway_url, http_settings, ca_bundle=inventory.metrics.ca_bundle)
+    yield p
+    p.close()
+
+
+@given("the bake window from the inventory", target_fixture="bake_judge")
+def bake_window(prometheus, inventory):
+    return bake.BakeJudge.connect(prometheus, inventory)
+
+
+@then(parsers.parse('the bake criterion "{criterion}" holds'))
+def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
+    checks = bake_judge.criteria()
+    if criterion not in checks:
+        raise KeyError(f"unknown bake criterion {criterion!r}; known: {', '.join(checks)}")
+    checks[criterion]()
+
+
+@then("every bake exit criterion holds")
+def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, http_settings):
+    checks = dict(bake_judge.criteria())
+    checks["healthz green now"] = lambda: bake.healthz_now(inventory, http_settings)
+    bake.exit_verdict(checks)
+
+
+@then("Forgejo's /api/healthz answers green now")
+def healthz_green_now(inventory, http_settings):
+    bake.healthz_now(inventory, http_settings)
