@@ -140,14 +140,15 @@ class MetricsLab:
     # -- names the history uses ----------------------------------------------
     @staticmethod
     def _names(lab) -> bake_history.Names:
-        forgejo_host, forgejo_url = "forgejo.lab.test", "https://forgejo.lab.test"
-        if "forgejo" in lab:
-            inv = lab["forgejo"].inventory().get("forgejo", {})
-            forgejo_host = inv.get("host", forgejo_host)
-            forgejo_url = inv.get("url", forgejo_url)
-        private_host = "registry-private.lab.test"
-        if "registries" in lab:
-            private_host = lab["registries"].inventory()["private_registry"]["host"]
+        """Instance labels from the registries the lab started before this component."""
+        merged: dict = {}
+        for name in lab.names:
+            if name in lab and name != "metrics":
+                merged.update({k: v for k, v in lab[name].inventory().items() if isinstance(v, dict)})
+        forgejo = merged.get("forgejo", {})
+        forgejo_host = forgejo.get("host", "forgejo.lab.test")
+        forgejo_url = forgejo.get("url", f"https://{forgejo_host}")
+        private_host = merged.get("private_registry", {}).get("host", "registry-private.lab.test")
         return bake_history.Names(forgejo_instance=forgejo_host, private_instance=private_host,
                                   healthz_instance=f"{forgejo_url}/api/healthz")
 

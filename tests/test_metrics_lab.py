@@ -1,0 +1,110 @@
+"""The metrics lab and the bake gates: real Prometheus, backfilled histories, one red gate per fault."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from phasegate import bake, config
+from phasegate.http import HttpSettings
+from phasegate.lab import bake_history
+from phasegate.prometheus import Prometheus, PromQLError, iso
+from phasegate.verdict import GateFailed
+
+REPO = Path(__file__).resolve().parent.parent
+EXIT = "Bake exit verdict: every criterion green and 14 days since the last dual-push"
+CASES = tomllib.loads((REPO / "tests" / "faults" / "metrics.toml").read_text())["case"]
+OWN = {c["fault"]: c["scenario"] for c in CASES}
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def inv(lab):
+    return config.load(lab.inventory_path)
+
+
+@pytest.fixture(scope="module")
+def prom(inv):
+    with Prometheus(inv.metrics.prometheus_url, HttpSettings()) as p:
+        yield p
+
+
+def test_raw_samples_carry_timestamps_over_the_whole_window(inv, prom):
+    judge = bake.BakeJudge.connect(prom, inv)
+    res = judge.samples(judge.promql("failures"))
+    assert res.result_type == "matrix" and len(res.series) == 1
+    times = [s.t for s in res.series[0].samples]
+    assert min(times) <= judge.window.start + 900 and max(times) == judge.window.end
+    assert judge.window.complete and judge.window.days == inv.bake.days
+
+
+def test_a_metric_prometheus_never_had_fails_with_no_data(inv, prom):
+    queries = dataclasses.replace(inv.metrics.queries,
+                                  failures='registry_manifest_integrity_failures_typo{instance="$instance"}')
+    wrong = dataclasses.replace(inv, metrics=dataclasses.replace(inv.metrics, queries=queries))
+    judge = bake.BakeJudge.connect(prom, wrong)
+    with pytest.raises(GateFailed) as e:
+        judge.zero_integrity_failures()
+    assert "no data" in str(e.value) and "registry_manifest_integrity_failures_typo" in str(e.value)
+
+
+def test_an_instance_prometheus_never_saw_fails_with_no_data(inv, prom):
+    wrong = dataclasses.replace(inv, metrics=dataclasses.replace(inv.metrics, forgejo_instance="nowhere.test"))
+    judge = bake.BakeJudge.connect(prom, wrong)
+    for check in (judge.zero_integrity_failures, judge.probe_never_stale):
+        with pytest.raises(GateFailed, match="no data"):
+            check()
+
+
+def test_a_window_only_partly_covered_is_no_data(inv, prom):
+    early = dataclasses.replace(inv.bake, start=inv.bake.start - dt.timedelta(days=3))
+    judge = bake.BakeJudge.connect(prom, dataclasses.replace(inv, bake=early))
+    with pytest.raises(GateFailed, match="no data for part of the window"):
+        judge.zero_integrity_failures()
+
+
+def test_bad_promql_is_broken_not_empty(prom):
+    with pytest.raises(PromQLError):
+        prom.query("registry_manifest_integrity_failures{")
+    assert prom.query("registry_manifest_integrity_failures_typo").empty
+
+
+def test_alert_rules_are_the_real_ones(prom, inv):
+    rules = {r.name: r for r in prom.alert_rules()}
+    assert set(inv.metrics.integrity_alerts) <= set(rules)
+    assert rules["RegistryManifestIntegrityFailure"].duration == 1800
+    assert rules["RegistryManifestIntegrityFailure"].labels["severity"] == "critical"
+
+
+def _event_dates(lab, fault: str) -> list[str]:
+    start = lab["metrics"].start_date
+    events = bake_history.FAULTS.get(fault, ("", []))[1]
+    return [(start + dt.timedelta(days=e["day"])).isoformat() for e in events if "at" in e]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", sorted(OWN))
+def test_each_bake_fault_turns_exactly_its_own_gate_red(lab, gates, fault):
+    run = gates("phase2 and bake", fault=fault)
+    assert run.results, run.summary()
+    red = set(run.failed())
+    assert OWN[fault] in red, run.summary()
+    assert red <= {OWN[fault], EXIT}, f"{fault} turned other gates red:\n{run.summary()}"
+    message = run.message(OWN[fault])
+    for day in _event_dates(lab, fault):
+        assert day in message, f"the offending day {day} is not in the verdict:\n{message}"
+    assert "PromQL" in message or "inventory [bake]" in message
+
+
+def test_bake_window_from_inventory():
+    b = config.Bake(start=dt.date(2026, 6, 1), days=14)
+    w = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 20, tzinfo=dt.timezone.utc).timestamp())
+    assert iso(w.start) == "2026-06-01T00:00:00Z" and iso(w.end) == "2026-06-15T00:00:00Z"
+    assert w.complete and w.day_of(w.day_start(9) + 3600) == 9
+    early = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 10, tzinfo=dt.timezone.utc).timestamp())
+    assert not early.complete
