@@ -46,3 +46,23 @@ def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, http_setti
 @then("Forgejo's /api/healthz answers green now")
 def healthz_green_now(inventory, http_settings):
     bake.healthz_now(inventory, http_settings)
+
+
+@then("Prometheus' rules API lists every registry integrity alert, instance-aware")
+def alerts_instance_aware(prometheus: Prometheus, inventory):
+    from phasegate.prometheus import instance_awareness_problems
+    from phasegate.verdict import GateFailed
+
+    m = inventory.metrics
+    rules = {r.name: r for r in prometheus.alert_rules()}
+    problems = []
+    for name in m.integrity_alerts:
+        problems += instance_awareness_problems(rules.get(name), name, [m.forgejo_instance, m.private_instance])
+    if problems:
+        raise GateFailed(
+            expected=f"alerting rules {', '.join(m.integrity_alerts)} with no instance in their expression "
+                     "and annotations naming $labels.instance",
+            seen=f"{len(problems)} problem(s): {problems[0]}",
+            where=f"GET {m.prometheus_url}/api/v1/rules?type=alert",
+            evidence="\n".join(f"  {p}" for p in problems),
+        )
