@@ -472,10 +472,10 @@ class RegistryClient:
             raise DigestMismatch(what, digest, actual)
         return r.content
 
-    def push_blob(self, repository: str, data: bytes, digest: str | None = None) -> str:
+    def push_blob(self, repository: str, data: bytes, digest: str | None = None, skip_existing: bool = True) -> str:
         """Upload a blob (POST, then PUT to the Location with the digest); skipped if present."""
         digest = digest or _digest("sha256", data)
-        if self.head_blob(repository, digest, len(data)).ok:
+        if skip_existing and self.head_blob(repository, digest, len(data)).ok:
             return digest
         what = f"push blob {repository}@{digest}"
         r = self._request("POST", f"/v2/{repository}/blobs/uploads/", what, ok=(202,))
@@ -489,11 +489,11 @@ class RegistryClient:
                       headers={"Content-Type": "application/octet-stream"})
         return digest
 
-    def push(self, repository: str, item: Image | Index, tag: str | None = None) -> str:
+    def push(self, repository: str, item: Image | Index, tag: str | None = None, skip_existing: bool = True) -> str:
         """Push an images.py tree: blobs, then children by digest, then the top by tag (or digest)."""
         for m in item.walk():
             for blob in m.blobs():
-                self.push_blob(repository, blob.data, blob.digest)
+                self.push_blob(repository, blob.data, blob.digest, skip_existing)
             if m is not item or tag is None:
                 self.put_manifest(repository, m.digest, m.manifest, m.media_type)
         if tag is not None:
