@@ -32,3 +32,9 @@ Feature: Phase 2 bake exit criteria
 
   Scenario: Bake exit verdict: every criterion green and 14 days since the last dual-push
     Then every bake exit criterion holds
+
+  Scenario: The retention keep-set never deletes a manifest that a kept image needs
+    Then the retention job's keep-set deletes no manifest that a kept version needs
+
+  Scenario: Daily smoke check: a recent image pulls from Forgejo as cluster-puller and passes the integrity check
+    Then the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact

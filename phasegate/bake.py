@@ -384,17 +384,63 @@ def exit_verdict(checks: dict[str, callable]) -> None:
 
 def healthz_now(inv: config.Inventory, settings) -> None:
     """Forgejo's own `/api/healthz` right now: 200 and status `pass`."""
-    from phasegate import http
+    from phasegate.forgejo import Forgejo
 
-    url = f"{inv.forgejo.url}/api/healthz"
-    with http.client(settings, ca_bundle=inv.forgejo.ca_bundle) as c:
-        r = c.get(url)
-    try:
-        status = r.json().get("status")
-    except ValueError:
-        status = None
-    if r.status_code >= 500 and status is None:
-        raise http.status_error(r, "Forgejo healthz")
-    if r.status_code != 200 or status != "pass":
-        raise GateFailed(expected="HTTP 200 with status \"pass\"",
-                         seen=f"HTTP {r.status_code}, status {status!r}", where=f"GET {url}")
+    with Forgejo.connect(inv.forgejo.url, None, settings, owner=inv.forgejo.owner,
+                         ca_bundle=inv.forgejo.ca_bundle) as api:
+        h = api.health()
+    if not h.ok:
+        raise GateFailed(expected='HTTP 200 with status "pass"',
+                         seen=f"HTTP {h.http_status}, status {h.status!r}, failing checks: {', '.join(h.failing()) or 'none'}",
+                         where=f"GET {inv.forgejo.url}/api/healthz")
+
+
+def retention_safe(inv: config.Inventory, settings) -> None:
+    """The forgejo-cleanup keep-set, computed from the live package list, orphans nothing a kept version needs."""
+    from phasegate import retention
+    from phasegate.forgejo import Forgejo
+    from phasegate.oci import RegistryClient
+
+    r, f = inv.retention, inv.forgejo
+    with Forgejo.from_inventory(inv, settings, user="puller") as api:
+        versions = list(api.versions())
+    sets = retention.keep_sets(versions, keep_last_n=r.keep_last_n, always_keep=r.always_keep,
+                               keep_substring=r.keep_substring)
+    with RegistryClient.from_inventory(inv, registry="forgejo", user="puller") as client:
+        found = retention.orphans(client, f.owner, sets)
+    if found:
+        deleted = sum(len(k.delete) for k in sets.values())
+        raise GateFailed(
+            expected=f"the {r.cronjob} keep-set (newest {r.keep_last_n} per package + {', '.join(r.always_keep)}"
+                     f" + tags containing {r.keep_substring!r}) deletes no manifest a kept version needs",
+            seen=f"{len(found)} needed manifest(s) in the delete set ({deleted} version(s) would be deleted); "
+                 f"first: {found[0].line(f.owner)}",
+            where=f"{f.host}/{f.owner}/{found[0].package}:{found[0].kept}@{found[0].needed}",
+            evidence="orphaned by the retention job:\n" + _listing([o.line(f.owner) for o in found]),
+        )
+
+
+def smoke_check(inv: config.Inventory, settings) -> None:
+    """The plan's daily smoke check: pull a recent image from Forgejo as the puller and verify every byte."""
+    from phasegate import integrity
+    from phasegate.forgejo import Forgejo
+    from phasegate.oci import RegistryClient
+
+    f = inv.forgejo
+    with Forgejo.from_inventory(inv, settings, user="puller") as api:
+        tagged = [v for v in api.versions() if not v.untagged]
+    if not tagged:
+        raise GateFailed(expected=f"at least one tagged image under {f.host}/{f.owner}",
+                         seen="no data: the package API lists no tagged container version",
+                         where=f"GET {f.url}/api/v1/packages/{f.owner}?type=container")
+    newest = max(tagged, key=lambda v: (v.created_at, v.id))
+    repo = f"{f.owner}/{newest.name}"
+    with RegistryClient.from_inventory(inv, registry="forgejo", user="puller") as client:
+        result = integrity.check_image(client, repo, newest.version, mode="verify")
+    if not result.ok:
+        raise GateFailed(
+            expected=f"{f.host}/{repo}:{newest.version} pulls with every manifest and blob intact",
+            seen=f"{len(result.broken)} broken reference(s): {result.broken[0].line()}",
+            where=f"{f.host}/{result.broken[0].where}",
+            evidence=f"{result.summary()}\n" + _listing([b.line() for b in result.broken]),
+        )

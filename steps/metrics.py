@@ -40,6 +40,8 @@ def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
 def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, http_settings):
     checks = dict(bake_judge.criteria())
     checks["healthz green now"] = lambda: bake.healthz_now(inventory, http_settings)
+    checks["retention keep-set safe"] = lambda: bake.retention_safe(inventory, http_settings)
+    checks["daily smoke check"] = lambda: bake.smoke_check(inventory, http_settings)
     bake.exit_verdict(checks)
 
 
@@ -66,3 +68,13 @@ def alerts_instance_aware(prometheus: Prometheus, inventory):
             where=f"GET {m.prometheus_url}/api/v1/rules?type=alert",
             evidence="\n".join(f"  {p}" for p in problems),
         )
+
+
+@then("the retention job's keep-set deletes no manifest that a kept version needs")
+def retention_keeps_children(inventory, http_settings):
+    bake.retention_safe(inventory, http_settings)
+
+
+@then("the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact")
+def smoke_pull(inventory, http_settings):
+    bake.smoke_check(inventory, http_settings)
