@@ -79,6 +79,7 @@ class MetricsLab:
         self.inventory_override: dict = {}
         self._generation = 0
         self._lab = None
+        self.probe_dies = False  # fault: the probe pod exits before pushing
 
     # -- component protocol ------------------------------------------------
     def start(self, lab) -> None:
@@ -104,6 +105,11 @@ class MetricsLab:
         wait_until(lambda: httpx.get(f"{self.pushgateway_url}/-/ready", timeout=1).status_code == 200,
                    timeout=15, what="pushgateway", proc=self.pushgateway)
         self._start_prometheus("green")
+        if "cluster" in lab:  # the probe CronJob's pods run phasegate.integrity and push here
+            from phasegate import config as _config
+
+            m = _config.Metrics()
+            lab["cluster"].api.register_runner(m.probe_namespace, m.probe_cronjob, make_probe_runner(self))
 
     def stop(self) -> None:
         for p in (self.prometheus, self.pushgateway):
@@ -274,3 +280,71 @@ def dual_push_too_recent(lab):
         yield
     finally:
         m.clear_inventory("bake")
+
+
+# -- the integrity probe's container, as a job runner of the cluster stand-in ----------
+
+
+def probe_exposition(result, instance: str, catalog_accessible: bool, now: float) -> str:
+    """The text the probe pushes (Prometheus exposition format), one gauge per line."""
+    values = {
+        "registry_manifest_integrity_failures": len(result.broken) if result else 0,
+        "registry_manifest_integrity_catalog_accessible": 1 if catalog_accessible else 0,
+        "registry_manifest_integrity_repos_checked": result.repositories if result else 0,
+        "registry_manifest_integrity_tags_checked": result.tags if result else 0,
+        "registry_manifest_integrity_indexes_checked": result.indexes if result else 0,
+        "registry_manifest_integrity_last_run_timestamp": int(now),
+    }
+    lines = []
+    for name, v in values.items():
+        lines += [f"# TYPE {name} gauge", f"{name} {v}"]
+    return "\n".join(lines) + "\n"
+
+
+def make_probe_runner(metrics: "MetricsLab"):
+    """What the probe's pod does in the lab: walk the registry it is given (REGISTRY_URL,
+    REG_USER/REG_PASS from its Secret) with phasegate.integrity, then push to the Pushgateway
+    (the lab's, which is what the in-cluster service name resolves to here)."""
+    import time
+
+    from phasegate import integrity
+    from phasegate.oci import RegistryClient
+    from phasegate.secrets import Secret
+    from phasegate.verdict import Broken
+
+    def run(ctx) -> tuple[int, str]:
+        if metrics.probe_dies:
+            return 1, "ERROR: unable to select packages: curl (no such package)\n"  # the network install failing
+        env = ctx.env
+        url = env.get("REGISTRY_URL", "")
+        instance = httpx.URL(url).netloc.decode()
+        client = RegistryClient(url, username=env.get("REG_USER", ""), password=Secret(env.get("REG_PASS", "")),
+                                ca_bundle=str(ctx.lab.ca.bundle))
+        result, catalog = None, True
+        try:
+            with client:
+                result = integrity.check_registry(client, mode="head")
+        except Broken as e:
+            catalog = False
+            log = f"catalog not accessible: {e}\n"
+        else:
+            log = f"{result.summary()}\n" + "".join(f"BROKEN {b.line()}\n" for b in result.broken)
+        body = probe_exposition(result, instance, catalog, time.time())
+        job = metrics.names.probe_push_job
+        r = httpx.put(f"{metrics.pushgateway_url}/metrics/job/{job}/instance/{instance}", content=body, timeout=10)
+        if r.status_code not in (200, 202):
+            return 1, log + f"push failed: HTTP {r.status_code}\n"
+        return 0, log + "pushed\n"
+
+    return run
+
+
+@fault("probe-dies-at-startup", component="metrics",
+       description="the integrity probe's pod exits at start (its network package install fails): nothing is pushed")
+def probe_dies_at_startup(lab):
+    m = lab["metrics"]
+    m.probe_dies = True
+    try:
+        yield
+    finally:
+        m.probe_dies = False
