@@ -141,6 +141,7 @@ class Metrics:
     failure_alert: str = "RegistryManifestIntegrityFailure"
     near_oom_alert: str = "ContainerNearOOM"
     healthz_instance: str = "https://forgejo.viktorbarzin.me/api/healthz"  # external monitor's target
+    probe_job_timeout: float = 600.0  # seconds a Job from the probe CronJob may take (Phase 0)
     queries: MetricQueries = field(default_factory=MetricQueries)
 
 

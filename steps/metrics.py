@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pytest_bdd import given, parsers, then
+from pytest_bdd import given, parsers, then, when
 
 from phasegate import bake
 from phasegate.http import HttpSettings
@@ -78,3 +78,38 @@ def retention_keeps_children(inventory, http_settings):
 @then("the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact")
 def smoke_pull(inventory, http_settings):
     bake.smoke_check(inventory, http_settings)
+
+
+# -- Phase 0: the probe runs once and pushes; the retention CronJob ---------------------
+
+
+@when("a Job created from the integrity probe CronJob runs to completion", target_fixture="probe_run")
+def probe_job_runs(kube, inventory, request):
+    from phasegate import probe
+
+    m = inventory.metrics
+    # cleanup registered before the Job exists: every Job of this CronJob carrying the suite's label
+    request.addfinalizer(lambda: _as_cleanup(request, lambda: probe.remove_suite_jobs(kube, m)))
+    probe.remove_suite_jobs(kube, m)  # a crashed earlier run's leftovers
+    return probe.run_once(kube, m, timeout=m.probe_job_timeout)
+
+
+def _as_cleanup(request, fn):
+    from phasegate.http import GUARD
+
+    with GUARD.writes_allowed(f"cleanup ({request.node.nodeid})"):
+        fn()
+
+
+@then("the Pushgateway holds a fresh probe run for the Forgejo instance with the catalog readable and zero failures")
+def pushgateway_fresh(pushgateway, inventory, probe_run):
+    from phasegate import probe
+
+    probe.check_pushed(pushgateway, inventory.metrics, probe_run)
+
+
+@then("the retention CronJob has the inventory's schedule and DRY_RUN for Phase 0")
+def retention_cronjob(kube, inventory):
+    from phasegate import probe
+
+    probe.check_retention_cronjob(kube, inventory.retention)

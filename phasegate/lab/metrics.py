@@ -348,3 +348,26 @@ def probe_dies_at_startup(lab):
         yield
     finally:
         m.probe_dies = False
+
+
+@fault("retention-cronjob-not-dry-run", component="cluster",
+       description="the forgejo-cleanup CronJob deletes from day one (DRY_RUN=false in Phase 0)")
+def retention_not_dry_run(lab):
+    from phasegate import config as _config
+
+    r = _config.Retention()
+    api = lab["cluster"].api
+
+    def set_dry_run(value: str):
+        def change(cj):
+            for c in cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]:
+                for e in c.get("env", []):
+                    if e["name"] == r.dry_run_env:
+                        e["value"] = value
+        api.mutate("CronJob", r.cronjob, r.namespace, change)
+
+    set_dry_run("false")
+    try:
+        yield
+    finally:
+        set_dry_run(r.phase0_dry_run)
