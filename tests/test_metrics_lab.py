@@ -108,3 +108,52 @@ def test_bake_window_from_inventory():
     assert w.complete and w.day_of(w.day_start(9) + 3600) == 9
     early = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 10, tzinfo=dt.timezone.utc).timestamp())
     assert not early.complete
+
+
+# -- the daily bake job writes nothing, anywhere -----------------------------------------
+
+PROMETHEUS_WRITE_HANDLERS = ("/api/v1/admin", "/-/reload", "/-/quit", "/api/v1/write", "/api/v1/otlp")
+
+
+def _pushgateway_writes(url: str) -> float:
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("pushgateway_http_requests_total{") and 'method="get"' not in line.lower():
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _prometheus_writes(url: str) -> float:
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("prometheus_http_requests_total{") and any(f'handler="{h}' in line for h in PROMETHEUS_WRITE_HANDLERS):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.slow
+def test_the_read_only_bake_sends_no_write_to_any_lab_server(lab, gates):
+    m = lab["metrics"]
+    forgejo = getattr(lab["registries"], "forgejo", None) if "registries" in lab else None
+    kube = lab["cluster"].api if "cluster" in lab else None
+    push0, prom0 = _pushgateway_writes(m.pushgateway_url), _prometheus_writes(m.prometheus_url)
+    forgejo0 = forgejo.mark() if forgejo else 0
+    kube0 = len(kube.requests) if kube else 0
+
+    run = gates("phase2 and readonly")
+    assert run.results and not run.failed(), run.summary()
+
+    assert _pushgateway_writes(m.pushgateway_url) == push0, "the bake pushed to the Pushgateway"
+    assert _prometheus_writes(m.prometheus_url) == prom0, "the bake used a Prometheus write/admin endpoint"
+    if forgejo:
+        assert forgejo.requests(forgejo0), "the bake never reached the Forgejo stand-in (nothing was judged there)"
+        assert not forgejo.writes(forgejo0), f"the bake wrote to Forgejo: {forgejo.writes(forgejo0)}"
+    if kube:
+        writes = [r for r in kube.requests[kube0:] if r[0].upper() not in ("GET", "HEAD", "OPTIONS")]
+        assert not writes, f"the bake wrote to the Kubernetes API: {writes}"
