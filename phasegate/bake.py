@@ -410,13 +410,14 @@ def retention_safe(inv: config.Inventory, settings) -> None:
         found = retention.orphans(client, f.owner, sets)
     if found:
         deleted = sum(len(k.delete) for k in sets.values())
+        lines = retention.grouped(found, f.owner)
         raise GateFailed(
             expected=f"the {r.cronjob} keep-set (newest {r.keep_last_n} per package + {', '.join(r.always_keep)}"
                      f" + tags containing {r.keep_substring!r}) deletes no manifest a kept version needs",
-            seen=f"{len(found)} needed manifest(s) in the delete set ({deleted} version(s) would be deleted); "
-                 f"first: {found[0].line(f.owner)}",
+            seen=f"{len(lines)} needed manifest(s) in the delete set ({deleted} version(s) would be deleted); "
+                 f"first: {lines[0]}",
             where=f"{f.host}/{f.owner}/{found[0].package}:{found[0].kept}@{found[0].needed}",
-            evidence="orphaned by the retention job:\n" + _listing([o.line(f.owner) for o in found]),
+            evidence="orphaned by the retention job:\n" + _listing(lines),
         )
 
 

@@ -82,6 +82,21 @@ class Orphan:
                 f"(version created {self.deleted_created_at.strftime('%Y-%m-%dT%H:%M:%SZ')})")
 
 
+def grouped(found: list[Orphan], owner: str) -> list[str]:
+    """One line per orphaned digest, naming every kept version that needs it."""
+    by: dict[tuple[str, str], list[Orphan]] = {}
+    for o in found:
+        by.setdefault((o.package, o.needed), []).append(o)
+    lines = []
+    for (package, needed), os_ in by.items():
+        first = os_[0]
+        kept = ", ".join(f"{o.kept} ({o.kept_why})" for o in os_[:5]) + (f" and {len(os_) - 5} more" if len(os_) > 5 else "")
+        lines.append(f"{owner}/{package}@{needed} (index child{', ' + first.platform if first.platform else ''}; "
+                     f"version created {first.deleted_created_at.strftime('%Y-%m-%dT%H:%M:%SZ')}): the job would "
+                     f"delete it, yet {len(os_)} kept version(s) need it: {kept}")
+    return lines
+
+
 def _platform(desc) -> str:
     p = desc.platform or {}
     s = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)

@@ -80,6 +80,7 @@ class MetricsLab:
         self._generation = 0
         self._lab = None
         self.probe_dies = False  # fault: the probe pod exits before pushing
+        self.retention_dates: dict = {}  # (repository, child digest) -> the date the seed gave it
 
     # -- component protocol ------------------------------------------------
     def start(self, lab) -> None:
@@ -105,6 +106,8 @@ class MetricsLab:
         wait_until(lambda: httpx.get(f"{self.pushgateway_url}/-/ready", timeout=1).status_code == 200,
                    timeout=15, what="pushgateway", proc=self.pushgateway)
         self._start_prometheus("green")
+        if self.forgejo() is not None:
+            self.retention_dates = make_retention_safe(self.forgejo(), _retention())
         if "cluster" in lab:  # the probe CronJob's pods run phasegate.integrity and push here
             from phasegate import config as _config
 
@@ -115,6 +118,11 @@ class MetricsLab:
         for p in (self.prometheus, self.pushgateway):
             if p:
                 p.stop()
+
+    def forgejo(self):
+        """The Forgejo stand-in, if the lab runs one."""
+        lab = self._lab
+        return getattr(lab["registries"], "forgejo", None) if lab is not None and "registries" in lab else None
 
     @property
     def prometheus_url(self) -> str:
@@ -371,3 +379,81 @@ def retention_not_dry_run(lab):
         yield
     finally:
         set_dry_run(r.phase0_dry_run)
+
+
+# -- the retention history of the Forgejo stand-in -----------------------------------------
+#
+# The seeded Forgejo holds every version with the same created_at (the seed's second), so
+# the keep-set "newest 10" would be decided by ties. The green lab gives the stand-in the
+# dates of a registry on which the retention job is safe: the untagged index children a
+# kept version needs are among the newest versions of their package. The fault
+# `retention-orphans-children` puts them back where the 2026-06-10 incident had them:
+# older than the newest ten, in the job's delete set.
+
+
+def _children_needed(store, repo: str, kept_digests: list[str]) -> set[str]:
+    out, stack = set(), list(kept_digests)
+    while stack:
+        m = store.manifest(stack.pop()) or {}
+        for c in m.get("manifests") or []:
+            d = c.get("digest") if isinstance(c, dict) else None
+            if d and d not in out:
+                out.add(d)
+                stack.append(d)
+    return out
+
+
+def retention_orphans(forgejo, retention) -> dict[tuple[str, str], dt.datetime]:
+    """{(repository, child digest): created_at} of every child the keep-set would delete."""
+    from phasegate.retention import keep_sets
+
+    found = {}
+    versions = forgejo.versions()
+    sets = keep_sets(versions, keep_last_n=retention.keep_last_n, always_keep=retention.always_keep,
+                     keep_substring=retention.keep_substring)
+    by_name = {}
+    for v in versions:
+        by_name.setdefault(v.name, {})[v.version] = v
+    for name, ks in sets.items():
+        deleted = {v.version for v in ks.delete}
+        owner = next(iter(by_name[name].values())).owner
+        repo = f"{owner}/{name}"
+        needed = _children_needed(forgejo.store, repo, [v.digest for v in ks.keep])
+        for d in needed & deleted:
+            found[(repo, d)] = by_name[name][d].created_at
+    return found
+
+
+def make_retention_safe(forgejo, retention, rounds: int = 5) -> dict[tuple[str, str], dt.datetime]:
+    """Give needed children fresh dates until the keep-set orphans nothing; returns the old dates."""
+    old: dict[tuple[str, str], dt.datetime] = {}
+    for _ in range(rounds):
+        orphans = retention_orphans(forgejo, retention)
+        if not orphans:
+            return old
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        for (repo, digest), created in orphans.items():
+            old.setdefault((repo, digest), created)
+            forgejo.set_created_at(repo, digest, now)
+    raise LabError(f"retention keep-set still orphans children after {rounds} rounds")
+
+
+@fault("retention-orphans-children", component="metrics",
+       description="the 2026-06-10 situation: index children stored as untagged versions older than the newest ten")
+def retention_orphans_children(lab):
+    m = lab["metrics"]
+    forgejo = m.forgejo()
+    if not m.retention_dates:
+        raise LabError("the Forgejo stand-in has no index children the keep-set could orphan")
+    for (repo, digest), created in m.retention_dates.items():
+        forgejo.set_created_at(repo, digest, created)
+    try:
+        yield
+    finally:
+        make_retention_safe(forgejo, _retention())
+
+
+def _retention():
+    from phasegate import config as _config
+
+    return _config.Retention()
