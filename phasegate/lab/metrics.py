@@ -280,10 +280,10 @@ def alerts_not_instance_aware(lab):
 
 
 @fault("bake-dual-push-too-recent", component="metrics",
-       description="a project started dual-pushing 10 days before the end of the bake window")
+       description="a project started dual-pushing only 10 days ago")
 def dual_push_too_recent(lab):
     m = lab["metrics"]
-    m.set_inventory("bake", last_dual_push=m.start_date + dt.timedelta(days=m.days - 10))
+    m.set_inventory("bake", last_dual_push=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=10))
     try:
         yield
     finally:
