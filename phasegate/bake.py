@@ -365,6 +365,15 @@ class BakeJudge:
         }
 
 
+def exit_checks(judge: BakeJudge, inv: config.Inventory, settings) -> dict[str, callable]:
+    """Every Phase 2 exit criterion: the Prometheus-judged ones and the live ones."""
+    checks = dict(judge.criteria())
+    checks["healthz green now"] = lambda: healthz_now(inv, settings)
+    checks["retention keep-set safe"] = lambda: retention_safe(inv, settings)
+    checks["daily smoke check"] = lambda: smoke_check(inv, settings)
+    return checks
+
+
 def exit_verdict(checks: dict[str, callable]) -> None:
     """Run every criterion; fail with all the red ones (each with its own verdict)."""
     red = []

@@ -38,11 +38,7 @@ def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
 
 @then("every bake exit criterion holds")
 def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, http_settings):
-    checks = dict(bake_judge.criteria())
-    checks["healthz green now"] = lambda: bake.healthz_now(inventory, http_settings)
-    checks["retention keep-set safe"] = lambda: bake.retention_safe(inventory, http_settings)
-    checks["daily smoke check"] = lambda: bake.smoke_check(inventory, http_settings)
-    bake.exit_verdict(checks)
+    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, http_settings))
 
 
 @then("Forgejo's /api/healthz answers green now")
