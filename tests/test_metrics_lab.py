@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from unittest import mock
 import datetime as dt
 import tomllib
 from pathlib import Path
@@ -105,7 +107,7 @@ OWN_CRITERION = {
 
 def _red_criteria(lab) -> dict[str, str]:
     inv = config.load(lab.inventory_path)  # faults may rewrite the lab inventory
-    with Prometheus(inv.metrics.prometheus_url, HttpSettings()) as p:
+    with mock.patch.dict(os.environ, lab.env()), Prometheus(inv.metrics.prometheus_url, HttpSettings()) as p:
         judge = bake.BakeJudge.connect(p, inv)
         red = {}
         for name, check in bake.exit_checks(judge, inv, HttpSettings()).items():
