@@ -45,7 +45,7 @@ class Registries:
         from phasegate.http import GUARD
 
         with self.private_client() as client, GUARD.writes_allowed("lab seed"):
-            self.private_seed = seed.seed(client, namespace="")
+            self.private_seed = seed.seed(client, namespace="", retag=seed.distribution_retag(self.private))
 
     def stop(self) -> None:
         if self.private:
