@@ -1,13 +1,26 @@
-"""Lab component `registries`: registry-private (real distribution, htpasswd, TLS).
-
-The Forgejo stand-in joins this component (it fronts its own distribution engine).
+"""Lab component `registries`: registry-private (real distribution, htpasswd, TLS)
+and Forgejo (phasegate.lab.forgejo: the v11 stand-in over its own distribution engine).
 """
 
 from __future__ import annotations
 
 from phasegate.lab.distribution import DistributionRegistry
+from phasegate.lab.forgejo import ForgejoStandin
 
 PRIVATE_USER = "viktor"
+
+# Forgejo accounts of the lab (names as in the default inventory). Both service
+# users may write viktor's packages (team "Packages: write"), so only the PAT
+# scope keeps cluster-puller from pushing -- as in production.
+FORGEJO_OWNER = "viktor"
+FORGEJO_PUSHER = "ci-pusher"
+FORGEJO_PULLER = "cluster-puller"
+FORGEJO_PATS = [
+    # (user, token name, lab secret key, scopes, environment variable)
+    (FORGEJO_PUSHER, "push", "forgejo_push_token", {"write:package"}, "PHASEGATE_FORGEJO_PUSH_TOKEN"),
+    (FORGEJO_PULLER, "pull", "forgejo_pull_token", {"read:package"}, "PHASEGATE_FORGEJO_PULL_TOKEN"),
+    (FORGEJO_PUSHER, "cleanup", "forgejo_cleanup_token", {"write:package"}, "PHASEGATE_FORGEJO_CLEANUP_TOKEN"),
+]
 
 
 class Registries:
@@ -15,6 +28,8 @@ class Registries:
 
     def __init__(self):
         self.private: DistributionRegistry | None = None
+        self.forgejo_engine: DistributionRegistry | None = None
+        self.forgejo: ForgejoStandin | None = None
         self._lab = None
 
     def start(self, lab) -> None:
@@ -28,8 +43,26 @@ class Registries:
             key=key,
             ca_bundle=lab.ca.bundle,
         ).start()
+        self.start_forgejo(lab)
+
+    def start_forgejo(self, lab) -> None:
+        # the engine: plain HTTP, no auth, loopback; only the stand-in talks to it
+        self.forgejo_engine = DistributionRegistry(dir=lab.dir / "forgejo-engine", name="forgejo-engine").start()
+        cert, key = lab.ca.issue("forgejo", "127.0.0.1", "localhost")
+        f = ForgejoStandin(self.forgejo_engine, cert, key, default_creator=FORGEJO_PUSHER)
+        f.add_user(FORGEJO_OWNER)
+        f.add_user(FORGEJO_PUSHER)
+        f.add_user(FORGEJO_PULLER)
+        f.add_owner(FORGEJO_OWNER, "private", {FORGEJO_PUSHER: "write", FORGEJO_PULLER: "write"})
+        for user, name, secret, scopes, _ in FORGEJO_PATS:
+            f.add_pat(user, name, lab.secret(secret), scopes)
+        self.forgejo = f.start()
 
     def stop(self) -> None:
+        if self.forgejo:
+            self.forgejo.stop()
+        if self.forgejo_engine:
+            self.forgejo_engine.stop()
         if self.private:
             self.private.stop()
 
@@ -42,8 +75,20 @@ class Registries:
                 "aliases": [f"localhost:{p.port}"],
                 "ca_bundle": str(self._lab.ca.bundle),
                 "user": {"username": PRIVATE_USER, "secret": "private_registry_password"},
-            }
+            },
+            "forgejo": {
+                "url": self.forgejo.url,
+                "host": self.forgejo.netloc,
+                "owner": FORGEJO_OWNER,
+                "ca_bundle": str(self._lab.ca.bundle),
+                "pusher": {"username": FORGEJO_PUSHER, "secret": "forgejo_push_token"},
+                "puller": {"username": FORGEJO_PULLER, "secret": "forgejo_pull_token"},
+                "cleaner": {"username": FORGEJO_PUSHER, "secret": "forgejo_cleanup_token"},
+            },
         }
 
     def env(self) -> dict:
-        return {"PHASEGATE_PRIVATE_REGISTRY_PASSWORD": self._lab.secret("private_registry_password")}
+        env = {"PHASEGATE_PRIVATE_REGISTRY_PASSWORD": self._lab.secret("private_registry_password")}
+        for _, _, secret, _, var in FORGEJO_PATS:
+            env[var] = self._lab.secret(secret)
+        return env
