@@ -4,7 +4,11 @@ and Forgejo (phasegate.lab.forgejo: the v11 stand-in over its own distribution e
 
 from __future__ import annotations
 
+import shutil
+
+from phasegate.lab import seed
 from phasegate.lab.distribution import DistributionRegistry
+from phasegate.lab.faults import fault
 from phasegate.lab.forgejo import ForgejoStandin
 
 PRIVATE_USER = "viktor"
@@ -43,7 +47,9 @@ class Registries:
             key=key,
             ca_bundle=lab.ca.bundle,
         ).start()
+        self.seed_private()
         self.start_forgejo(lab)
+        self.seed_forgejo()
 
     def start_forgejo(self, lab) -> None:
         # the engine: plain HTTP, no auth, loopback; only the stand-in talks to it
@@ -57,6 +63,36 @@ class Registries:
         for user, name, secret, scopes, _ in FORGEJO_PATS:
             f.add_pat(user, name, lab.secret(secret), scopes)
         self.forgejo = f.start()
+
+    def private_client(self):
+        """A phasegate.oci client for registry-private as its htpasswd user."""
+        from phasegate.oci import RegistryClient
+        from phasegate.secrets import Secret
+
+        return RegistryClient(self.private.url, username=PRIVATE_USER,
+                              password=Secret(self._lab.secret("private_registry_password"), "private_registry_password"),
+                              ca_bundle=str(self._lab.ca.bundle))
+
+    def seed_private(self) -> None:
+        from phasegate.http import GUARD
+
+        with self.private_client() as client, GUARD.writes_allowed("lab seed"):
+            self.private_seed = seed.seed(client, namespace="")
+
+    def seed_forgejo(self) -> None:
+        """The same seed as registry-private, under the owner `viktor/`, in the Forgejo engine.
+
+        The seed's bytes do not depend on the namespace, and distribution's storage keeps
+        blobs globally and repositories as links, so copying registry-private's storage
+        with the repositories moved under `viktor/` gives byte for byte what
+        `seed.seed(client, namespace="viktor/")` would push, in milliseconds instead of
+        seconds of uploads (the stand-in derives its package versions from these files).
+        Copied, never hard-linked: a bit-rot fault in one registry must not reach the other."""
+        src, dst = self.private.v2, self.forgejo_engine.v2
+        shutil.copytree(src / "blobs", dst / "blobs", dirs_exist_ok=True)
+        for repo in (src / "repositories").iterdir():
+            shutil.copytree(repo, dst / "repositories" / FORGEJO_OWNER / repo.name, dirs_exist_ok=True)
+        self.forgejo_seed = seed.plan(f"{FORGEJO_OWNER}/")
 
     def stop(self) -> None:
         if self.forgejo:
@@ -92,3 +128,29 @@ class Registries:
         for _, _, secret, _, var in FORGEJO_PATS:
             env[var] = self._lab.secret(secret)
         return env
+
+
+# --------------------------------------------------------------------------
+# Faults of registry-private's seeded integrity targets (phasegate.lab.seed)
+# --------------------------------------------------------------------------
+
+
+@fault("private-orphaned-index-child", component="registries",
+       description="registry-private: an index child's revision link removed on disk (distribution#3324)")
+def _private_orphaned_index_child(lab):
+    with seed.orphaned_index_child(lab["registries"].private):
+        yield
+
+
+@fault("private-missing-layer", component="registries",
+       description="registry-private: a layer blob's directory removed on disk")
+def _private_missing_layer(lab):
+    with seed.missing_layer(lab["registries"].private):
+        yield
+
+
+@fault("private-bitrot-layer", component="registries",
+       description="registry-private: one byte flipped in a layer blob's data (HEAD 200, wrong bytes)")
+def _private_bitrot_layer(lab):
+    with seed.bitrot_layer(lab["registries"].private):
+        yield
