@@ -275,6 +275,7 @@ class Knobs:
     healthy: bool = True  # False: /api/healthz reports database:ping fail (424)
     delete_mode: str = "normal"  # normal | refuse (package API DELETE 500) | ignore (204, version survives)
     enforce_scopes: bool = True  # False: the pre-7.0.8 bug (any PAT may push)
+    ignored_deletes: list[tuple[str, str]] = field(default_factory=list)  # (repository, version) answered 204
     release: threading.Event = field(default_factory=threading.Event)  # set = hanging requests give up
 
     def applies(self, path: str) -> bool:
@@ -640,9 +641,10 @@ class ForgejoStandin:
     @contextlib.contextmanager
     def fault(self, **changes):
         """Set knobs for the block (`mode="hang"`, `delete_mode="ignore"`, `enforce_scopes=False`, ...)."""
-        old = dataclasses.replace(self.knobs)
+        old = dataclasses.replace(self.knobs, ignored_deletes=[])
         if changes.get("mode") == "hang":
             changes["release"] = threading.Event()
+        changes.setdefault("ignored_deletes", [])
         for k, v in changes.items():
             if not hasattr(self.knobs, k):
                 raise AttributeError(f"no knob {k!r}")
@@ -651,7 +653,11 @@ class ForgejoStandin:
             yield self.knobs
         finally:
             self.knobs.release.set()
-            self.knobs = old
+            ignored, self.knobs = self.knobs.ignored_deletes, old
+            # the lab's repair: what the faulty server claimed to delete goes now, so the
+            # next gate run starts from the state the previous one asked for
+            for repository, version in ignored:
+                self.delete_version(repository, version)
 
     # -- the package model (also for lab scenarios) -------------------------------
     def versions(self, owner: str | None = None) -> list[Version]:
@@ -1247,7 +1253,9 @@ class ForgejoStandin:
         v = self._api_target(req, "write")
         if self.knobs.delete_mode == "refuse":
             return self._api_error(500, "package version could not be deleted")
-        if self.knobs.delete_mode != "ignore":
+        if self.knobs.delete_mode == "ignore":
+            self.knobs.ignored_deletes.append((v.repository, v.version))
+        else:
             self.delete_version(v.repository, v.version)
         return Response(204, [], b"")
 
