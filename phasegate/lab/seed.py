@@ -6,7 +6,8 @@ phasegate.oci. `namespace` is the repository prefix: "" for registry-private,
 "viktor/" for Forgejo.
 
 What a seeded registry holds:
-- the real projects (infra-facts.md) with two 8-hex sha tags + `latest`
+- the projects' images of the default inventory ([[projects]] image) with two 8-hex sha tags + `latest` (the
+  older build single-arch, the newer one of the project's manifest kind)
   (`latest` and the newest sha tag share a digest: digests reached from
   several tags), in every manifest type: OCI index with attestation children,
   Docker manifest list, OCI manifest, Docker schema 2, and a nested index;
@@ -31,12 +32,21 @@ from pathlib import Path
 from phasegate import images
 from phasegate.images import Image, Index
 
-PROJECTS = [
-    "payslip-ingest", "job-hunter", "claude-agent-service", "fire-planner", "wealthfolio-sync", "freedify",
-    "chrome-service", "beads-server", "beadboard", "infra-ci", "claude-memory-mcp", "hmrc-sync",
-]
-PAGINATED = "infra-ci"
-PAGINATED_TAGS = 104  # + latest: 105 tags, more than one page of 100
+
+
+def _project_images() -> list[str]:
+    """The image names of the default inventory's [[projects]] (the lab inventory keeps them)."""
+    import tomllib
+
+    from phasegate.config import DEFAULT_INVENTORY
+
+    names = [p["image"] for p in tomllib.loads(DEFAULT_INVENTORY.read_text()).get("projects", [])]
+    return list(dict.fromkeys(names)) or ["payslip-ingest", "job-hunter", "infra-ci"]
+
+
+PROJECTS = _project_images()
+PAGINATED = "infra-ci" if "infra-ci" in PROJECTS else PROJECTS[-1]
+PAGINATED_TAGS = 101  # latest included: more than one page of 100
 KINDS = ["oci-index", "docker-manifest", "oci-manifest", "docker-list", "nested-index"]
 
 ORPHANED_CHILD = "orphaned-index-child"
@@ -102,12 +112,14 @@ def plan(namespace: str = "") -> list[Repo]:
     for i, project in enumerate(PROJECTS):
         repo = Repo(f"{namespace}{project}")
         kind = KINDS[i % len(KINDS)]
-        for build_no in (1, 2):
-            repo.tags[sha_tag(project, build_no)] = build(kind, f"{project}/{build_no}")
+        # the older build is single-arch (the project moved to buildx later): fewer blobs, faster seed
+        old_kind = "docker-manifest" if kind.startswith("docker") else "oci-manifest"
+        repo.tags[sha_tag(project, 1)] = build(old_kind, f"{project}/1")
+        repo.tags[sha_tag(project, 2)] = build(kind, f"{project}/2")
         repo.tags["latest"] = repo.tags[sha_tag(project, 2)]
         if project == PAGINATED:
             shared = repo.tags["latest"]
-            for n in range(PAGINATED_TAGS - 2):
+            for n in range(PAGINATED_TAGS - len(repo.tags)):
                 repo.tags[sha_tag(project, "old", n)] = shared
         repos.append(repo)
     for name, (repo_name, item) in _fault_items(namespace).items():
@@ -138,8 +150,13 @@ def expected(repos: list[Repo]) -> Expected:
     return Expected(len(repos), sum(len(r.tags) for r in repos), len(manifests), len(indexes), len(blobs))
 
 
-def seed(client, namespace: str = "", concurrency: int = 8) -> list[Repo]:
-    """Push the plan through `client` (a phasegate.oci.RegistryClient allowed to write)."""
+def seed(client, namespace: str = "", concurrency: int = 8, retag=None) -> list[Repo]:
+    """Push the plan through `client` (a phasegate.oci.RegistryClient allowed to write).
+
+    Every manifest and blob goes through the client. Extra tags of an already
+    pushed manifest go through it too, unless `retag(repository, tag, digest)`
+    is given (a lab's fast path, e.g. `distribution_retag(registry)`).
+    """
     repos = plan(namespace)
 
     def push_repo(repo: Repo) -> list[tuple[str, str, Image | Index]]:
@@ -148,14 +165,34 @@ def seed(client, namespace: str = "", concurrency: int = 8) -> list[Repo]:
             if item.digest in pushed:
                 extra.append((repo.name, tag, item))  # same manifest, another tag: one PUT later
                 continue
-            client.push(repo.name, item, tag=tag)
+            client.push(repo.name, item, tag=tag, skip_existing=False)
             pushed[item.digest] = tag
         return extra
 
     with ThreadPoolExecutor(concurrency) as pool:
         retags = [t for extra in pool.map(push_repo, repos) for t in extra]
-        list(pool.map(lambda t: client.tag(t[0], t[2], t[1]), retags))
+        if retag is None:
+            list(pool.map(lambda t: client.tag(t[0], t[2], t[1]), retags))
+        else:
+            for repo_name, tag, item in retags:
+                retag(repo_name, tag, item.digest)
     return repos
+
+
+def distribution_retag(registry):
+    """Tag an already pushed manifest by writing the two links distribution itself writes.
+
+    Only for the lab's seed: the pagination repository needs 100+ tags and a
+    manifest PUT per tag costs more than the rest of the seed together.
+    """
+
+    def retag(repository: str, tag: str, digest: str) -> None:
+        tag_dir = registry.tag_dir(repository, tag)
+        for link in (tag_dir / "current" / "link", tag_dir / "index" / "sha256" / digest.split(":", 1)[1] / "link"):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.write_text(digest)
+
+    return retag
 
 
 # --------------------------------------------------------------------------
