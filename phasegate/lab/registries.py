@@ -121,6 +121,8 @@ class Registries:
                 "puller": {"username": FORGEJO_PULLER, "secret": "forgejo_pull_token"},
                 "cleaner": {"username": FORGEJO_PUSHER, "secret": "forgejo_cleanup_token"},
             },
+            # the address nodes reach Forgejo through (Traefik's LB IP in production): the stand-in itself
+            "cluster": {"forgejo_mirrors": [self.forgejo.url]},
         }
 
     def env(self) -> dict:
