@@ -85,13 +85,6 @@ FAULTS = seed.faults("viktor/")
 
 
 @pytest.fixture(scope="module")
-def forgejo_puller(lab, inventory):
-    with RegistryClient.from_inventory(inventory, "forgejo", "puller") as client:
-        client.auth  # noqa: B018 - the secret comes from the lab, not the test process environment
-        yield client
-
-
-@pytest.fixture(scope="module")
 def puller(lab):
     """Forgejo's registry as cluster-puller (the lab's PAT), read-only use."""
     from phasegate.secrets import Secret
