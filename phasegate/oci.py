@@ -168,9 +168,10 @@ class Manifest:
 
     @property
     def where(self) -> str:
-        ref = self.reference if self.reference.startswith("sha256:") else f"{self.reference}@{self.digest}"
-        sep = "@" if self.reference.startswith("sha256:") else ":"
-        return f"{self.repository}{sep}{ref}"
+        """repo:tag@digest (or repo@digest when fetched by digest), for verdicts."""
+        if ":" in self.reference:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.reference}@{self.digest}"
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,10 @@ class GateRunner:
             # searched for the lab's secrets (tests/canary.py): each gate run is a canary run
             artifacts = Path(tmp) / "artifacts"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
-                    "-o", f"cache_dir={artifacts / 'pytest-cache'}", "--junitxml", str(artifacts / "junit.xml"),
-                    "--alluredir", str(artifacts / "allure-results"),
-                    "--inventory", str(self.lab.inventory_path),
-                    "--gate-report", str(report), "-q", "--no-header", "-rN"]
+                    f"--override-ini=cache_dir={artifacts / 'pytest-cache'}", f"--junitxml={artifacts / 'junit.xml'}",
+                    f"--alluredir={artifacts / 'allure-results'}",
+                    f"--inventory={self.lab.inventory_path}",
+                    f"--gate-report={report}", "-q", "--no-header", "-rN"]
             if markexpr:
                 argv += ["-m", markexpr]
             for s in [scenario] if isinstance(scenario, str) else (scenario or []):
