@@ -77,6 +77,18 @@ class UnexpectedStatus(Broken):
     """An answer the protocol does not allow here (e.g. 400 on a PUT)."""
 
 
+class InvalidAnswer(Broken):
+    """A 200 whose body the protocol does not allow (not JSON, or JSON of the wrong shape)."""
+
+
+class InvalidManifest(InvalidAnswer):
+    """A manifest whose bytes (digest-consistent or not) are not a JSON object: not pullable.
+
+    A Broken, so a step that does not expect it still ends with a one-line
+    verdict; the integrity walk catches it and reports a broken reference.
+    """
+
+
 # --------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------
@@ -119,7 +131,18 @@ class Manifest:
 
     @property
     def json(self) -> dict:
-        return json.loads(self.raw)
+        try:
+            doc = json.loads(self.raw)
+        except ValueError:
+            raise InvalidManifest(f"manifest {self.where}: not JSON ({self.media_type or 'no media type'})") from None
+        if not isinstance(doc, dict):
+            raise InvalidManifest(f"manifest {self.where}: JSON {type(doc).__name__}, not an object")
+        return doc
+
+    @property
+    def known_type(self) -> bool:
+        """Served as one of the four manifest media types this client can walk."""
+        return self.media_type in MANIFEST_TYPES
 
     @property
     def is_index(self) -> bool:
@@ -145,9 +168,10 @@ class Manifest:
 
     @property
     def where(self) -> str:
-        ref = self.reference if self.reference.startswith("sha256:") else f"{self.reference}@{self.digest}"
-        sep = "@" if self.reference.startswith("sha256:") else ":"
-        return f"{self.repository}{sep}{ref}"
+        """repo:tag@digest (or repo@digest when fetched by digest), for verdicts."""
+        if ":" in self.reference:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.reference}@{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -190,16 +214,25 @@ def parse_challenge(header: str) -> tuple[str, dict]:
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
 
 
-def _wanted_scope(request: httpx.Request) -> str:
-    """The scope distribution would ask for this request (used to pick a cached token up front)."""
+def _wanted_scope(request: httpx.Request) -> tuple[str, frozenset]:
+    """(resource, actions) distribution would ask for this request (to pick a cached token up front)."""
     path = request.url.path
     if path.startswith("/v2/_catalog"):
-        return "registry:catalog:*"
+        return "registry:catalog", frozenset({"*"})
     m = _REPO_PATH.match(path)
     if not m:
-        return ""
-    action = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(request.method, "pull,push")
-    return f"repository:{m.group('name')}:{action}"
+        return "", frozenset()
+    action = {"GET": {"pull"}, "HEAD": {"pull"}, "DELETE": {"delete"}}.get(request.method, {"pull", "push"})
+    return f"repository:{m.group('name')}", frozenset(action)
+
+
+def _parse_scope(scope: str) -> list[tuple[str, frozenset]]:
+    """`repository:app:push,pull registry:catalog:*` -> [("repository:app", {push, pull}), ...]."""
+    out = []
+    for part in scope.split():
+        resource, _, actions = part.rpartition(":")
+        out.append((resource, frozenset(a for a in actions.split(",") if a)))
+    return out
 
 
 class ChallengeAuth(httpx.Auth):
@@ -212,7 +245,7 @@ class ChallengeAuth(httpx.Auth):
             register_basic(username, password.reveal())
         self._lock = threading.Lock()
         self._basic_hosts: set[str] = set()
-        self._tokens: dict[tuple[str, str], str] = {}  # (host, scope) -> token
+        self._tokens: dict[tuple[str, str], list[tuple[frozenset, str]]] = {}  # (host, resource) -> [(actions, token)]
         self._any_scope: dict[str, str] = {}  # host -> token of a server that ignores scope (scope="*")
 
     @property
@@ -230,11 +263,18 @@ class ChallengeAuth(httpx.Auth):
                 return self._basic() if self.has_credentials else None
             if host in self._any_scope:
                 return "Bearer " + self._any_scope[host]
-            scope = _wanted_scope(request)
-            tok = self._tokens.get((host, scope)) if scope else None
-            if tok is None and scope.endswith(":pull"):
-                tok = self._tokens.get((host, scope[: -len("pull")] + "pull,push"))
-            return "Bearer " + tok if tok else None
+            resource, actions = _wanted_scope(request)
+            for granted, tok in self._tokens.get((host, resource), []) if resource else []:
+                if actions <= granted:  # a push token also serves pulls of the same repository
+                    return "Bearer " + tok
+            return None
+
+    def _forget(self, host: str, token: str) -> None:
+        with self._lock:
+            if self._any_scope.get(host) == token:
+                del self._any_scope[host]
+            for key in [k for k in self._tokens if k[0] == host]:
+                self._tokens[key] = [(a, t) for a, t in self._tokens[key] if t != token]
 
     def auth_flow(self, request: httpx.Request):
         cached = self._cached(request)
@@ -244,6 +284,14 @@ class ChallengeAuth(httpx.Auth):
         if response.status_code != 401:
             return
         header = response.headers.get("www-authenticate", "")
+        if not header and cached and cached.startswith("Bearer "):
+            # an expired or revoked registry token (Forgejo answers a plain 401): forget it, ask afresh
+            self._forget(request.url.netloc.decode(), cached[len("Bearer "):])
+            del request.headers["Authorization"]
+            response = yield request
+            if response.status_code != 401:
+                return
+            header = response.headers.get("www-authenticate", "")
         if not header:
             return  # bad credentials (Forgejo: plain 401, no challenge): the caller raises AuthError
         scheme, params = parse_challenge(header)
@@ -287,7 +335,8 @@ class ChallengeAuth(httpx.Auth):
             if scope in ("", "*"):
                 self._any_scope[host] = token
             else:
-                self._tokens[(host, scope)] = token
+                for resource, actions in _parse_scope(scope):
+                    self._tokens.setdefault((host, resource), []).insert(0, (actions, token))
         request.headers["Authorization"] = "Bearer " + token
         yield request
 
@@ -382,7 +431,9 @@ class RegistryClient:
         seen: set[str] = set()
         while url:
             r = self._request("GET", url, what)
-            items = (r.json() or {}).get(key) or []
+            items = _json(r, what).get(key) or []
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise InvalidAnswer(f"{what}: {key!r} is not a list of names")
             new = [i for i in items if i not in seen]
             yield from new
             seen.update(new)
@@ -528,6 +579,18 @@ def _sniff(raw: bytes) -> str:
         return json.loads(raw).get("mediaType", "")
     except ValueError:
         return ""
+
+
+def _json(r: httpx.Response, what: str) -> dict:
+    """The body as a JSON object, or InvalidAnswer (one line) when the registry sent something else."""
+    try:
+        doc = r.json()
+    except ValueError:
+        raise InvalidAnswer(f"{what}: answer is not JSON ({_media(r) or 'no content type'}, "
+                            f"{len(r.content)} bytes)") from None
+    if not isinstance(doc, dict):
+        raise InvalidAnswer(f"{what}: answer is JSON {type(doc).__name__}, not an object")
+    return doc
 
 
 def _error_code(r: httpx.Response) -> str:

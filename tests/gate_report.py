@@ -12,12 +12,13 @@ def pytest_addoption(parser):
 
 
 def _scenario_of(item):
-    """The pytest-bdd scenario template behind a test item (pytest-bdd 9 keeps it in a registry)."""
+    """The pytest-bdd scenario template of a test item (pytest-bdd < 8: `__scenario__`; 8+: a registry)."""
     obj = getattr(item, "obj", None)
     sc = getattr(obj, "__scenario__", None)
     if sc is None and obj is not None:
         try:
             from pytest_bdd.scenario import scenario_wrapper_template_registry
+
             sc = scenario_wrapper_template_registry.get(obj)
         except (ImportError, TypeError):
             sc = None

@@ -39,11 +39,10 @@ def test_green_json_contract(capsys, argv):
     assert all(isinstance(doc[k], int) for k in list(doc)[:5])
 
 
-@pytest.mark.parametrize("mode", ["head", "verify"])
-def test_broken_found_exit_1(lab, capsys, argv, mode):
+def test_broken_found_exit_1(lab, capsys, argv):
     target = seed.faults()[seed.MISSING_LAYER]
     with lab.fault("private-missing-layer"):
-        code, out, err = run(capsys, argv + ["--json", "--mode", mode, "--concurrency", "3"])
+        code, out, err = run(capsys, argv + ["--json", "--concurrency", "3", "--tags-per-repo", "3"])
     assert code == 1, err
     (broken,) = json.loads(out)["broken"]
     assert broken == {"repository": target.repository, "tag": "1", "digest": target.digest, "kind": "layer",
@@ -53,7 +52,7 @@ def test_broken_found_exit_1(lab, capsys, argv, mode):
 
 def test_human_table(lab, capsys, argv):
     with lab.fault("private-bitrot-layer"):
-        code, out, err = run(capsys, argv + ["--mode", "verify"])
+        code, out, err = run(capsys, argv + ["--mode", "verify", "--tags-per-repo", "1"])
     assert code == 1
     assert "digest-mismatch" in out and "integrity-bitrot" in out and "REPOSITORY" in out
 
@@ -83,3 +82,19 @@ def test_console_script_no_traceback(lab, argv):
                        text=True, timeout=60)
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_forgejo_with_a_read_pat(lab, capsys, monkeypatch):
+    from phasegate.lab.registries import FORGEJO_PULLER
+
+    monkeypatch.setenv(PASSWORD_ENV, lab.secret("forgejo_pull_token"))
+    argv = [lab["registries"].forgejo.url, "--username", FORGEJO_PULLER, "--password-env", PASSWORD_ENV,
+            "--ca-bundle", str(lab.ca.bundle), "--json", "--mode", "verify"]
+    target = seed.faults("viktor/")[seed.BITROT_LAYER]
+    with lab.fault("forgejo-bitrot-layer"):
+        code, out, err = run(capsys, argv)
+    assert code == 1, err
+    assert [(b["repository"], b["digest"], b["status"]) for b in json.loads(out)["broken"]] == [
+        (target.repository, target.digest, "digest-mismatch")]
+    code, out, err = run(capsys, argv)
+    assert code == 0 and json.loads(out)["broken"] == [], err

@@ -28,6 +28,7 @@ FAULTS: dict[str, Fault] = {}
 FAULT_MODULES = [
     "phasegate.lab.registries",
     "phasegate.lab.metrics",
+    "phasegate.lab.forgejo_faults",
 ]
 
 
