@@ -457,3 +457,29 @@ def _retention():
     from phasegate import config as _config
 
     return _config.Retention()
+
+
+@fault("forgejo-newest-image-layer-lost", component="metrics",
+       description="Forgejo: a layer of the newest tagged image is gone from storage (the smoke pull breaks)")
+def newest_image_layer_lost(lab):
+    import shutil
+
+    m = lab["metrics"]
+    forgejo = m.forgejo()
+    engine = lab["registries"].forgejo_engine
+    tagged = [v for v in forgejo.versions() if not v.untagged]
+    newest = max(tagged, key=lambda v: (v.created_at, v.id))
+    manifest = forgejo.store.manifest(newest.digest) or {}
+    while manifest.get("manifests"):  # an index: follow its first image
+        manifest = forgejo.store.manifest(manifest["manifests"][0]["digest"]) or {}
+    layers = manifest.get("layers") or []
+    if not layers:
+        raise LabError(f"newest Forgejo image {newest.repository}:{newest.version} has no layer to lose")
+    blob = engine.blob_dir(layers[-1]["digest"])
+    aside = engine.dir / "fault-aside" / f"layer-{blob.name}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(blob), str(aside))
+    try:
+        yield
+    finally:
+        shutil.move(str(aside), str(blob))
