@@ -94,12 +94,69 @@ class Forgejo:
 
 
 @dataclass(frozen=True)
+class InfraStack:
+    """A row of the plan's Phase 3 cutover table: a Terraform stack and the images it must pull from Forgejo."""
+
+    project: str
+    path: str  # stack file relative to the infra checkout, e.g. stacks/payslip-ingest/main.tf
+    images: list[str] = field(default_factory=list)  # image names expected at <forgejo host>/<owner>/<name>
+
+
+@dataclass(frozen=True)
+class InfraDoc:
+    """A row of the plan's Phase 5 docs table."""
+
+    path: str  # relative to the infra checkout ("../CLAUDE.md" = the monorepo root)
+    update: str = ""  # what the plan says changes (shown in reports)
+    replaced_by: str = ""  # set when the plan replaces this doc: absent, or a superseded banner naming it
+
+
+_INFRA_STACKS = [
+    ("payslip-ingest", "stacks/payslip-ingest/main.tf", ["payslip-ingest"]),
+    ("job-hunter", "stacks/job-hunter/main.tf", ["job-hunter"]),
+    ("claude-agent-service", "stacks/claude-agent-service/main.tf", ["claude-agent-service"]),
+    ("fire-planner", "stacks/fire-planner/main.tf", ["fire-planner"]),
+    ("wealthfolio-sync", "stacks/wealthfolio/main.tf", ["wealthfolio-sync"]),
+    ("freedify", "stacks/freedify/factory/main.tf", ["freedify"]),
+    ("chrome-service", "stacks/chrome-service/main.tf", ["chrome-service-novnc"]),
+    ("beadboard", "stacks/beads-server/main.tf", ["beadboard", "claude-agent-service"]),
+]
+
+
+@dataclass(frozen=True)
+class InfraRepo:
+    """The infra repository checkout the static gates (Phases 3-5) read."""
+
+    path: str = "../infra"  # relative to the inventory file, or absolute
+    stacks: list[InfraStack] = field(default_factory=lambda: [InfraStack(p, f, i) for p, f, i in _INFRA_STACKS])
+    infra_ci_image: str = "infra-ci"
+    infra_ci_pipelines: list[str] = field(default_factory=lambda: [
+        ".woodpecker/default.yml", ".woodpecker/drift-detection.yml",
+        ".woodpecker/build-cli.yml", ".woodpecker/build-ci-image.yml"])
+    claude_md: str = "../CLAUDE.md"  # the monorepo root's CLAUDE.md
+    claude_memory_install_url: str = "https://forgejo.viktorbarzin.me/viktor/claude-memory-mcp.git"
+    claude_memory_old_install: str = "github:ViktorBarzin/claude-memory-mcp"
+    cloud_init: str = "stacks/infra/main.tf"
+    registry_credentials: str = "stacks/kyverno/modules/kyverno/registry-credentials.tf"
+    registry_credentials_secret: str = "registry-credentials"
+    monitoring_module: str = "stacks/monitoring/modules/monitoring"
+    old_probe_cronjob: str = "registry-integrity-probe"
+    docs: list[InfraDoc] = field(default_factory=list)
+    historical_headings: list[str] = field(default_factory=lambda: [
+        "history", "historical", "decommission", "legacy", "migration", "archive", "post-mortem", "incident"])
+    historical_markers: list[str] = field(default_factory=lambda: [
+        "decommissioned", "was", "were", "migrated from", "pre-migration", "formerly", "previously", "legacy",
+        "retired", "removed", "replaced", "replaces", "no longer", "gone", "used to"])
+
+
+@dataclass(frozen=True)
 class Inventory:
     name: str
     forgejo: Forgejo
     private_registry: PrivateRegistry
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
+    infra_repo: InfraRepo = field(default_factory=InfraRepo)
     source: str = ""  # path the inventory was read from (not a TOML key)
 
     def secret(self, key: str) -> Secret:

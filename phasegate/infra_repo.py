@@ -758,3 +758,75 @@ class MarkdownDoc:
 
 def _marker_in(marker: str, sentence: str) -> bool:
     return re.search(r"(?i)\b" + re.escape(marker.strip()) + r"\b", sentence) is not None
+
+
+# --------------------------------------------------------------------------
+# Gates: one function per scenario, each ends in a verdict
+# --------------------------------------------------------------------------
+
+
+def _fail(expected: str, findings: list[Finding]) -> None:
+    from phasegate.verdict import GateFailed
+
+    if findings:
+        raise GateFailed(expected=expected,
+                         seen="\n  " + "\n  ".join(str(f) for f in findings),
+                         where=", ".join(f.where.split(" ")[0] for f in findings[:6]) + (" ..." if len(findings) > 6 else ""))
+
+
+def stack_spec(inv, project: str):
+    for s in inv.infra_repo.stacks:
+        if s.project == project:
+            return s
+    raise Broken(f"inventory: no [[infra_repo.stacks]] row for project {project!r}")
+
+
+def gate_stack_on_forgejo(co: InfraCheckout, spec) -> list[ImageRef]:
+    refs, findings = co.stack_findings(spec.path, spec.images)
+    _fail(f"every image of {spec.path} resolved off registry-private, and "
+          + ", ".join(f"{co.new_host}/{co.owner}/{i}:<tag>" for i in spec.images) + " among them", findings)
+    return refs
+
+
+def gate_infra_ci_pipelines(co: InfraCheckout, files: list[str], image: str) -> list[str]:
+    uses, findings = co.pipeline_findings(files, image)
+    _fail(f"every {image} step image in {', '.join(files)} is {co.new_host}/{co.owner}/{image}:<tag>", findings)
+    return uses
+
+
+def gate_claude_md(co: InfraCheckout, rel: str, url: str, old: str) -> None:
+    _fail(f"{rel} installs claude-memory-mcp with `claude plugins install {url}`",
+          co.text_findings(rel, must_contain=url, must_not_contain=old))
+
+
+def gate_cloud_init(co: InfraCheckout, rel: str) -> None:
+    _fail(f"the cloud-init template {rel} writes no hosts.toml for {', '.join(co.old_hosts)}", co.cloud_init_findings(rel))
+
+
+def gate_registry_credentials(co: InfraCheckout, rel: str, secret: str) -> list[str]:
+    from phasegate.verdict import GateFailed
+
+    try:
+        auths = co.dockerconfig_auths(rel, secret)
+    except FileNotFoundError:
+        raise GateFailed(expected=f"{rel} defines Secret {secret}", seen="file does not exist", where=rel) from None
+    except LookupError as e:
+        raise GateFailed(expected=f"{rel} defines Secret {secret} with a .dockerconfigjson", seen=str(e), where=rel) from None
+    keys = [k for k, _ in auths]
+    if keys != [co.new_host]:
+        extra = [Finding(f"{rel}:{line}", f"auths entry {k!r}") for k, line in auths if k != co.new_host]
+        if co.new_host not in keys:
+            extra.append(Finding(rel, f"no auths entry for {co.new_host}"))
+        _fail(f"Secret {secret} has exactly one auths entry, {co.new_host} (seen: {', '.join(keys) or 'none'})", extra)
+    return keys
+
+
+def gate_old_probe_gone(co: InfraCheckout, module_dir: str, name: str) -> None:
+    _fail(f"no CronJob {name} in {module_dir}", co.cronjob_findings(module_dir, name))
+
+
+def gate_doc(co: InfraCheckout, doc, headings: list[str], markers: list[str]) -> None:
+    exists, findings = co.doc_findings(doc.path, headings=headings, markers=markers, replaced_by=doc.replaced_by)
+    what = (f"{doc.path} is gone or marked superseded by {doc.replaced_by}" if doc.replaced_by
+            else f"{doc.path} exists and mentions registry-private only as history ({doc.update})")
+    _fail(what, findings)
