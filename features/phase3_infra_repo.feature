@@ -21,7 +21,7 @@ Feature: Phase 3 cutover in the infra repository
       | wealthfolio-sync     |
       | freedify             |
       | chrome-service       |
-      | beadboard            |
+      | beads-server         |
 
   Scenario: The infra pipelines run the infra-ci image from Forgejo
     Then the infra pipelines use the infra-ci image from the Forgejo registry

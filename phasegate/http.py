@@ -271,12 +271,13 @@ def client(
     headers: dict | None = None,
     auth: httpx.Auth | None = None,
     max_connections: int = 16,
+    http2: bool = True,
     guard: WriteGuard | None = None,
     transcript: Transcript | None = None,
 ) -> httpx.Client:
     """An httpx.Client with every house rule applied (see the module doc)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    inner = httpx.HTTPTransport(verify=ssl_context(ca_bundle, verify), http2=True, limits=limits, retries=0)
+    inner = httpx.HTTPTransport(verify=ssl_context(ca_bundle, verify), http2=http2, limits=limits, retries=0)
     transport = GuardedTransport(inner, settings, guard or GUARD, transcript or TRANSCRIPT)
     timeout = httpx.Timeout(connect=settings.connect, read=settings.read, write=settings.read, pool=settings.total)
     h = {"User-Agent": USER_AGENT}
