@@ -448,7 +448,7 @@ class InfraCheckout:
             return str(path)
 
     def is_old_host(self, host: str) -> bool:
-        return host in self.old_hosts or host.split(":")[0] in {h.split(":")[0] for h in self.old_hosts if not _is_ip(h)}
+        return host in self.old_hosts  # the inventory lists every name:port the old registry answers on
 
     # -- Phase 3 -----------------------------------------------------------
     def stack_images(self, stack_file: str) -> list[ImageRef]:

@@ -11,8 +11,21 @@ def pytest_addoption(parser):
     parser.addoption("--scenario", action="append", default=[], help="exact scenario name (repeatable)")
 
 
+def _bdd_scenario(item):
+    """The pytest-bdd scenario template of an item (pytest-bdd 9 keeps them in a registry)."""
+    obj = getattr(item, "obj", None)
+    sc = getattr(obj, "__scenario__", None)
+    if sc is None and obj is not None:
+        try:
+            from pytest_bdd.scenario import scenario_wrapper_template_registry
+            sc = scenario_wrapper_template_registry.get(obj)
+        except (ImportError, TypeError):
+            sc = None
+    return sc
+
+
 def scenario_name(item) -> str:
-    sc = getattr(getattr(item, "obj", None), "__scenario__", None)
+    sc = _bdd_scenario(item)
     if sc is None:
         return item.name
     name = sc.name
@@ -35,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _template(item) -> str:
-    sc = getattr(getattr(item, "obj", None), "__scenario__", None)
+    sc = _bdd_scenario(item)
     return sc.name if sc else item.name
 
 
