@@ -3,4 +3,5 @@
 pytest_plugins = [
     "steps.common",
     "steps.infra_repo",
+    "steps.dual_push",
 ]

@@ -195,10 +195,24 @@ class Project:
     stack: str = ""  # infra-repo file(s) whose image reference flips in Phase 3
     repo: str = ""  # Forgejo source repository (owner/name); empty = <owner>/<name>
     cutover: bool = True  # False: dual-push only, no Phase 3 row (hmrc-sync)
+    dual_push: bool = True  # False: not in Phase 1 (no pipeline of its own pushes it, e.g. chrome-service)
+    pipeline: str = ".woodpecker.yml"  # its Woodpecker file in the source repository
+    status_context: str = ""  # commit status context of its build; empty = the combined state
 
     @property
     def workload_name(self) -> str:
         return self.workload or self.name
+
+
+@dataclass(frozen=True)
+class DualPush:
+    """Phase 1: how the newest build of a project is found and tagged."""
+
+    tag_template: str = "{sha:.8}"  # format() with sha (40 hex) and short (8 hex)
+    commit_window: int = 10  # newest commits searched for one whose build succeeded
+    push_plugin: str = "woodpeckerci/plugin-docker-buildx"
+    # reads the source repositories' commits, statuses and .woodpecker.yml (read:repository)
+    repo_reader: RegistryUser = field(default_factory=lambda: RegistryUser("viktor", "forgejo_repo_token"))
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,7 @@ class Inventory:
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
     infra_repo: InfraRepo = field(default_factory=InfraRepo)
+    dual_push: DualPush = field(default_factory=DualPush)
     cluster: Cluster = field(default_factory=Cluster)
     projects: list[Project] = field(default_factory=list)
     source: str = ""  # path the inventory was read from (not a TOML key)

@@ -34,6 +34,7 @@ from phasegate.secrets import register
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
+    "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.

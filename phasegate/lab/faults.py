@@ -28,6 +28,7 @@ FAULTS: dict[str, Fault] = {}
 FAULT_MODULES = [
     "phasegate.lab.registries",
     "phasegate.lab.infra_checkout",
+    "phasegate.lab.forgejo_repos",
 ]
 
 # Lab states (e.g. "decommissioned") are built from parts each area registers with
