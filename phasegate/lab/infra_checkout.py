@@ -56,7 +56,10 @@ class InfraCheckoutComponent:
     def inventory(self) -> dict:
         if self.root is None:  # asked while starting (the inventory of the components before)
             return {}
-        return {"infra_repo": {"path": str(self.infra)}}
+        return {"infra_repo": {
+            "path": str(self.infra),
+            "claude_memory_install_url": f"https://{self.hosts['new']}/{self.hosts['owner']}/claude-memory-mcp.git",
+        }}
 
     def env(self) -> dict:
         return {}
