@@ -59,8 +59,8 @@ class ForgejoRepos:
         owner, _, name = full_name.partition("/")
         return f"/api/v1/repos/{urllib.parse.quote(owner)}/{urllib.parse.quote(name)}"
 
-    def _get(self, path: str, what: str, **params):
-        r = self.http.get(path, params={k: v for k, v in params.items() if v not in (None, "")})
+    def _get(self, url_path: str, what: str, **params):
+        r = self.http.get(url_path, params={k: v for k, v in params.items() if v not in (None, "")})
         if r.status_code == 404:
             return None
         if r.status_code != 200:
