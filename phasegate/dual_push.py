@@ -156,6 +156,8 @@ def _list(v) -> list[Scalar]:
 def _clear_text(v, path: str, out: list[tuple[str, int]]) -> None:
     if isinstance(v, dict):
         for k, x in v.items():
+            if k == "from_secret":
+                continue
             if any(s in k.lower() for s in SECRET_KEYS) and isinstance(x, Scalar) and str(x.value).strip():
                 out.append((f"{path}.{k}", x.line))
             else:

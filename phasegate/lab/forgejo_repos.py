@@ -190,11 +190,11 @@ def pipeline_yaml(inv: dict, image: str, *, private: bool = True, clear_text: bo
           password:
             from_secret: registry_password
 """
-    password = '"hunter2-written-in-clear"' if clear_text else "\n            from_secret: forgejo_push_token"
+    password = ' "hunter2-written-in-clear"' if clear_text else "\n            from_secret: forgejo_push_token"
     logins += f"""        - registry: {fj}
           username:
             from_secret: forgejo_user
-          password: {password}
+          password:{password}
 """
     return f"""when:
   - event: push
