@@ -30,7 +30,6 @@ from phasegate.lab.faults import fault
 READER = "viktor"
 TOKEN_KEY = "forgejo_repo_token"
 TOKEN_ENV = "PHASEGATE_FORGEJO_REPO_TOKEN"
-T0 = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
 
 
 @dataclass
@@ -59,6 +58,7 @@ class ForgejoRepos:
         self.repos: dict[str, LabRepo] = {}
         self._lab = None
         self._inv = None
+        self.t0 = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
 
     # -- life cycle --------------------------------------------------------
     def start(self, lab) -> None:
@@ -66,7 +66,9 @@ class ForgejoRepos:
         standin = lab["registries"].forgejo
         standin.add_pat(READER, "repo", lab.secret(TOKEN_KEY), {"read:repository"})
         self._inv = lab.inventory_dict()
+        self.t0 = self._history_start()
         self.build()
+        self._age_first_pushes(standin)
         base = r"/api/v1/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         standin.route("GET", base + r"/commits", self._commits)
         standin.route("GET", base + r"/commits/(?P<sha>[0-9a-f]{7,40})/status(?:es)?", self._status)
@@ -74,6 +76,24 @@ class ForgejoRepos:
 
     def stop(self) -> None:
         pass
+
+    def _history_start(self) -> dt.datetime:
+        """When the lab's projects started dual-pushing: well before the bake start (Phase 2's
+        `bake.start`, if the inventory has one) and at least a month ago."""
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+        declared = (self._inv.get("bake") or {}).get("start")
+        if isinstance(declared, dt.date):
+            declared = dt.datetime(declared.year, declared.month, declared.day, tzinfo=dt.timezone.utc)
+            start = min(start, declared)
+        return (start - dt.timedelta(days=12)).replace(hour=9, minute=0, second=0, microsecond=0)
+
+    def _age_first_pushes(self, standin) -> None:
+        """Forgejo's created_at of each project's first pushed tag = its dual-push start (the bake clock)."""
+        owner = self._inv["forgejo"]["owner"]
+        for i, p in enumerate(self._inv.get("projects", [])):
+            if p.get("dual_push", True):
+                with contextlib.suppress(KeyError):
+                    standin.set_created_at(f"{owner}/{p['image']}", seed.sha_tag(p["image"], 1), self.t0 + dt.timedelta(days=i))
 
     def inventory(self) -> dict:
         return {"dual_push": {"repo_reader": {"username": READER, "secret": TOKEN_KEY}}}
@@ -91,9 +111,9 @@ class ForgejoRepos:
             image, full = p["image"], p.get("repo") or f"{owner}/{p['name']}"
             context = p.get("status_context", "")
             pipeline = p.get("pipeline", ".woodpecker.yml")
-            built = LabCommit(_sha(seed.sha_tag(image, 2), image, 2), T0 + dt.timedelta(days=i, hours=2),
+            built = LabCommit(_sha(seed.sha_tag(image, 2), image, 2), self.t0 + dt.timedelta(days=i + 1, hours=2),
                               f"{image}: build 2", {context or "ci/woodpecker/push/woodpecker": "success"})
-            older = LabCommit(_sha(seed.sha_tag(image, 1), image, 1), T0 + dt.timedelta(days=i),
+            older = LabCommit(_sha(seed.sha_tag(image, 1), image, 1), self.t0 + dt.timedelta(days=i),
                               f"{image}: build 1", {context or "ci/woodpecker/push/woodpecker": "success"})
             commits = [built, older]
             if context:  # infra: newer commits that did not touch ci/Dockerfile ran other pipelines only
