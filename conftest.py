@@ -4,4 +4,5 @@ pytest_plugins = [
     "steps.common",
     "steps.infra_repo",
     "steps.dual_push",
+    "steps.registry",
 ]

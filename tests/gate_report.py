@@ -11,13 +11,14 @@ def pytest_addoption(parser):
     parser.addoption("--scenario", action="append", default=[], help="exact scenario name (repeatable)")
 
 
-def _bdd_scenario(item):
-    """The pytest-bdd scenario template of an item (pytest-bdd 9 keeps them in a registry)."""
+def _scenario_of(item):
+    """The pytest-bdd scenario template of a test item (pytest-bdd < 8: `__scenario__`; 8+: a registry)."""
     obj = getattr(item, "obj", None)
     sc = getattr(obj, "__scenario__", None)
     if sc is None and obj is not None:
         try:
             from pytest_bdd.scenario import scenario_wrapper_template_registry
+
             sc = scenario_wrapper_template_registry.get(obj)
         except (ImportError, TypeError):
             sc = None
@@ -25,7 +26,7 @@ def _bdd_scenario(item):
 
 
 def scenario_name(item) -> str:
-    sc = _bdd_scenario(item)
+    sc = _scenario_of(item)
     if sc is None:
         return item.name
     name = sc.name
@@ -48,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _template(item) -> str:
-    sc = _bdd_scenario(item)
+    sc = _scenario_of(item)
     return sc.name if sc else item.name
 
 

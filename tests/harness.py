@@ -65,7 +65,7 @@ class GateRunner:
             report = Path(tmp) / "gates.jsonl"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
                     "-p", "no:cacheprovider", f"--inventory={self.lab.inventory_path}",
-                    "--gate-report", str(report), "-q", "--no-header", "-rN"]
+                    f"--gate-report={report}", "-q", "--no-header", "-rN"]
             if markexpr:
                 argv += ["-m", markexpr]
             for s in [scenario] if isinstance(scenario, str) else (scenario or []):

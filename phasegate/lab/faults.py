@@ -29,6 +29,7 @@ FAULT_MODULES = [
     "phasegate.lab.registries",
     "phasegate.lab.infra_checkout",
     "phasegate.lab.forgejo_repos",
+    "phasegate.lab.forgejo_faults",
 ]
 
 # Lab states (e.g. "decommissioned") are built from parts each area registers with
