@@ -3,5 +3,7 @@
 pytest_plugins = [
     "steps.common",
     "steps.metrics",
+    "steps.infra_repo",
+    "steps.dual_push",
     "steps.registry",
 ]
