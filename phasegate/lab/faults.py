@@ -27,7 +27,15 @@ FAULTS: dict[str, Fault] = {}
 # modules whose import registers faults (kept in one list so `known()` is complete)
 FAULT_MODULES = [
     "phasegate.lab.registries",
+    "phasegate.lab.vm",
+    "phasegate.lab.github",
 ]
+
+# Named lab states (e.g. "decommissioned") are composed of parts, one per area:
+# each area registers its part with `@state_part(...)`; entering the state enters
+# every part whose component runs in the lab (in registration order), and leaving
+# repairs them in reverse. A state may also be registered whole with `@fault`.
+STATE_PARTS: dict[str, list[Fault]] = {}
 
 
 def fault(name: str, *, component: str, description: str):
@@ -35,6 +43,16 @@ def fault(name: str, *, component: str, description: str):
         if name in FAULTS:
             raise ValueError(f"fault {name!r} registered twice")
         FAULTS[name] = Fault(name, component, description, contextlib.contextmanager(fn))
+        return fn
+
+    return deco
+
+
+def state_part(state: str, *, component: str, description: str):
+    """Register one area's contribution to the lab state `state`."""
+    def deco(fn):
+        STATE_PARTS.setdefault(state, []).append(
+            Fault(f"{state}:{fn.__module__}.{fn.__name__}", component, description, contextlib.contextmanager(fn)))
         return fn
 
     return deco
@@ -49,10 +67,15 @@ def known() -> dict[str, Fault]:
 @contextlib.contextmanager
 def apply(lab, name: str):
     faults = known()
-    if name not in faults:
+    parts = [p for p in STATE_PARTS.get(name, []) if p.component in lab]
+    if name not in faults and name not in STATE_PARTS:
         raise KeyError(f"unknown fault {name!r}; known: {', '.join(sorted(faults))}")
-    f = faults[name]
-    if f.component not in lab:
-        raise RuntimeError(f"fault {name!r} needs lab component {f.component!r}, not started")
-    with f.make(lab):
+    with contextlib.ExitStack() as stack:
+        if name in faults:
+            f = faults[name]
+            if f.component not in lab:
+                raise RuntimeError(f"fault {name!r} needs lab component {f.component!r}, not started")
+            stack.enter_context(f.make(lab))
+        for part in parts:
+            stack.enter_context(part.make(lab))
         yield
