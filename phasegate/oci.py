@@ -190,16 +190,25 @@ def parse_challenge(header: str) -> tuple[str, dict]:
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
 
 
-def _wanted_scope(request: httpx.Request) -> str:
-    """The scope distribution would ask for this request (used to pick a cached token up front)."""
+def _wanted_scope(request: httpx.Request) -> tuple[str, frozenset]:
+    """(resource, actions) distribution would ask for this request (to pick a cached token up front)."""
     path = request.url.path
     if path.startswith("/v2/_catalog"):
-        return "registry:catalog:*"
+        return "registry:catalog", frozenset({"*"})
     m = _REPO_PATH.match(path)
     if not m:
-        return ""
-    action = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(request.method, "pull,push")
-    return f"repository:{m.group('name')}:{action}"
+        return "", frozenset()
+    action = {"GET": {"pull"}, "HEAD": {"pull"}, "DELETE": {"delete"}}.get(request.method, {"pull", "push"})
+    return f"repository:{m.group('name')}", frozenset(action)
+
+
+def _parse_scope(scope: str) -> list[tuple[str, frozenset]]:
+    """`repository:app:push,pull registry:catalog:*` -> [("repository:app", {push, pull}), ...]."""
+    out = []
+    for part in scope.split():
+        resource, _, actions = part.rpartition(":")
+        out.append((resource, frozenset(a for a in actions.split(",") if a)))
+    return out
 
 
 class ChallengeAuth(httpx.Auth):
@@ -212,7 +221,7 @@ class ChallengeAuth(httpx.Auth):
             register_basic(username, password.reveal())
         self._lock = threading.Lock()
         self._basic_hosts: set[str] = set()
-        self._tokens: dict[tuple[str, str], str] = {}  # (host, scope) -> token
+        self._tokens: dict[tuple[str, str], list[tuple[frozenset, str]]] = {}  # (host, resource) -> [(actions, token)]
         self._any_scope: dict[str, str] = {}  # host -> token of a server that ignores scope (scope="*")
 
     @property
@@ -230,11 +239,18 @@ class ChallengeAuth(httpx.Auth):
                 return self._basic() if self.has_credentials else None
             if host in self._any_scope:
                 return "Bearer " + self._any_scope[host]
-            scope = _wanted_scope(request)
-            tok = self._tokens.get((host, scope)) if scope else None
-            if tok is None and scope.endswith(":pull"):
-                tok = self._tokens.get((host, scope[: -len("pull")] + "pull,push"))
-            return "Bearer " + tok if tok else None
+            resource, actions = _wanted_scope(request)
+            for granted, tok in self._tokens.get((host, resource), []) if resource else []:
+                if actions <= granted:  # a push token also serves pulls of the same repository
+                    return "Bearer " + tok
+            return None
+
+    def _forget(self, host: str, token: str) -> None:
+        with self._lock:
+            if self._any_scope.get(host) == token:
+                del self._any_scope[host]
+            for key in [k for k in self._tokens if k[0] == host]:
+                self._tokens[key] = [(a, t) for a, t in self._tokens[key] if t != token]
 
     def auth_flow(self, request: httpx.Request):
         cached = self._cached(request)
@@ -244,6 +260,14 @@ class ChallengeAuth(httpx.Auth):
         if response.status_code != 401:
             return
         header = response.headers.get("www-authenticate", "")
+        if not header and cached and cached.startswith("Bearer "):
+            # an expired or revoked registry token (Forgejo answers a plain 401): forget it, ask afresh
+            self._forget(request.url.netloc.decode(), cached[len("Bearer "):])
+            del request.headers["Authorization"]
+            response = yield request
+            if response.status_code != 401:
+                return
+            header = response.headers.get("www-authenticate", "")
         if not header:
             return  # bad credentials (Forgejo: plain 401, no challenge): the caller raises AuthError
         scheme, params = parse_challenge(header)
@@ -287,7 +311,8 @@ class ChallengeAuth(httpx.Auth):
             if scope in ("", "*"):
                 self._any_scope[host] = token
             else:
-                self._tokens[(host, scope)] = token
+                for resource, actions in _parse_scope(scope):
+                    self._tokens.setdefault((host, resource), []).insert(0, (actions, token))
         request.headers["Authorization"] = "Bearer " + token
         yield request
 

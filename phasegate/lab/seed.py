@@ -6,7 +6,7 @@ phasegate.oci. `namespace` is the repository prefix: "" for registry-private,
 "viktor/" for Forgejo.
 
 What a seeded registry holds:
-- the real projects (infra-facts.md) with two 8-hex sha tags + `latest` (the
+- the projects' images of the default inventory ([[projects]] image) with two 8-hex sha tags + `latest` (the
   older build single-arch, the newer one of the project's manifest kind)
   (`latest` and the newest sha tag share a digest: digests reached from
   several tags), in every manifest type: OCI index with attestation children,
@@ -32,11 +32,20 @@ from pathlib import Path
 from phasegate import images
 from phasegate.images import Image, Index
 
-PROJECTS = [
-    "payslip-ingest", "job-hunter", "claude-agent-service", "fire-planner", "wealthfolio-sync", "freedify",
-    "chrome-service", "beads-server", "beadboard", "infra-ci", "claude-memory-mcp", "hmrc-sync",
-]
-PAGINATED = "infra-ci"
+
+
+def _project_images() -> list[str]:
+    """The image names of the default inventory's [[projects]] (the lab inventory keeps them)."""
+    import tomllib
+
+    from phasegate.config import DEFAULT_INVENTORY
+
+    names = [p["image"] for p in tomllib.loads(DEFAULT_INVENTORY.read_text()).get("projects", [])]
+    return list(dict.fromkeys(names)) or ["payslip-ingest", "job-hunter", "infra-ci"]
+
+
+PROJECTS = _project_images()
+PAGINATED = "infra-ci" if "infra-ci" in PROJECTS else PROJECTS[-1]
 PAGINATED_TAGS = 101  # latest included: more than one page of 100
 KINDS = ["oci-index", "docker-manifest", "oci-manifest", "docker-list", "nested-index"]
 
