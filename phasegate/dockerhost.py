@@ -29,7 +29,7 @@ from typing import Callable, TypeVar
 
 from phasegate.config import SshOptions
 from phasegate.secrets import Secret, redact
-from phasegate.verdict import AuthError, Broken, TimedOut, Unreachable
+from phasegate.verdict import Broken, TimedOut, Unreachable
 from phasegate.vmhost import SshTarget, SshWrapper
 
 T = TypeVar("T")
@@ -162,9 +162,11 @@ class DockerHost:
         import docker
 
         def list_all():
+            # one GET /containers/json (the high-level list() inspects every container: a request each)
             return [
-                ContainerState(name=c.name, status=c.status, image=_image_name(c), id=c.id)
-                for c in self.client.containers.list(all=True)
+                ContainerState(name=(c.get("Names") or ["?"])[0].lstrip("/"), status=str(c.get("State", "")),
+                               image=str(c.get("Image", "")), id=str(c.get("Id", "")))
+                for c in self.client.api.containers(all=True)
             ]
 
         try:
@@ -193,16 +195,7 @@ class DockerHost:
         return str((answer or {}).get("Status", ""))
 
 
-def _image_name(c) -> str:
-    try:
-        return c.attrs.get("Config", {}).get("Image") or c.attrs.get("Image", "")
-    except Exception:
-        return ""
-
-
 def _reason(e: Exception) -> str:
     text = getattr(e, "explanation", None) or str(e) or type(e).__name__
     return redact(str(text).splitlines()[0][:400]) if str(text) else type(e).__name__
 
-
-__all__ = ["DockerHost", "ContainerState", "LoginRefused", "AuthError"]
