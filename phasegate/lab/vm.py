@@ -55,11 +55,26 @@ COMPOSE = "opt/registry/docker-compose.yml"
 COMMAND_TIMEOUT = 30.0
 
 
+def _static(path: str) -> bool:
+    """An ELF executable without a program interpreter (PT_INTERP) needs no libc in the image."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit ELF only
+            return False
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))
+
+
 def _busybox() -> str:
     for p in BUSYBOX_CANDIDATES:
-        if os.path.exists(p):
+        if os.path.exists(p) and _static(p):
             return p
-    raise LabError("busybox not found: run scripts/setup.sh (Debian package busybox-static)")
+    raise LabError("a static busybox was not found: run scripts/setup.sh (Debian package busybox-static)")
 
 
 def _compose(private_enabled: bool) -> str:
