@@ -141,7 +141,11 @@ class RegistryVm:
         return {"CONTAINERS_CONF": str(self.dir / "containers.conf"),
                 "CONTAINERS_REGISTRIES_CONF": str(self.dir / "registries.conf"),
                 "CONTAINERS_STORAGE_CONF": str(self.dir / "storage.conf"),
-                "TMPDIR": str(self.dir / "tmp")}
+                "TMPDIR": str(self.dir / "tmp"),
+                # podman is Go: its TLS roots come from SSL_CERT_FILE. The lab CA is its trust store, so
+                # logins and pushes verify the lab registries' certificates as production verifies the
+                # real ones (podman's /auth ignores registries.conf `insecure` except for localhost).
+                "SSL_CERT_FILE": str(self._lab.ca.bundle)}
 
     def podman_argv(self, *args: str) -> list[str]:
         d = self.dir
@@ -156,7 +160,7 @@ class RegistryVm:
             raise LabError(f"podman {' '.join(args[:2])}: {p.stderr.decode(errors='replace').strip()[-800:]}")
         return p.stdout.decode()
 
-    def _write_podman_config(self, insecure: list[str]) -> None:
+    def _write_podman_config(self) -> None:
         d = self.dir
         for sub in ("root", "runroot", "tmp"):
             (d / sub).mkdir(parents=True, exist_ok=True)
@@ -167,12 +171,7 @@ class RegistryVm:
         (d / "storage.conf").write_text(
             f'[storage]\ndriver = "vfs"\nrunroot = "{d / "runroot"}"\n'
             f'graphroot = "{d / "root"}"\n')
-        # the lab's registries have lab-CA certificates podman cannot be told about without
-        # touching /etc/containers/certs.d: they are listed as insecure (TLS unverified) instead
-        text = "unqualified-search-registries = []\n"
-        for host in insecure:
-            text += f'\n[[registry]]\nlocation = "{host}"\ninsecure = true\n'
-        (d / "registries.conf").write_text(text)
+        (d / "registries.conf").write_text("unqualified-search-registries = []\n")
 
     def _import_image(self) -> None:
         rootfs = self.dir / "rootfs.tar"
@@ -315,9 +314,7 @@ class RegistryVm:
         self._lab = lab
         self.dir = lab.dir / "vm"
         self.dir.mkdir(parents=True)
-        regs = lab["registries"] if "registries" in lab else None
-        insecure = [r.netloc for r in (getattr(regs, "forgejo", None), getattr(regs, "private", None)) if r]
-        self._write_podman_config(insecure)
+        self._write_podman_config()
         self.podman_proc = Proc("vm-podman", self.podman_argv("system", "service", "--time=0",
                                                               f"unix://{self.socket}"),
                                 self.dir / "podman.log", env=self._podman_env()).start()
@@ -507,11 +504,13 @@ def _saved(*paths: Path):
        description="the newest break-glass tarball (VM and NAS) is 10 days old: the tarball step stopped running")
 def _stale(lab):
     vm = lab["vm"]
-    files = [vm.newest_tarball(d) for d in (vm.breakglass, vm.nas)]
-    with _saved(*files):
-        old = time.time() - 10 * 86400
-        for f in files:
-            os.utime(f, (old, old))
+    newest = [vm.newest_tarball(d) for d in (vm.breakglass, vm.nas)]
+    older = [vm.oldest_tarball(d) for d in (vm.breakglass, vm.nas)]
+    with _saved(*newest, *older):
+        now = time.time()
+        for files, days in ((newest, 10), (older, 12)):  # the order of builds stays, only the clock moved on
+            for f in files:
+                os.utime(f, (now - days * 86400, now - days * 86400))
         yield
 
 
