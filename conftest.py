@@ -3,4 +3,5 @@
 pytest_plugins = [
     "steps.common",
     "steps.vm",
+    "steps.registry",
 ]

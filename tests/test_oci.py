@@ -37,6 +37,7 @@ def test_every_manifest_type_by_tag_and_digest(private, kind, media_type):
     repo, tag, item = _by_kind()[kind]
     m = private.get_manifest(repo, tag)
     assert (m.media_type, m.digest, m.raw) == (media_type, item.digest, item.manifest)
+    assert m.where == f"{repo}:{tag}@{item.digest}"
     head = private.head_manifest(repo, item.digest)
     assert (head.status, head.digest, head.size, head.media_type) == (200, item.digest, item.size, media_type)
     by_digest = private.get_manifest(repo, item.digest)
@@ -183,3 +184,14 @@ def test_challenge_parsing_and_references():
     assert split_reference("viktor/app:v1") == ("viktor/app", "v1")
     assert split_reference("host:5050/app@sha256:ab") == ("host:5050/app", "sha256:ab")
     assert split_reference("host:5050/app") == ("host:5050/app", "latest")
+
+
+def test_client_from_the_lab_inventory(lab, monkeypatch):
+    from phasegate import config
+
+    for k, v in lab.env().items():
+        monkeypatch.setenv(k, v)
+    inv = config.load(lab.inventory_path)
+    with RegistryClient.from_inventory(inv, "private_registry", "user") as c:
+        assert c.ping()["api_version"] == "registry/2.0"
+        assert seed.PAGINATED in c.catalog()

@@ -29,6 +29,7 @@ FAULT_MODULES = [
     "phasegate.lab.registries",
     "phasegate.lab.vm",
     "phasegate.lab.github",
+    "phasegate.lab.forgejo_faults",
 ]
 
 # Named lab states (e.g. "decommissioned") are composed of parts, one per area:
