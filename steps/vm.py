@@ -57,7 +57,8 @@ def newest_build(inventory, http_settings):
         builds = [v for v in fj.package_versions(cfg.image) if pattern.match(v.version)]
     where = f"{inventory.forgejo.url} package {inventory.forgejo.owner}/{cfg.image}"
     check(bool(builds), expected=f"at least one build tag matching {cfg.tag_pattern}", seen="none", where=where)
-    return max(builds, key=lambda v: v.created_at)
+    # ties in created_at (one-second resolution) go to the later version id, as Forgejo assigns them
+    return max(builds, key=lambda v: (v.created_at, v.id))
 
 
 @then("the newest tarball there is for that build tag")
