@@ -3,5 +3,7 @@
 pytest_plugins = [
     "steps.common",
     "steps.vm",
+    "steps.infra_repo",
+    "steps.dual_push",
     "steps.registry",
 ]

@@ -38,6 +38,8 @@ COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
     "vm": "phasegate.lab.vm:RegistryVm",
     "github": "phasegate.lab.github:GitHubStandin",
+    "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
+    "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.

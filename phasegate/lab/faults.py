@@ -29,13 +29,14 @@ FAULT_MODULES = [
     "phasegate.lab.registries",
     "phasegate.lab.vm",
     "phasegate.lab.github",
+    "phasegate.lab.infra_checkout",
+    "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",
 ]
 
-# Named lab states (e.g. "decommissioned") are composed of parts, one per area:
-# each area registers its part with `@state_part(...)`; entering the state enters
-# every part whose component runs in the lab (in registration order), and leaving
-# repairs them in reverse. A state may also be registered whole with `@fault`.
+# Lab states (e.g. "decommissioned") are built from parts each area registers with
+# `@state_part(state, component=...)`; `apply(lab, state)` enters every part whose
+# component runs in that lab, in registration order, and leaves them in reverse.
 STATE_PARTS: dict[str, list[Fault]] = {}
 
 
@@ -50,10 +51,8 @@ def fault(name: str, *, component: str, description: str):
 
 
 def state_part(state: str, *, component: str, description: str):
-    """Register one area's contribution to the lab state `state`."""
     def deco(fn):
-        STATE_PARTS.setdefault(state, []).append(
-            Fault(f"{state}:{fn.__module__}.{fn.__name__}", component, description, contextlib.contextmanager(fn)))
+        STATE_PARTS.setdefault(state, []).append(Fault(state, component, description, contextlib.contextmanager(fn)))
         return fn
 
     return deco
@@ -68,15 +67,17 @@ def known() -> dict[str, Fault]:
 @contextlib.contextmanager
 def apply(lab, name: str):
     faults = known()
-    parts = [p for p in STATE_PARTS.get(name, []) if p.component in lab]
-    if name not in faults and name not in STATE_PARTS:
+    if name in STATE_PARTS and name not in faults:
+        with contextlib.ExitStack() as stack:
+            for part in STATE_PARTS[name]:
+                if part.component in lab:
+                    stack.enter_context(part.make(lab))
+            yield
+        return
+    if name not in faults:
         raise KeyError(f"unknown fault {name!r}; known: {', '.join(sorted(faults))}")
-    with contextlib.ExitStack() as stack:
-        if name in faults:
-            f = faults[name]
-            if f.component not in lab:
-                raise RuntimeError(f"fault {name!r} needs lab component {f.component!r}, not started")
-            stack.enter_context(f.make(lab))
-        for part in parts:
-            stack.enter_context(part.make(lab))
+    f = faults[name]
+    if f.component not in lab:
+        raise RuntimeError(f"fault {name!r} needs lab component {f.component!r}, not started")
+    with f.make(lab):
         yield
