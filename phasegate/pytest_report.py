@@ -145,6 +145,8 @@ class ReportPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call):
         outcome = yield
         rep = outcome.get_result()
+        # captured stdout/stderr/log go to the terminal, junit and the stdout attachment
+        rep.sections = [(title, redact(content)) for title, content in rep.sections]
         gate = gate_of(item)
         if gate is None or not gate.phase:
             return

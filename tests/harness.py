@@ -54,18 +54,21 @@ class GateRunner:
         return env
 
     def __call__(self, markexpr: str | None = None, *, fault: str | None = None, scenario: list[str] | str | None = None,
-                 args: list[str] | None = None, timeout: float = 600, env: dict | None = None) -> GateRun:
+                 args: list[str] | None = None, timeout: float = 600, env: dict | None = None,
+                 alluredir: Path | None = None) -> GateRun:
+        """`alluredir`: keep the run's Allure results there (default: a temporary folder, discarded)."""
         if fault:
             with self.lab.fault(fault):
-                return self._run(markexpr, scenario, args, timeout, env)
-        return self._run(markexpr, scenario, args, timeout, env)
+                return self._run(markexpr, scenario, args, timeout, env, alluredir)
+        return self._run(markexpr, scenario, args, timeout, env, alluredir)
 
-    def _run(self, markexpr, scenario, args, timeout, env) -> GateRun:
+    def _run(self, markexpr, scenario, args, timeout, env, alluredir=None) -> GateRun:
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "gates.jsonl"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
                     "-p", "no:cacheprovider", "--inventory", str(self.lab.inventory_path),
-                    "--gate-report", str(report), "-q", "--no-header", "-rN"]
+                    "--gate-report", str(report), "-q", "--no-header", "-rN",
+                    "--alluredir", str(alluredir or Path(tmp) / "allure-results")]
             if markexpr:
                 argv += ["-m", markexpr]
             for s in [scenario] if isinstance(scenario, str) else (scenario or []):

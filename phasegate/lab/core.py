@@ -33,6 +33,7 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
+    "report": "phasegate.lab.report:ReportLab",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.
