@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
+
+from phasegate.secrets import Secret, redact
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -181,6 +185,109 @@ def _report_after_run(args) -> None:
 _SUBCOMMANDS.append(_register_report)
 _BEFORE_RUN.append(_fresh_results)
 _AFTER_RUN.append(_report_after_run)
+
+
+# --------------------------------------------------------------------------
+# `phasegate integrity URL ...` (a stable contract: exit 0 nothing broken,
+# 1 broken references found, 2 usage/connection/auth error in one line;
+# --json prints exactly one object)
+# --------------------------------------------------------------------------
+
+
+def _register_integrity(sub) -> None:
+    p = sub.add_parser("integrity", help="walk a registry: every tag, manifest, index child and blob")
+    p.add_argument("url", metavar="URL", help="registry base URL, e.g. https://registry.example")
+    p.add_argument("--username", default="", help="registry user")
+    p.add_argument("--password-env", default="", metavar="VAR",
+                   help="environment variable holding the password or token (never pass it on the command line)")
+    p.add_argument("--ca-bundle", default="", metavar="FILE", help="PEM CA bundle to verify TLS with")
+    p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    p.add_argument("--mode", choices=["head", "verify"], default="head",
+                   help="head: existence and size of everything; verify: download and sha256 every byte")
+    p.add_argument("--tags-per-repo", type=_positive, default=None, metavar="N", help="check only N tags per repository")
+    p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="requests in flight (default 8)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--read-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="seconds to wait between two bytes of an answer (default 30)")
+    p.add_argument("--total-timeout", type=_seconds, default=120.0, metavar="S",
+                   help="wall-clock ceiling for one HTTP exchange, body included (default 120)")
+    p.set_defaults(func=_integrity)
+
+
+def _seconds(v: str) -> float:
+    try:
+        n = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {v!r}") from None
+    if not n > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {v}")
+    return n
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {v}")
+    return n
+
+
+def _integrity_fail(message: str) -> int:
+    print(f"phasegate integrity: error: {redact(message).splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _integrity(args) -> int:
+    from phasegate.integrity import check_registry
+    from phasegate.oci import RegistryClient
+    from phasegate.verdict import Broken
+
+    if not args.url.startswith(("http://", "https://")):
+        return _integrity_fail(f"URL must start with http:// or https://, got {args.url!r}")
+    password = None
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if not value:
+            return _integrity_fail(f"environment variable {args.password_env} is not set (it should hold the password)")
+        password = Secret(value, name=args.password_env)
+    elif args.username:
+        return _integrity_fail("--username needs --password-env VAR (the variable holding the password)")
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        return _integrity_fail(f"CA bundle {args.ca_bundle} not found")
+    from phasegate.http import HttpSettings
+
+    settings = HttpSettings(connect=min(5.0, args.read_timeout), read=args.read_timeout, total=args.total_timeout)
+    try:
+        with RegistryClient(args.url, username=args.username, password=password, ca_bundle=args.ca_bundle,
+                            verify=not args.insecure, max_connections=max(args.concurrency, 1),
+                            settings=settings) as client:
+            result = check_registry(client, mode=args.mode, tags_per_repo=args.tags_per_repo,
+                                    concurrency=args.concurrency)
+    except Broken as e:
+        return _integrity_fail(str(e))
+    except Exception as e:  # anything else is still one line, never a traceback
+        return _integrity_fail(f"{type(e).__name__}: {e}")
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(render_integrity(result))
+    return EXIT_OK if result.ok else EXIT_FOUND
+
+
+def render_integrity(result) -> str:
+    lines = [result.summary()]
+    if result.broken:
+        rows = [("REPOSITORY", "TAG", "KIND", "STATUS", "DIGEST", "PATH")]
+        rows += [(b.repository, b.tag, b.kind, str(b.status), b.digest or "-", " > ".join(b.path)) for b in result.broken]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    return "\n".join(lines)
+
+
+_SUBCOMMANDS.append(_register_integrity)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,6 +129,58 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """The Kubernetes cluster: how to reach it and the objects the cluster gates read."""
+
+    kubeconfig: str = ""  # empty = $KUBECONFIG or ~/.kube/config
+    context: str = ""  # empty = the kubeconfig's current context
+    request_timeout: float = 30.0  # seconds per Kubernetes API call
+    wait_timeout: float = 180.0  # ceiling for a clone / pod start / pull to happen
+    # the pull secret Kyverno clones into every namespace (policy sync-registry-credentials)
+    credentials_namespace: str = "kyverno"
+    credentials_secret: str = "registry-credentials"
+    clone_excluded_namespaces: list[str] = field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
+    # Forgejo's objects (Phase 0)
+    forgejo_memory: str = "1Gi"  # request = limit
+    forgejo_env: dict[str, str] = field(default_factory=lambda: {
+        "FORGEJO__packages__ENABLED": "true",
+        "FORGEJO__packages__CHUNKED_UPLOAD_PATH": "/data/tmp/package-upload",
+    })
+    forgejo_pvc: str = "forgejo-data"
+    forgejo_pvc_min: str = "15Gi"
+    forgejo_ingress: str = "forgejo"
+    forgejo_max_body: str = "5g"  # Traefik Buffering middleware maxRequestBodyBytes at least this
+    # nodes: containerd's registry config, and where the Forgejo mirror must point
+    nodes: list[str] = field(default_factory=list)  # empty = every node the API lists
+    containerd_certs_dir: str = "/etc/containerd/certs.d"
+    forgejo_mirrors: list[str] = field(default_factory=lambda: ["https://10.0.20.200"])  # in-cluster Traefik LB
+    # what the suite creates (fresh namespaces, pods) carries this prefix and label, and only that is deleted
+    test_prefix: str = "phasegate-"
+    test_label: str = "app.kubernetes.io/managed-by=phasegate"
+    node_reader_image: str = "docker.io/library/busybox:1.36"  # reads node files through a hostPath pod
+    fresh_tag_repository: str = "smoketest"  # Forgejo repository (under the owner) for the fresh-tag pull
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project of the migration; [[projects]] lists them in cutover order."""
+
+    name: str
+    image: str  # repository name under the Forgejo owner (and in registry-private)
+    namespace: str = ""
+    kind: str = "Deployment"  # Deployment | CronJob | none (cut over outside the cluster: CI files, docs)
+    workload: str = ""  # Deployment/CronJob name; empty = the project name
+    container: str = ""  # container whose image flips; empty = every container
+    stack: str = ""  # infra-repo file(s) whose image reference flips in Phase 3
+    repo: str = ""  # Forgejo source repository (owner/name); empty = <owner>/<name>
+    cutover: bool = True  # False: dual-push only, no Phase 3 row (hmrc-sync)
+
+    @property
+    def workload_name(self) -> str:
+        return self.workload or self.name
+
+
+@dataclass(frozen=True)
 class Inventory:
     name: str
     forgejo: Forgejo
@@ -136,6 +188,8 @@ class Inventory:
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
     report: Report = field(default_factory=Report)
+    cluster: Cluster = field(default_factory=Cluster)
+    projects: list[Project] = field(default_factory=list)
     source: str = ""  # path the inventory was read from (not a TOML key)
 
     def secret(self, key: str) -> Secret:
@@ -150,6 +204,17 @@ class Inventory:
                 + (f" ({ref.description})" if ref.description else "")
             )
         return Secret(value, name=key)
+
+    def project(self, name: str) -> Project:
+        for p in self.projects:
+            if p.name == name:
+                return p
+        raise InventoryError(f"inventory: no [[projects]] entry named {name!r} "
+                             f"(known: {', '.join(p.name for p in self.projects)})")
+
+    def cutover_order(self) -> list[Project]:
+        """Projects with a Phase 3 cutover, in the plan's order ([[projects]] order)."""
+        return [p for p in self.projects if p.cutover]
 
     def missing_secrets(self, markers: set[str]) -> list[str]:
         """One line per secret that gates with these markers need and that is unset."""
@@ -204,8 +269,20 @@ def _check_references(inv: Inventory, where: str) -> None:
         hook(inv, where)
 
 
+def _check_projects(inv: Inventory, where: str) -> None:
+    seen: set[str] = set()
+    for i, p in enumerate(inv.projects):
+        if p.name in seen:
+            raise InventoryError(f"{where}: projects[{i}].name = {p.name!r} is listed twice")
+        seen.add(p.name)
+        if p.kind not in ("Deployment", "CronJob", "none"):
+            raise InventoryError(f"{where}: projects[{i}].kind = {p.kind!r} must be Deployment, CronJob or none")
+        if p.kind != "none" and not p.namespace:
+            raise InventoryError(f"{where}: projects[{i}] ({p.name}) needs a namespace for kind {p.kind}")
+
+
 # Sections added later register extra cross-checks here (e.g. unique project names).
-_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = []
+_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = [_check_projects]
 
 
 def _type_name(tp) -> str:
