@@ -66,9 +66,9 @@ class GateRunner:
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "gates.jsonl"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
-                    "-p", "no:cacheprovider", "--inventory", str(self.lab.inventory_path),
-                    "--gate-report", str(report), "-q", "--no-header", "-rN",
-                    "--alluredir", str(alluredir or Path(tmp) / "allure-results")]
+                    "-p", "no:cacheprovider", f"--inventory={self.lab.inventory_path}",
+                    f"--gate-report={report}", "-q", "--no-header", "-rN",
+                    f"--alluredir={alluredir or Path(tmp) / 'allure-results'}"]
             if markexpr:
                 argv += ["-m", markexpr]
             for s in [scenario] if isinstance(scenario, str) else (scenario or []):
