@@ -281,8 +281,18 @@ def _check_projects(inv: Inventory, where: str) -> None:
             raise InventoryError(f"{where}: projects[{i}] ({p.name}) needs a namespace for kind {p.kind}")
 
 
+def _check_timeouts(inv: Inventory, where: str) -> None:
+    # a zero or negative timeout would turn every exchange into an instant failure (or none at all)
+    t = inv.timeouts
+    for name in ("connect", "read", "total", "poll_interval"):
+        if not getattr(t, name) > 0:
+            raise InventoryError(f"{where}: timeouts.{name} must be more than 0 seconds, got {getattr(t, name)!r}")
+    if t.retries < 0 or t.backoff < 0:
+        raise InventoryError(f"{where}: timeouts.retries and timeouts.backoff must not be negative")
+
+
 # Sections added later register extra cross-checks here (e.g. unique project names).
-_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = [_check_projects]
+_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = [_check_projects, _check_timeouts]
 
 
 def _type_name(tp) -> str:

@@ -133,6 +133,10 @@ class Lab:
             self._secrets[key] = value
         return self._secrets[key]
 
+    def secret_values(self) -> list[str]:
+        """Every secret this lab generated (the canary test looks for them in outputs)."""
+        return list(self._secrets.values())
+
     # -- life cycle --------------------------------------------------------
     def up(self) -> "Lab":
         if self.dir.exists():
