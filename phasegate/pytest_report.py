@@ -92,6 +92,12 @@ def gate_of(item: pytest.Item) -> report.Gate | None:
     )
 
 
+def _from_step_text(name: str, value, step) -> bool:
+    if name in ("datatable", "docstring"):
+        return True
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value) in step.name
+
+
 class ReportPlugin:
     def __init__(self, config: pytest.Config, inv):
         self.config = config
@@ -125,6 +131,17 @@ class ReportPlugin:
 
     def pytest_bdd_before_scenario(self, request, feature, scenario) -> None:
         request.node.stash[_SCENARIO_MARK] = TRANSCRIPT.mark()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_bdd_before_step_call(self, request, feature, scenario, step, step_func, step_func_args):
+        # allure-pytest-bdd shows every argument of a step function as a step parameter; show the
+        # values the Gherkin text gave, not the fixtures (an Inventory repr, a client object)
+        hidden = {k: step_func_args.pop(k) for k in list(step_func_args)
+                  if not _from_step_text(k, step_func_args[k], step)}
+        try:
+            yield
+        finally:
+            step_func_args.update(hidden)
 
     @pytest.hookimpl(tryfirst=True)  # while the failed step is still the open Allure step
     def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception) -> None:

@@ -169,6 +169,8 @@ def environment(inv, *, env: Mapping[str, str] | None = None) -> dict[str, str]:
         "inventory.file": inv.source,
         "registry.forgejo": f"{inv.forgejo.url} (owner {inv.forgejo.owner})",
         "registry.private": str(inv.private_registry.url),
+        "cluster": (inv.cluster.context or "the kubeconfig's current context")
+                   + (f" ({inv.cluster.kubeconfig})" if inv.cluster.kubeconfig else ""),
         "suite.version": suite_version(),
         "suite.git_sha": suite_git_sha(env),
     }
@@ -178,10 +180,8 @@ def environment(inv, *, env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _extra_environment(inv):
-    """Sections other areas add to the inventory (cluster, metrics), when present."""
+    """Sections other areas add to the inventory, when present."""
     for section, fields in (
-        ("cluster", ("name", "context", "api_server", "server", "url")),
-        ("kube", ("context", "api_server", "server", "url")),
         ("metrics", ("prometheus_url", "pushgateway_url")),
     ):
         obj = getattr(inv, section, None)

@@ -121,6 +121,9 @@ def test_every_scenario_is_a_result_with_its_phase_project_node_and_plan_link(ex
     # the Gherkin steps are the Allure steps
     assert [s["name"] for s in r["A gate that passes"]["steps"]] == [
         "Given the example registry", 'When the gate reads "/v2/" with its token', "Then the answer is HTTP 200"]
+    # step parameters are what the Gherkin text gave, not the fixtures the step function takes
+    when = r["A gate that passes"]["steps"][1]
+    assert [(p["name"], p["value"]) for p in when["parameters"]] == [("path", "'/v2/'")]
 
 
 def test_a_product_defect_fails_with_its_evidence_and_a_broken_gate_says_why(example_run):
