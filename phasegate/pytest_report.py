@@ -167,6 +167,8 @@ class ReportPlugin:
         gate = gate_of(item)
         if gate is None or not gate.phase:
             return
+        if rep.when == "setup" and rep.failed and self.results_dir:
+            self._result_for_setup_error(item, gate, rep, call)
         prev = self.outcomes.get(item.nodeid, (gate, "passed"))[1]
         if rep.failed:
             self.outcomes[item.nodeid] = (gate, "failed")
@@ -174,6 +176,20 @@ class ReportPlugin:
             self.outcomes[item.nodeid] = (gate, "skipped")
         elif item.nodeid not in self.outcomes:
             self.outcomes[item.nodeid] = (gate, prev)
+
+    def _result_for_setup_error(self, item, gate: report.Gate, rep, call) -> None:
+        sc = _scenario(item)
+        exc = call.excinfo.value if call.excinfo else None
+        link = report.plan_link(gate.phase, self.inv.report)
+        labels = report.labels(gate, self.inv.report) + [("feature", gate.feature), ("framework", "pytest-bdd")]
+        labels += [("tag", m.name) for m in item.iter_markers() if not m.args and not m.kwargs]
+        report.write_result(
+            self.results_dir, name=gate.name,
+            full_name=f"{os.path.normpath(sc.feature.rel_filename)}:{sc.name}",
+            status="failed" if isinstance(exc, AssertionError) else "broken",
+            message=call.excinfo.exconly() if call.excinfo else "setup failed", trace=rep.longreprtext,
+            labels=labels, links=[link] if link else [], params=gate.params,
+            start_ms=int(call.start * 1000), stop_ms=int(call.stop * 1000))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if self.results_dir:

@@ -106,10 +106,10 @@ def _attachments(result: dict) -> list[str]:
 
 def test_every_scenario_is_a_result_with_its_phase_project_node_and_plan_link(example_run):
     r = example_run["by_name"]
-    assert example_run["proc"].returncode == 1  # two red gates
+    assert example_run["proc"].returncode == 1  # three red gates
     assert set(r) == {"A gate that passes", "A gate that finds a product defect", "A gate that cannot reach its registry",
                       "A bake gate that shows its PromQL and integrity evidence",
-                      "Cutover of payslip-ingest", "Cutover of job-hunter"}
+                      "Cutover of payslip-ingest", "Cutover of job-hunter", "A gate whose client cannot be built"}
     cut = _labels(r["Cutover of job-hunter"])
     assert cut["phase"] == ["phase3"] and cut["project"] == ["job-hunter"] and cut["node"] == ["k8s-node2"]
     assert cut["registry"] == ["forgejo.lab.test"]  # added from a step with report.label()
@@ -143,6 +143,10 @@ def test_a_product_defect_fails_with_its_evidence_and_a_broken_gate_says_why(exa
     assert broken["status"] == "broken"
     assert broken["statusDetails"]["message"].startswith("phasegate.verdict.Unreachable")
     assert "Why the gate could not be judged" in _attachments(broken)
+    # a gate whose fixtures fail before the scenario starts is still in the report, broken
+    setup = r["A gate whose client cannot be built"]
+    assert setup["status"] == "broken" and "Unreachable" in setup["statusDetails"]["message"]
+    assert _labels(setup)["phase"] == ["phase0"] and setup["links"][0]["name"] == "Plan: Phase 0 — Prepare Forgejo"
 
 
 def test_categories_split_product_defects_from_test_broken(example_run):
@@ -227,12 +231,13 @@ def test_verdicts_are_in_the_pushgateway(example_run, pushgateway):
         ("phase0", "A gate that passes", ""): "1",
         ("phase0", "A gate that finds a product defect", ""): "0",
         ("phase0", "A gate that cannot reach its registry", ""): "0",
+        ("phase0", "A gate whose client cannot be built", ""): "0",
         ("phase2", "A bake gate that shows its PromQL and integrity evidence", ""): "1",
         ("phase3", "Cutover of payslip-ingest", "payslip-ingest"): "1",
         ("phase3", "Cutover of job-hunter", "job-hunter"): "1",
     }
     assert set(stamps) == {"phase0", "phase2", "phase3"} and all(s > 1.7e9 for s in stamps.values())
-    assert "pushed 6 gate verdict(s)" in example_run["proc"].stdout
+    assert "pushed 7 gate verdict(s)" in example_run["proc"].stdout
 
 
 def test_the_suites_own_tests_write_no_allure_results(tmp_path):

@@ -34,3 +34,8 @@ Feature: Report example against a loopback registry
       | project        | node      |
       | payslip-ingest | k8s-node1 |
       | job-hunter     | k8s-node2 |
+
+  @phase0 @readonly
+  Scenario: A gate whose client cannot be built
+    Given the example registry
+    Then the unbuildable client answers

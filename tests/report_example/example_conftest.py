@@ -39,3 +39,12 @@ def dead_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(autouse=True)
+def unbuildable_client(request):
+    # a fixture that fails before the scenario starts (as a cluster client whose API is down would)
+    if "client_cannot_be_built" in request.node.name:
+        from phasegate.verdict import Unreachable
+
+        raise Unreachable("GET https://127.0.0.1:1/api: cannot connect (connection refused)")

@@ -62,3 +62,8 @@ def cutover(project, node):
         {"project": project, "stack_flipped": True, "rollout_complete": True, "image_id_from_forgejo": True,
          "digest_matches": (False, "pod runs sha256:0000"), "integrity": True},
     ])
+
+
+@then("the unbuildable client answers")
+def unbuildable(unbuildable_client):
+    pass
