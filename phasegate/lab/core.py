@@ -38,6 +38,7 @@ COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
     "vm": "phasegate.lab.vm:RegistryVm",
     "github": "phasegate.lab.github:GitHubStandin",
+    "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
 }
