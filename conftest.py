@@ -3,6 +3,7 @@
 pytest_plugins = [
     "steps.common",
     "steps.metrics",
+    "steps.vm",
     "steps.infra_repo",
     "steps.dual_push",
     "steps.registry",

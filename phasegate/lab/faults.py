@@ -28,6 +28,8 @@ FAULTS: dict[str, Fault] = {}
 FAULT_MODULES = [
     "phasegate.lab.registries",
     "phasegate.lab.metrics",
+    "phasegate.lab.vm",
+    "phasegate.lab.github",
     "phasegate.lab.infra_checkout",
     "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",
