@@ -36,12 +36,15 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
+    "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
+    "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.
 # Phases 0-3 are judged while registry-private still runs; 4-5 after decommission.
 MAIN_JOB: list[tuple[str, str | None]] = [
     ("phase0 or phase1 or phase2 or phase3", None),
+    ("phase4 or phase5", "decommissioned"),
 ]
 
 LAB_TIMEOUTS = {"connect": 3.0, "read": 5.0, "total": 60.0}

@@ -27,8 +27,15 @@ FAULTS: dict[str, Fault] = {}
 # modules whose import registers faults (kept in one list so `known()` is complete)
 FAULT_MODULES = [
     "phasegate.lab.registries",
+    "phasegate.lab.infra_checkout",
+    "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",
 ]
+
+# Lab states (e.g. "decommissioned") are built from parts each area registers with
+# `@state_part(state, component=...)`; `apply(lab, state)` enters every part whose
+# component runs in that lab, in registration order, and leaves them in reverse.
+STATE_PARTS: dict[str, list[Fault]] = {}
 
 
 def fault(name: str, *, component: str, description: str):
@@ -36,6 +43,14 @@ def fault(name: str, *, component: str, description: str):
         if name in FAULTS:
             raise ValueError(f"fault {name!r} registered twice")
         FAULTS[name] = Fault(name, component, description, contextlib.contextmanager(fn))
+        return fn
+
+    return deco
+
+
+def state_part(state: str, *, component: str, description: str):
+    def deco(fn):
+        STATE_PARTS.setdefault(state, []).append(Fault(state, component, description, contextlib.contextmanager(fn)))
         return fn
 
     return deco
@@ -50,6 +65,13 @@ def known() -> dict[str, Fault]:
 @contextlib.contextmanager
 def apply(lab, name: str):
     faults = known()
+    if name in STATE_PARTS and name not in faults:
+        with contextlib.ExitStack() as stack:
+            for part in STATE_PARTS[name]:
+                if part.component in lab:
+                    stack.enter_context(part.make(lab))
+            yield
+        return
     if name not in faults:
         raise KeyError(f"unknown fault {name!r}; known: {', '.join(sorted(faults))}")
     f = faults[name]
