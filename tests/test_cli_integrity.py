@@ -89,7 +89,7 @@ def test_forgejo_with_a_read_pat(lab, capsys, monkeypatch):
 
     monkeypatch.setenv(PASSWORD_ENV, lab.secret("forgejo_pull_token"))
     argv = [lab["registries"].forgejo.url, "--username", FORGEJO_PULLER, "--password-env", PASSWORD_ENV,
-            "--ca-bundle", str(lab.ca.bundle), "--json", "--mode", "verify"]
+            "--ca-bundle", str(lab.ca.bundle), "--json", "--mode", "verify", "--tags-per-repo", "2"]
     target = seed.faults("viktor/")[seed.BITROT_LAYER]
     with lab.fault("forgejo-bitrot-layer"):
         code, out, err = run(capsys, argv)

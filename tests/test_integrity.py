@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from phasegate import http
-from phasegate.integrity import check_image, check_registry
+from phasegate.integrity import check_image, check_reference, check_registry
+from phasegate.verdict import GateFailed
 from phasegate.lab import seed
 from tests.oci_fixtures import registry  # noqa: F401
 
@@ -72,5 +73,9 @@ def test_check_one_image(lab, registry):
     with lab.fault(registry.fault(seed.ORPHANED_CHILD)):
         bad = check_image(registry.client, target.repository, target.tag)
     assert [(b.digest, b.kind, b.status) for b in bad.broken] == [(target.digest, "index-child", 404)]
-    missing = check_image(registry.client, registry.repo("payslip-ingest"), "no-such-tag")
+    with pytest.raises(GateFailed) as e:
+        bad.require_intact(f"{target.repository}:{target.tag}")
+    assert target.digest in str(e.value) and "index-child 404" in str(e.value)
+    missing = check_reference(registry.client, registry.repo("payslip-ingest") + ":no-such-tag")
     assert [(b.kind, b.status) for b in missing.broken] == [("manifest", 404)]
+    assert check_reference(registry.client, registry.repo("job-hunter") + ":latest").require_intact("job-hunter").ok
