@@ -477,3 +477,24 @@ def test_forgejo_client_refuses_to_delete_outside_its_names(serve, forgejo_api):
             with pytest.raises(forgejo.DeletionRefused):
                 forgejo_api(s.url).delete(name, "1")
     assert s.connections == 0, "nothing reached the server"
+
+
+# -- the Forgejo repository API client (Phase 1 pipelines) ------------------------------
+
+
+@pytest.mark.parametrize("fault,call", [(f, c) for f in ("dribble-headers", "503", "not-json", "wrong-shape")
+                                        for c in ("commits", "status", "raw")
+                                        if not (c == "raw" and f in ("not-json", "wrong-shape"))])  # raw = any text
+def test_forgejo_repos_client_ends_with_a_verdict(serve, fault, call):
+    from phasegate.forgejo_repos import ForgejoRepos
+
+    behaviour = {"not-json": evil.body(b"<html>proxy error</html>", "text/html"),
+                 "wrong-shape": evil.body(b'[{"no-sha": 1}]' if call == "commits" else b'["a list"]')
+                 }.get(fault) or TRANSPORT_FAULTS[fault][0]
+    s = serve(behaviour)
+    with ForgejoRepos.connect(s.url, Secret("pgcanary-repos-test-0123456789ab", "t"), SETTINGS) as repos:
+        call_it = {"commits": lambda: repos.commits("viktor/infra"), "status": lambda: repos.status("viktor/infra", "a" * 40),
+                   "raw": lambda: repos.raw("viktor/infra", ".woodpecker/default.yml")}[call]
+        with pytest.raises(Broken) as e:
+            call_it()
+    assert "pgcanary" not in one_line(e.value)
