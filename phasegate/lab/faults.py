@@ -27,6 +27,7 @@ FAULTS: dict[str, Fault] = {}
 # modules whose import registers faults (kept in one list so `known()` is complete)
 FAULT_MODULES = [
     "phasegate.lab.registries",
+    "phasegate.lab.cluster",
 ]
 
 
@@ -38,6 +39,36 @@ def fault(name: str, *, component: str, description: str):
         return fn
 
     return deco
+
+
+# Composable lab states: each area contributes its part of a state (e.g. what
+# "decommissioned" means for the cluster, the registry VM, the infra checkout)
+# with `@state_part(...)`; `lab.state(name)` applies every part whose component
+# runs in the lab, in registration order, and repairs them in reverse.
+STATE_PARTS: dict[str, list[Fault]] = {}
+
+
+def state_part(state: str, *, component: str, description: str):
+    def deco(fn):
+        parts = STATE_PARTS.setdefault(state, [])
+        parts.append(Fault(f"{state}:{fn.__name__}", component, description, contextlib.contextmanager(fn)))
+        if state not in FAULTS:
+            FAULTS[state] = Fault(state, "", f"lab state {state!r} (composed of its parts)", _composite(state))
+        return fn
+
+    return deco
+
+
+def _composite(state: str):
+    @contextlib.contextmanager
+    def apply_parts(lab):
+        with contextlib.ExitStack() as stack:
+            for part in STATE_PARTS.get(state, []):
+                if part.component in lab:
+                    stack.enter_context(part.make(lab))
+            yield
+
+    return apply_parts
 
 
 def known() -> dict[str, Fault]:
@@ -52,7 +83,7 @@ def apply(lab, name: str):
     if name not in faults:
         raise KeyError(f"unknown fault {name!r}; known: {', '.join(sorted(faults))}")
     f = faults[name]
-    if f.component not in lab:
+    if f.component and f.component not in lab:
         raise RuntimeError(f"fault {name!r} needs lab component {f.component!r}, not started")
     with f.make(lab):
         yield
