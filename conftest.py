@@ -2,4 +2,5 @@
 # is a pytest11 entry point, see pyproject.toml).
 pytest_plugins = [
     "steps.common",
+    "steps.cluster",
 ]

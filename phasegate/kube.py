@@ -283,8 +283,10 @@ class Kube:
     def fresh_name(self, what: str) -> str:
         return f"{self.cluster.test_prefix}{what}-{_secrets.token_hex(3)}"[:63]
 
-    def create_namespace(self, what: str = "ns") -> str:
-        name = self.fresh_name(what)
+    def create_namespace(self, name: str) -> str:
+        """Create a namespace named by `fresh_name()` (prefix and label: only such may be deleted)."""
+        if not name.startswith(self.cluster.test_prefix):
+            raise ValueError(f"namespace {name!r} lacks the suite's prefix {self.cluster.test_prefix!r}")
         body = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={self.label_key: self.label_value}))
         self.core.create_namespace(body, _request_timeout=self.timeout)
         return name
@@ -319,7 +321,8 @@ class Kube:
         self.sweep()
         name = None
         try:
-            name = self.create_namespace(what)
+            name = self.fresh_name(what)
+            self.create_namespace(name)
             yield name
         finally:
             if name:
@@ -520,3 +523,45 @@ def parse_hosts_toml(text: str) -> HostsToml:
     mirrors = [(url, list(t.get("capabilities", ["pull", "resolve", "push"])))
                for url, t in (doc.get("host") or {}).items()]
     return HostsToml(server=doc.get("server", ""), mirrors=mirrors)
+
+
+# --------------------------------------------------------------------------
+# What the gates judge (shared by steps and the CLI)
+# --------------------------------------------------------------------------
+
+
+def expected_auths_keys(inv, registries: str) -> list[str]:
+    """The auths keys the pull secret must hold: "Forgejo" or "Forgejo and registry-private"."""
+    keys = [inv.forgejo.host]
+    if registries == "Forgejo and registry-private":
+        keys += [inv.private_registry.host, *inv.private_registry.aliases]
+    elif registries != "Forgejo":
+        raise ValueError(f"unknown registry set {registries!r} (Forgejo | Forgejo and registry-private)")
+    return sorted(set(keys))
+
+
+def registry_url(inv, key: str) -> tuple[str, str]:
+    """(base URL, CA bundle) of the registry an auths key names."""
+    host = key.removeprefix("https://").removeprefix("http://").rstrip("/")
+    if host == inv.forgejo.host:
+        return str(inv.forgejo.url), inv.forgejo.ca_bundle
+    p = inv.private_registry
+    if host == p.host:
+        return str(p.url), p.ca_bundle
+    scheme = "http://" if key.startswith("http://") else "https://"
+    return scheme + host, p.ca_bundle if host in p.aliases else ""
+
+
+def hosts_toml_path(inv, host: str) -> str:
+    return f"{inv.cluster.containerd_certs_dir.rstrip('/')}/{host}/hosts.toml"
+
+
+def image_ref_parts(image: str) -> tuple[str, str, str]:
+    """(registry host, repository, tag) of `host/repo:tag` (a digest reference gives tag '')."""
+    name = image.split("@", 1)[0]
+    host, _, rest = name.partition("/")
+    repo, tag = rest, ""
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = rest.rsplit(":", 1)
+    return host, repo, tag

@@ -33,12 +33,14 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
+    "cluster": "phasegate.lab.cluster:Cluster",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.
 # Phases 0-3 are judged while registry-private still runs; 4-5 after decommission.
 MAIN_JOB: list[tuple[str, str | None]] = [
     ("phase0 or phase1 or phase2 or phase3", None),
+    ("phase4 or phase5", "decommissioned"),
 ]
 
 # Every generated secret starts with this, so the canary test can grep for leaks.
