@@ -183,3 +183,14 @@ def test_challenge_parsing_and_references():
     assert split_reference("viktor/app:v1") == ("viktor/app", "v1")
     assert split_reference("host:5050/app@sha256:ab") == ("host:5050/app", "sha256:ab")
     assert split_reference("host:5050/app") == ("host:5050/app", "latest")
+
+
+def test_client_from_the_lab_inventory(lab, monkeypatch):
+    from phasegate import config
+
+    for k, v in lab.env().items():
+        monkeypatch.setenv(k, v)
+    inv = config.load(lab.inventory_path)
+    with RegistryClient.from_inventory(inv, "private_registry", "user") as c:
+        assert c.ping()["api_version"] == "registry/2.0"
+        assert seed.PAGINATED in c.catalog()
