@@ -26,7 +26,6 @@ import re
 import secrets as _secrets
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import PurePosixPath
 
 import urllib3
@@ -37,6 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 from phasegate.http import GUARD, SAFE_METHODS, WriteGuard
 from phasegate.secrets import redact
+from phasegate.units import quantity, size_bytes  # noqa: F401 (re-exported for steps)
 from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -65,20 +65,26 @@ class GuardedRESTClient(rest.RESTClientObject):
         self._backoff = backoff
         self._where = where
 
-    def request(self, method, url, headers=None, body=None, post_params=None, _request_timeout=None):
+    def request(self, method, url, *args, **kwargs):
+        # keyword arguments only differ between client versions (query_params, _preload_content): pass them on
+        if args:
+            raise TypeError("GuardedRESTClient.request takes keyword arguments only")
         method = method.upper()
         path = urllib3.util.parse_url(url).path or url
         if method in WRITE_METHODS:
             self._guard.check(method, f"{self._where}{path}")
+        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or self._timeout
         attempts = 1 + (self._retries if method in SAFE_METHODS else 0)
         delay = self._backoff
         for attempt in range(1, attempts + 1):
             try:
-                response = super().request(method, url, headers=headers, body=body, post_params=post_params,
-                                           _request_timeout=_request_timeout or self._timeout)
-            except ApiException as e:  # TLS failures come back this way (status 0)
-                raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: "
-                                  f"{_reason(Exception(e.reason))}") from None
+                response = super().request(method, url, **kwargs)
+            except ApiException as e:
+                if not e.status:  # TLS failures come back this way (status 0)
+                    raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: "
+                                      f"{_reason(Exception(e.reason))}") from None
+                _raise_unjudgeable(e.status, e.body, method, path)
+                raise
             except urllib3.exceptions.TimeoutError as e:
                 raise TimedOut(f"Kubernetes API {self._where}: {method} {path}: no answer within "
                                f"{self._timeout[1]:.0f}s ({type(e).__name__})") from None
@@ -89,7 +95,8 @@ class GuardedRESTClient(rest.RESTClientObject):
                     continue
                 raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: cannot connect "
                                   f"({_reason(e)})") from None
-            _check_status(response, method, path)
+            if response.status >= 400:  # clients >= 37 raise later, from the deserializer
+                _raise_unjudgeable(response.status, response.data, method, path)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -101,13 +108,12 @@ def _reason(e: Exception) -> str:
     return redact((m.group(1) if m else text.splitlines()[0])[:300])
 
 
-def _check_status(response, method: str, path: str) -> None:
+def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
     """Answers no gate can judge become Broken here; 404/409/422 go back to the caller as ApiException."""
-    status = response.status
     if status in (401, 403) or status >= 500:
         try:
-            message = json.loads(response.read() or b"{}").get("message", "")
-        except (ValueError, TypeError):
+            message = json.loads(body or b"{}").get("message", "")
+        except (ValueError, TypeError, AttributeError):
             message = ""
         cls = AuthError if status in (401, 403) else ServerError
         raise cls(f"Kubernetes API: {method} {path}: HTTP {status} {redact(message)}".rstrip())
@@ -118,33 +124,6 @@ def status_message(e: ApiException) -> str:
         return json.loads(e.body or "{}").get("message") or str(e.reason)
     except (ValueError, TypeError):
         return str(e.reason)
-
-
-# --------------------------------------------------------------------------
-# Quantities
-# --------------------------------------------------------------------------
-
-_BIN = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DEC = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3, "M": 10**6,
-        "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-
-
-def quantity(q: str | int | float) -> Decimal:
-    """A Kubernetes resource quantity ("1Gi", "384Mi", "500m", "1e3") in base units."""
-    s = str(q).strip()
-    m = re.fullmatch(r"([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([KMGTPE]i|[numkMGTPE]?)", s)
-    if not m:
-        raise ValueError(f"not a Kubernetes quantity: {q!r}")
-    num, unit = Decimal(m.group(1)), m.group(2)
-    return num * (_BIN[unit] if unit in _BIN else Decimal(_DEC[unit]))
-
-
-def size_bytes(s: str | int) -> int:
-    """A body size as nginx/Traefik configs write it ("5g", "512m", "1024k", bytes); binary units."""
-    m = re.fullmatch(r"\s*([0-9]+)\s*([kKmMgG]?)[bB]?\s*", str(s))
-    if not m:
-        raise ValueError(f"not a size: {s!r}")
-    return int(m.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m.group(2).lower()]
 
 
 # --------------------------------------------------------------------------

@@ -180,20 +180,33 @@ def auths_authenticate(pull_secret, inventory, http_settings):
 # -- fresh-tag pulls from every node -----------------------------------------------
 
 
+FRESH_TAG_PREFIX = "pull-"
+
+
 @given("a fresh tag pushed to Forgejo", target_fixture="fresh_tag")
 def fresh_tag(request, inventory, http_settings):
-    from phasegate.forgejo import SmokePackage
+    """A never-seen tag of the smoke package: unique bytes, so no node can serve it from its content store."""
+    from phasegate.forgejo import Forgejo
 
-    smoke = SmokePackage.from_inventory(inventory)
-    tag = f"pull-{_secrets.token_hex(4)}"
-    api = smoke.packages(inventory, http_settings)
-    _cleanup(request, lambda: (api.delete(smoke.image, tag), api.close()), f"{smoke.repository}:{tag}")
-    # unique bytes: the digest cannot be in any node's content store
+    f = inventory.forgejo
+    repository = f"{f.owner}/{f.smoke_image}"
+    tag = f"{FRESH_TAG_PREFIX}{_secrets.token_hex(4)}"
+    api = Forgejo.from_inventory(inventory, http_settings, user="cleaner", deletable={f.smoke_image})
+
+    def cleanup():
+        try:
+            api.delete(f.smoke_image, tag)
+        finally:
+            api.close()
+
+    _cleanup(request, cleanup, f"{repository}:{tag}")  # registered before the push
+    for v in api.package_versions(f.smoke_image):  # leftovers of a crashed run
+        if v.version.startswith(FRESH_TAG_PREFIX):
+            api.delete(f.smoke_image, v.version)
     image = images.build_image(f"phasegate fresh pull {tag} {_secrets.token_hex(8)}")
     with RegistryClient.from_inventory(inventory, "forgejo", "pusher") as pusher:
-        digest = pusher.push(smoke.repository, image, tag=tag)
-    return {"image": f"{inventory.forgejo.host}/{smoke.repository}:{tag}", "digest": digest,
-            "repository": f"{inventory.forgejo.host}/{smoke.repository}"}
+        digest = pusher.push(repository, image, tag=tag)
+    return {"image": f"{f.host}/{repository}:{tag}", "digest": digest, "repository": f"{f.host}/{repository}"}
 
 
 @when("a pod on every node runs the fresh tag through the pull secret", target_fixture="pull_pods")

@@ -29,12 +29,10 @@ import secrets as _secrets
 import ssl
 from pathlib import Path
 
-from phasegate import images, oci
 from phasegate.lab.faults import fault, state_part
 from phasegate.lab.kube import KubeStandin, kubeconfig, rfc3339
 from phasegate.lab.nodes import ContainerdNode, TraefikFront, image_layout_tar, write_hosts_toml
 from phasegate.lab.procs import LabError
-from phasegate.secrets import Secret
 
 NODE_NAMES = ["k8s-node1", "k8s-node2", "k8s-node3"]
 DEAD_SERVER = "https://127.0.0.1:1"  # the "public name" in the lab: nothing listens there
@@ -186,7 +184,7 @@ class Cluster:
                  "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
                             "capacity": {"storage": c.forgejo_pvc_min}}})
         mw = "forgejo-buffering"
-        from phasegate.kube import size_bytes
+        from phasegate.units import size_bytes
 
         api.put({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
                  "metadata": {"name": mw, "namespace": ns},
@@ -225,25 +223,21 @@ class Cluster:
         ], concurrency="Forbid"))
 
     def seed_projects(self, inv) -> None:
-        """One workload per cutover project, cut over: images pushed to both registries, pods really pulled."""
+        """One workload per cutover project, cut over to the newest sha tag the registries were seeded with
+        (phasegate.lab.seed: the same digest in registry-private and Forgejo); pods really pulled by the nodes."""
+        from phasegate.lab import seed
+
         f = inv.forgejo
-        pusher = oci.RegistryClient(self.forgejo.url, username=f.pusher.username,
-                                    password=Secret(self.lab.secret(f.pusher.secret)), ca_bundle=str(self.lab.ca.bundle))
-        private = oci.RegistryClient(self.private.url, username="viktor",
-                                     password=Secret(self.lab.secret("private_registry_password")),
-                                     ca_bundle=str(self.lab.ca.bundle))
-        with pusher, private:
-            for p in inv.projects:
-                if p.kind == "none" or not p.cutover:
-                    continue
-                tag = _secrets.token_hex(4)
-                img = images.build_image(f"lab project {p.name} {tag}")
-                digest = pusher.push(f"{f.owner}/{p.image}", img, tag)
-                private.push(p.image, img, tag)
-                fref = f"{self.forgejo_host}/{f.owner}/{p.image}:{tag}"
-                pref = f"{self.private.netloc}/{p.image}:{tag}"
-                self.project_images[p.name] = (fref, pref, digest)
-                self.put_workload(p, fref)
+        plan = {r.name: r for r in seed.plan("")}
+        for p in inv.projects:
+            if p.kind == "none" or not p.cutover or p.image not in plan:
+                continue
+            tag = seed.sha_tag(p.image, 2)
+            digest = plan[p.image].tags[tag].digest
+            fref = f"{self.forgejo_host}/{f.owner}/{p.image}:{tag}"
+            pref = f"{self.private.netloc}/{p.image}:{tag}"
+            self.project_images[p.name] = (fref, pref, digest)
+            self.put_workload(p, fref)
 
     def put_workload(self, p, image: str) -> None:
         container = {"name": p.container or p.name, "image": image, "imagePullPolicy": "IfNotPresent"}

@@ -741,7 +741,8 @@ class KubeStandin:
                 "status": {"replicas": 0},
             }, fire=False)
         old = [rs for rs in owned if rs["metadata"]["name"] != new["metadata"]["name"]]
-        pods = {rs["metadata"]["name"]: [p for p in self.list("Pod", ns) if _owned_by(p, rs)] for rs in owned + [new]}
+        every_rs = old + [new]
+        pods = {rs["metadata"]["name"]: [p for p in self.list("Pod", ns) if _owned_by(p, rs)] for rs in every_rs}
         new_pods = pods[new["metadata"]["name"]]
         for _ in range(replicas - len(new_pods)):
             tpl = new["spec"]["template"]
@@ -760,7 +761,7 @@ class KubeStandin:
                     self.delete("Pod", p["metadata"]["name"], ns)
                 self.mutate("ReplicaSet", rs["metadata"]["name"], ns,
                             lambda r: r["spec"].__setitem__("replicas", 0), fire=False)
-        all_pods = [p for rs in owned + [new] for p in self.list("Pod", ns) if _owned_by(p, rs)]
+        all_pods = [p for rs in every_rs for p in self.list("Pod", ns) if _owned_by(p, rs)]
         ready = [p for p in all_pods if _pod_ready(p)]
         updated = len(new_pods)
         complete = len(ready_new) >= replicas and len(all_pods) == updated

@@ -254,7 +254,9 @@ class _FrontHandler(BaseHTTPRequestHandler):
             if k.lower() not in ("connection", "transfer-encoding", "content-length", "content-encoding", "server", "date"):
                 self.send_header(k, v)
         content = r.content
-        self.send_header("Content-Length", str(len(content)))
+        # HEAD: the backend's length (containerd reads a manifest's size from it)
+        length = r.headers.get("content-length", "0") if self.command == "HEAD" else str(len(content))
+        self.send_header("Content-Length", length)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(content)
