@@ -144,7 +144,21 @@ def _register_integrity(sub) -> None:
     p.add_argument("--tags-per-repo", type=_positive, default=None, metavar="N", help="check only N tags per repository")
     p.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="requests in flight (default 8)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--read-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="seconds to wait between two bytes of an answer (default 30)")
+    p.add_argument("--total-timeout", type=_seconds, default=120.0, metavar="S",
+                   help="wall-clock ceiling for one HTTP exchange, body included (default 120)")
     p.set_defaults(func=_integrity)
+
+
+def _seconds(v: str) -> float:
+    try:
+        n = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {v!r}") from None
+    if not n > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {v}")
+    return n
 
 
 def _positive(v: str) -> int:
@@ -179,9 +193,13 @@ def _integrity(args) -> int:
         return _integrity_fail("--username needs --password-env VAR (the variable holding the password)")
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
         return _integrity_fail(f"CA bundle {args.ca_bundle} not found")
+    from phasegate.http import HttpSettings
+
+    settings = HttpSettings(connect=min(5.0, args.read_timeout), read=args.read_timeout, total=args.total_timeout)
     try:
         with RegistryClient(args.url, username=args.username, password=password, ca_bundle=args.ca_bundle,
-                            verify=not args.insecure, max_connections=max(args.concurrency, 1)) as client:
+                            verify=not args.insecure, max_connections=max(args.concurrency, 1),
+                            settings=settings) as client:
             result = check_registry(client, mode=args.mode, tags_per_repo=args.tags_per_repo,
                                     concurrency=args.concurrency)
     except Broken as e:

@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 
 from phasegate.secrets import redact
@@ -171,20 +172,103 @@ def _headers(h: httpx.Headers) -> dict:
 # --------------------------------------------------------------------------
 
 
+# The total deadline is enforced at the socket: every connect, TLS handshake,
+# read and write of the current exchange waits at most until the deadline. A
+# server that dribbles its headers one byte per second never trips the read
+# timeout (bytes keep coming), so only this stops it. The deadline lives in a
+# thread-local because httpx's sync client does all I/O of an exchange on the
+# caller's thread (headers in handle_request, the body when it is iterated).
+_EXCHANGE = threading.local()
+
+
+def _remaining(timeout: float | None, exc: type[Exception]) -> float | None:
+    deadline = getattr(_EXCHANGE, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise exc("total timeout reached")
+    return left if timeout is None else min(timeout, left)
+
+
+@contextlib.contextmanager
+def _exchange_deadline(deadline: float):
+    prev = getattr(_EXCHANGE, "deadline", None)
+    _EXCHANGE.deadline = deadline
+    try:
+        yield
+    finally:
+        _EXCHANGE.deadline = prev
+
+
+class _DeadlineNetworkStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        return self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        inner = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout))
+        return _DeadlineNetworkStream(inner)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend):
+        self._inner = inner
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(host, port, _remaining(timeout, httpcore.ConnectTimeout),
+                                         local_address, socket_options)
+        return _DeadlineNetworkStream(stream)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineNetworkStream(
+            self._inner.connect_unix_socket(path, _remaining(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _deadline_transport(**kw) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(**kw)
+    pool = transport._pool  # httpx keeps its httpcore pool here (httpx pinned <0.29; a test covers it)
+    pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return transport
+
+
+def _past(deadline: float) -> bool:
+    return time.monotonic() >= deadline
+
+
 class _DeadlineStream(httpx.SyncByteStream):
-    def __init__(self, inner, deadline: float, what: str):
-        self._inner, self._deadline, self._what = inner, deadline, what
+    def __init__(self, inner, deadline: float, what: str, total: float):
+        self._inner, self._deadline, self._what, self._total = inner, deadline, what, total
 
     def __iter__(self):
-        try:
-            for chunk in self._inner:
-                if time.monotonic() > self._deadline:
-                    raise TimedOut(f"{self._what}: body not complete within the total timeout")
-                yield chunk
-        except httpx.TimeoutException as e:
-            raise TimedOut(f"{self._what}: {type(e).__name__} while reading the body") from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
-            raise Unreachable(f"{self._what}: connection broke mid-body ({type(e).__name__}: {e})") from None
+        it = iter(self._inner)
+        while True:
+            try:
+                with _exchange_deadline(self._deadline):
+                    chunk = next(it)
+            except StopIteration:
+                return
+            except httpx.TimeoutException as e:
+                if _past(self._deadline):
+                    raise TimedOut(f"{self._what}: body not complete within the total timeout ({self._total:g}s)") from None
+                raise TimedOut(f"{self._what}: {type(e).__name__} while reading the body") from None
+            except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+                raise Unreachable(f"{self._what}: connection broke mid-body ({type(e).__name__}: {_reason(e)})") from None
+            yield chunk
 
     def close(self):
         self._inner.close()
@@ -207,27 +291,34 @@ class GuardedTransport(httpx.BaseTransport):
         for attempt in range(1, attempts + 1):
             start = time.monotonic()
             try:
-                response = self._inner.handle_request(request)
+                with _exchange_deadline(deadline):
+                    response = self._inner.handle_request(request)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 self._record(request, None, start, f"{type(e).__name__}")
-                if attempt < attempts and time.monotonic() + delay < deadline:
+                # a certificate that fails verification is an answer, not a glitch: no retry
+                if attempt < attempts and not _is_certificate_error(e) and time.monotonic() + delay < deadline:
                     time.sleep(delay)
                     delay *= 2
                     continue
                 raise Unreachable(f"{what}: cannot connect ({_reason(e)})") from None
             except httpx.TimeoutException as e:
                 self._record(request, None, start, type(e).__name__)
+                if _past(deadline):
+                    raise TimedOut(f"{what}: no complete answer within the total timeout ({self._s.total:g}s)") from None
                 raise TimedOut(f"{what}: no answer within the timeout ({type(e).__name__})") from None
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
                 self._record(request, None, start, type(e).__name__)
                 raise Unreachable(f"{what}: connection broke ({_reason(e)})") from None
+            except httpx.TransportError as e:  # anything else httpx can raise on the wire: still one line
+                self._record(request, None, start, type(e).__name__)
+                raise Unreachable(f"{what}: {type(e).__name__}: {_reason(e)}") from None
             self._record(request, response, start)
             if response.status_code in RETRY_STATUSES and attempt < attempts and time.monotonic() + delay < deadline:
                 response.close()
                 time.sleep(delay)
                 delay *= 2
                 continue
-            response.stream = _DeadlineStream(response.stream, deadline, what)
+            response.stream = _DeadlineStream(response.stream, deadline, what, self._s.total)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -244,6 +335,10 @@ class GuardedTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def _is_certificate_error(e: Exception) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in str(e) or isinstance(e.__context__, ssl.SSLCertVerificationError)
 
 
 def _reason(e: Exception) -> str:
@@ -277,7 +372,7 @@ def client(
 ) -> httpx.Client:
     """An httpx.Client with every house rule applied (see the module doc)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    inner = httpx.HTTPTransport(verify=ssl_context(ca_bundle, verify), http2=http2, limits=limits, retries=0)
+    inner = _deadline_transport(verify=ssl_context(ca_bundle, verify), http2=http2, limits=limits, retries=0)
     transport = GuardedTransport(inner, settings, guard or GUARD, transcript or TRANSCRIPT)
     timeout = httpx.Timeout(connect=settings.connect, read=settings.read, write=settings.read, pool=settings.total)
     h = {"User-Agent": USER_AGENT}

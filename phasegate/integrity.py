@@ -32,7 +32,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from phasegate.oci import Descriptor, DigestMismatch, Manifest, NotFound, RegistryClient, ServerAnswer
+from phasegate.oci import Descriptor, DigestMismatch, InvalidManifest, Manifest, NotFound, RegistryClient, ServerAnswer
 
 MODES = ("head", "verify")
 DEFAULT_CONCURRENCY = 8
@@ -184,7 +184,18 @@ class _Walk:
         if self.claim(repository, m.digest):
             self.manifest(m, tag, path + [m.digest])
 
-    def manifest(self, m: Manifest, tag: str, path: list[str]) -> None:
+    def manifest(self, m: Manifest, tag: str, path: list[str], kind: str = "manifest") -> None:
+        # bytes no client can walk (not JSON, or a media type outside the four) cannot be pulled either
+        try:
+            m.json
+        except InvalidManifest:
+            self.count(manifests=1)
+            self.broken(m.repository, tag, m.digest, kind, "invalid-manifest", path)
+            return
+        if not m.known_type and not m.is_index and "config" not in m.json:
+            self.count(manifests=1)
+            self.broken(m.repository, tag, m.digest, kind, f"unknown-media-type {m.media_type or '(none)'}", path)
+            return
         self.count(manifests=1, indexes=int(m.is_index))
         if m.is_index:
             for child in m.children():
@@ -208,7 +219,7 @@ class _Walk:
         except ServerAnswer as e:
             self.broken(repository, tag, desc.digest, "index-child", e.status, path)
             return
-        self.manifest(m, tag, path)
+        self.manifest(m, tag, path, "index-child")
 
     def blob(self, repository: str, tag: str, desc: Descriptor, kind: str, path: list[str]) -> None:
         self.count(blobs=1)

@@ -77,6 +77,18 @@ class UnexpectedStatus(Broken):
     """An answer the protocol does not allow here (e.g. 400 on a PUT)."""
 
 
+class InvalidAnswer(Broken):
+    """A 200 whose body the protocol does not allow (not JSON, or JSON of the wrong shape)."""
+
+
+class InvalidManifest(InvalidAnswer):
+    """A manifest whose bytes (digest-consistent or not) are not a JSON object: not pullable.
+
+    A Broken, so a step that does not expect it still ends with a one-line
+    verdict; the integrity walk catches it and reports a broken reference.
+    """
+
+
 # --------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------
@@ -119,7 +131,18 @@ class Manifest:
 
     @property
     def json(self) -> dict:
-        return json.loads(self.raw)
+        try:
+            doc = json.loads(self.raw)
+        except ValueError:
+            raise InvalidManifest(f"manifest {self.where}: not JSON ({self.media_type or 'no media type'})") from None
+        if not isinstance(doc, dict):
+            raise InvalidManifest(f"manifest {self.where}: JSON {type(doc).__name__}, not an object")
+        return doc
+
+    @property
+    def known_type(self) -> bool:
+        """Served as one of the four manifest media types this client can walk."""
+        return self.media_type in MANIFEST_TYPES
 
     @property
     def is_index(self) -> bool:
@@ -145,9 +168,10 @@ class Manifest:
 
     @property
     def where(self) -> str:
-        ref = self.reference if self.reference.startswith("sha256:") else f"{self.reference}@{self.digest}"
-        sep = "@" if self.reference.startswith("sha256:") else ":"
-        return f"{self.repository}{sep}{ref}"
+        """repo:tag@digest (or repo@digest when fetched by digest), for verdicts."""
+        if ":" in self.reference:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.reference}@{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -407,7 +431,9 @@ class RegistryClient:
         seen: set[str] = set()
         while url:
             r = self._request("GET", url, what)
-            items = (r.json() or {}).get(key) or []
+            items = _json(r, what).get(key) or []
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise InvalidAnswer(f"{what}: {key!r} is not a list of names")
             new = [i for i in items if i not in seen]
             yield from new
             seen.update(new)
@@ -553,6 +579,18 @@ def _sniff(raw: bytes) -> str:
         return json.loads(raw).get("mediaType", "")
     except ValueError:
         return ""
+
+
+def _json(r: httpx.Response, what: str) -> dict:
+    """The body as a JSON object, or InvalidAnswer (one line) when the registry sent something else."""
+    try:
+        doc = r.json()
+    except ValueError:
+        raise InvalidAnswer(f"{what}: answer is not JSON ({_media(r) or 'no content type'}, "
+                            f"{len(r.content)} bytes)") from None
+    if not isinstance(doc, dict):
+        raise InvalidAnswer(f"{what}: answer is JSON {type(doc).__name__}, not an object")
+    return doc
 
 
 def _error_code(r: httpx.Response) -> str:

@@ -70,7 +70,7 @@ _PATTERNS = [
     # Authorization: Basic xxx / Bearer xxx / token xxx
     (re.compile(r"(?i)(authorization\s*[:=]\s*['\"]?\s*(?:basic|bearer|token)\s+)[^\s'\",}]+"), r"\1" + REDACTED),
     # token=..., password=..., access_token=... in query strings or form bodies
-    (re.compile(r"(?i)\b((?:access_)?token|password|passwd|secret|pat)=([^&\s'\"]+)"), r"\1=" + REDACTED),
+    (re.compile(r"(?i)\b((?:access_)?token|password|passwd|secret|pat)=(?!\*\*\*)([^&\s'\"]+)"), r"\1=" + REDACTED),
     # JSON fields carrying credentials
     (
         re.compile(r"(?i)(\"(?:token|access_token|password|auth|identitytoken|registrytoken|\.dockerconfigjson)\"\s*:\s*\")[^\"]*"),

@@ -37,6 +37,7 @@ def test_every_manifest_type_by_tag_and_digest(private, kind, media_type):
     repo, tag, item = _by_kind()[kind]
     m = private.get_manifest(repo, tag)
     assert (m.media_type, m.digest, m.raw) == (media_type, item.digest, item.manifest)
+    assert m.where == f"{repo}:{tag}@{item.digest}"
     head = private.head_manifest(repo, item.digest)
     assert (head.status, head.digest, head.size, head.media_type) == (200, item.digest, item.size, media_type)
     by_digest = private.get_manifest(repo, item.digest)
