@@ -524,12 +524,12 @@ def _missing_layer(lab):
     p = _project(c, 0)
     _, _, digest = c.project_images[p.name]
     engine = lab["registries"].forgejo_engine
-    repo = f"{c.inv.forgejo.owner}/{p.image}"
     manifest = json.loads((engine.blob_dir(digest) / "data").read_bytes())
+    while "manifests" in manifest:  # an index: break its first platform image
+        manifest = json.loads((engine.blob_dir(manifest["manifests"][0]["digest"]) / "data").read_bytes())
     layer = engine.blob_dir(manifest["layers"][0]["digest"])
     saved = layer.with_name(layer.name + ".saved")
     shutil.move(layer, saved)
-    del repo
     try:
         yield
     finally:
