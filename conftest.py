@@ -2,5 +2,6 @@
 # is a pytest11 entry point, see pyproject.toml).
 pytest_plugins = [
     "steps.common",
+    "steps.registry",
     "steps.cluster",
 ]

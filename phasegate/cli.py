@@ -58,7 +58,7 @@ def _lab_run(args) -> int:
         env = dict(os.environ)
         env.update(lab.env())
         for markexpr, state in MAIN_JOB:
-            argv = [sys.executable, "-m", "pytest", "-m", markexpr, "--inventory", str(lab.inventory_path),
+            argv = [sys.executable, "-m", "pytest", "-m", markexpr, f"--inventory={lab.inventory_path}",
                     *args.pytest_args]
             label = f"{markexpr}" + (f" (lab state: {state})" if state else "")
             print(f"== gates: {label}", flush=True)

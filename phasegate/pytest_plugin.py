@@ -59,8 +59,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     GUARD.set("writes" in gate_markers(item), reason=item.nodeid)
 
 
-def pytest_runtest_teardown(item: pytest.Item, nextitem) -> None:
-    GUARD.set(False)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    # closed after the fixtures' teardown: a @writes gate's cleanup (finalizers) may still write
+    try:
+        return (yield)
+    finally:
+        GUARD.set(False)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,8 +11,22 @@ def pytest_addoption(parser):
     parser.addoption("--scenario", action="append", default=[], help="exact scenario name (repeatable)")
 
 
+def _scenario_of(item):
+    """The pytest-bdd scenario template of a test item (pytest-bdd < 8: `__scenario__`; 8+: a registry)."""
+    obj = getattr(item, "obj", None)
+    sc = getattr(obj, "__scenario__", None)
+    if sc is None and obj is not None:
+        try:
+            from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+            sc = scenario_wrapper_template_registry.get(obj)
+        except (ImportError, TypeError):
+            sc = None
+    return sc
+
+
 def scenario_name(item) -> str:
-    sc = getattr(getattr(item, "obj", None), "__scenario__", None)
+    sc = _scenario_of(item)
     if sc is None:
         return item.name
     name = sc.name
@@ -35,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _template(item) -> str:
-    sc = getattr(getattr(item, "obj", None), "__scenario__", None)
+    sc = _scenario_of(item)
     return sc.name if sc else item.name
 
 

@@ -64,8 +64,8 @@ class GateRunner:
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "gates.jsonl"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
-                    "-p", "no:cacheprovider", "--inventory", str(self.lab.inventory_path),
-                    "--gate-report", str(report), "-q", "--no-header", "-rN"]
+                    "-p", "no:cacheprovider", f"--inventory={self.lab.inventory_path}",
+                    f"--gate-report={report}", "-q", "--no-header", "-rN"]
             if markexpr:
                 argv += ["-m", markexpr]
             for s in [scenario] if isinstance(scenario, str) else (scenario or []):

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import ipaddress
 import os
+import re
 import secrets as _secrets
 import shutil
 import tomllib
@@ -27,6 +29,7 @@ from typing import Iterator, Protocol
 import tomli_w
 
 from phasegate import config
+from phasegate.lab.procs import LabError
 from phasegate.lab.tls import LabCA
 from phasegate.secrets import register
 
@@ -42,6 +45,8 @@ MAIN_JOB: list[tuple[str, str | None]] = [
     ("phase0 or phase1 or phase2 or phase3", None),
     ("phase4 or phase5", "decommissioned"),
 ]
+
+LAB_TIMEOUTS = {"connect": 3.0, "read": 5.0, "total": 60.0}
 
 # Every generated secret starts with this, so the canary test can grep for leaks.
 CANARY = "pgcanary"
@@ -64,6 +69,48 @@ def deep_merge(base: dict, extra: dict) -> dict:
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+_HOST_KEYS = re.compile(r"(?:^|_)(?:host|hosts|url|urls|alias|aliases|server|servers|address|endpoint|realm)$")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://(\[[^\]]+\]|[^/:@\s\]]+)", re.I)
+_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[A-Za-z0-9.-]+):\d+$")
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+
+
+def _loopback_host(host: str) -> bool:
+    host = host.strip("[]").rstrip(".").lower()
+    if host in ("localhost", "ip6-localhost") or host.endswith(".test"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def non_loopback(inv, path: str = "") -> list[str]:
+    """Every inventory value (key path) that names a host outside loopback / `.test`:
+    URLs anywhere, host[:port] values of host-like keys, and any IPv4 literal."""
+    bad: list[str] = []
+    if isinstance(inv, dict):
+        for k, v in inv.items():
+            bad += non_loopback(v, f"{path}.{k}" if path else str(k))
+        return bad
+    if isinstance(inv, list):
+        for i, v in enumerate(inv):
+            bad += non_loopback(v, f"{path}[{i}]")
+        return bad
+    if not isinstance(inv, str) or not inv:
+        return bad
+    key = re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1].lower()
+    hosts = [m.group(1) for m in _URL.finditer(inv)]
+    hosts += _IPV4.findall(inv)
+    m = _HOST_PORT.match(inv)
+    if m:
+        hosts.append(m.group(1))
+    elif _HOST_KEYS.search(key) and not hosts and "/" not in inv and " " not in inv:
+        hosts.append(inv)
+    bad += [f"{path} = {inv!r}" for h in hosts if not _loopback_host(h)][:1]
+    return bad
 
 
 class Lab:
@@ -136,6 +183,8 @@ class Lab:
     def inventory_dict(self) -> dict:
         base = tomllib.loads(config.DEFAULT_INVENTORY.read_text())
         base["name"] = "phasegate-lab"
+        # short timeouts: a hanging lab server must turn a gate red in seconds, not minutes
+        base["timeouts"] = deep_merge(base.get("timeouts", {}), LAB_TIMEOUTS)
         for comp in self.components.values():
             base = deep_merge(base, comp.inventory())
         return base
@@ -149,6 +198,9 @@ class Lab:
     def write(self) -> None:
         inv = self.inventory_dict()
         config.parse(inv, where="lab inventory")  # the lab must write a valid inventory
+        bad = non_loopback(inv)
+        if bad:  # a lab gate must never reach a real host
+            raise LabError("lab inventory names non-loopback hosts: " + "; ".join(bad))
         self.inventory_path.write_text(tomli_w.dumps(inv))
         lines = [f"export {k}={v}" for k, v in sorted(self.env().items())]
         lines.append(f"export PHASEGATE_INVENTORY={self.inventory_path}")

@@ -27,6 +27,7 @@ FAULTS: dict[str, Fault] = {}
 # modules whose import registers faults (kept in one list so `known()` is complete)
 FAULT_MODULES = [
     "phasegate.lab.registries",
+    "phasegate.lab.forgejo_faults",
     "phasegate.lab.cluster",
 ]
 

@@ -1,15 +1,30 @@
-"""Lab component `registries`: registry-private (real distribution, htpasswd, TLS).
-
-The Forgejo stand-in joins this component (it fronts its own distribution engine).
+"""Lab component `registries`: registry-private (real distribution, htpasswd, TLS)
+and Forgejo (phasegate.lab.forgejo: the v11 stand-in over its own distribution engine).
 """
 
 from __future__ import annotations
 
+import shutil
+
 from phasegate.lab import seed
 from phasegate.lab.distribution import DistributionRegistry
 from phasegate.lab.faults import fault
+from phasegate.lab.forgejo import ForgejoStandin
 
 PRIVATE_USER = "viktor"
+
+# Forgejo accounts of the lab (names as in the default inventory). Both service
+# users may write viktor's packages (team "Packages: write"), so only the PAT
+# scope keeps cluster-puller from pushing -- as in production.
+FORGEJO_OWNER = "viktor"
+FORGEJO_PUSHER = "ci-pusher"
+FORGEJO_PULLER = "cluster-puller"
+FORGEJO_PATS = [
+    # (user, token name, lab secret key, scopes, environment variable)
+    (FORGEJO_PUSHER, "push", "forgejo_push_token", {"write:package"}, "PHASEGATE_FORGEJO_PUSH_TOKEN"),
+    (FORGEJO_PULLER, "pull", "forgejo_pull_token", {"read:package"}, "PHASEGATE_FORGEJO_PULL_TOKEN"),
+    (FORGEJO_PUSHER, "cleanup", "forgejo_cleanup_token", {"write:package"}, "PHASEGATE_FORGEJO_CLEANUP_TOKEN"),
+]
 
 
 class Registries:
@@ -17,6 +32,8 @@ class Registries:
 
     def __init__(self):
         self.private: DistributionRegistry | None = None
+        self.forgejo_engine: DistributionRegistry | None = None
+        self.forgejo: ForgejoStandin | None = None
         self._lab = None
 
     def start(self, lab) -> None:
@@ -31,6 +48,21 @@ class Registries:
             ca_bundle=lab.ca.bundle,
         ).start()
         self.seed_private()
+        self.start_forgejo(lab)
+        self.seed_forgejo()
+
+    def start_forgejo(self, lab) -> None:
+        # the engine: plain HTTP, no auth, loopback; only the stand-in talks to it
+        self.forgejo_engine = DistributionRegistry(dir=lab.dir / "forgejo-engine", name="forgejo-engine").start()
+        cert, key = lab.ca.issue("forgejo", "127.0.0.1", "localhost")
+        f = ForgejoStandin(self.forgejo_engine, cert, key, default_creator=FORGEJO_PUSHER)
+        f.add_user(FORGEJO_OWNER)
+        f.add_user(FORGEJO_PUSHER)
+        f.add_user(FORGEJO_PULLER)
+        f.add_owner(FORGEJO_OWNER, "private", {FORGEJO_PUSHER: "write", FORGEJO_PULLER: "write"})
+        for user, name, secret, scopes, _ in FORGEJO_PATS:
+            f.add_pat(user, name, lab.secret(secret), scopes)
+        self.forgejo = f.start()
 
     def private_client(self):
         """A phasegate.oci client for registry-private as its htpasswd user."""
@@ -47,7 +79,26 @@ class Registries:
         with self.private_client() as client, GUARD.writes_allowed("lab seed"):
             self.private_seed = seed.seed(client, namespace="", retag=seed.distribution_retag(self.private))
 
+    def seed_forgejo(self) -> None:
+        """The same seed as registry-private, under the owner `viktor/`, in the Forgejo engine.
+
+        The seed's bytes do not depend on the namespace, and distribution's storage keeps
+        blobs globally and repositories as links, so copying registry-private's storage
+        with the repositories moved under `viktor/` gives byte for byte what
+        `seed.seed(client, namespace="viktor/")` would push, in milliseconds instead of
+        seconds of uploads (the stand-in derives its package versions from these files).
+        Copied, never hard-linked: a bit-rot fault in one registry must not reach the other."""
+        src, dst = self.private.v2, self.forgejo_engine.v2
+        shutil.copytree(src / "blobs", dst / "blobs", dirs_exist_ok=True)
+        for repo in (src / "repositories").iterdir():
+            shutil.copytree(repo, dst / "repositories" / FORGEJO_OWNER / repo.name, dirs_exist_ok=True)
+        self.forgejo_seed = seed.plan(f"{FORGEJO_OWNER}/")
+
     def stop(self) -> None:
+        if self.forgejo:
+            self.forgejo.stop()
+        if self.forgejo_engine:
+            self.forgejo_engine.stop()
         if self.private:
             self.private.stop()
 
@@ -60,11 +111,25 @@ class Registries:
                 "aliases": [f"localhost:{p.port}"],
                 "ca_bundle": str(self._lab.ca.bundle),
                 "user": {"username": PRIVATE_USER, "secret": "private_registry_password"},
-            }
+            },
+            "forgejo": {
+                "url": self.forgejo.url,
+                "host": self.forgejo.netloc,
+                "owner": FORGEJO_OWNER,
+                "ca_bundle": str(self._lab.ca.bundle),
+                "pusher": {"username": FORGEJO_PUSHER, "secret": "forgejo_push_token"},
+                "puller": {"username": FORGEJO_PULLER, "secret": "forgejo_pull_token"},
+                "cleaner": {"username": FORGEJO_PUSHER, "secret": "forgejo_cleanup_token"},
+            },
+            # the address nodes reach Forgejo through (Traefik's LB IP in production): the stand-in itself
+            "cluster": {"forgejo_mirrors": [self.forgejo.url]},
         }
 
     def env(self) -> dict:
-        return {"PHASEGATE_PRIVATE_REGISTRY_PASSWORD": self._lab.secret("private_registry_password")}
+        env = {"PHASEGATE_PRIVATE_REGISTRY_PASSWORD": self._lab.secret("private_registry_password")}
+        for _, _, secret, _, var in FORGEJO_PATS:
+            env[var] = self._lab.secret(secret)
+        return env
 
 
 # --------------------------------------------------------------------------

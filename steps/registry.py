@@ -1,0 +1,163 @@
+"""Steps about the registries: login, push, pull, package API (knowledge in phasegate.oci,
+phasegate.integrity and phasegate.forgejo)."""
+
+from __future__ import annotations
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from phasegate import integrity
+from phasegate.forgejo import SmokePackage, registry_login
+from phasegate.http import GUARD
+from phasegate.oci import NotFound, RegistryClient
+from phasegate.verdict import AuthError, GateFailed, check
+
+ROLES = ("pusher", "puller", "cleaner")  # accounts of [forgejo] in the inventory
+
+
+def _account(inventory, role: str):
+    if role not in ROLES:
+        raise ValueError(f"unknown Forgejo account {role!r} in a step (known: {', '.join(ROLES)})")
+    return getattr(inventory.forgejo, role)
+
+
+@pytest.fixture
+def forgejo_registry(inventory):
+    """role -> a phasegate.oci client for Forgejo's registry as that inventory account (one per scenario)."""
+    clients: dict[str, RegistryClient] = {}
+
+    def get(role: str) -> RegistryClient:
+        _account(inventory, role)
+        if role not in clients:
+            clients[role] = RegistryClient.from_inventory(inventory, "forgejo", role)
+        return clients[role]
+
+    yield get
+    for c in clients.values():
+        c.close()
+
+
+@pytest.fixture
+def smoke(inventory) -> SmokePackage:
+    return SmokePackage.from_inventory(inventory)
+
+
+# -- login ---------------------------------------------------------------------
+
+
+@when(parsers.parse("the {role} logs in to the Forgejo registry"), target_fixture="login")
+def log_in(role, inventory, forgejo_registry):
+    user = _account(inventory, role).username
+    try:
+        return registry_login(forgejo_registry(role))
+    except AuthError as e:
+        raise GateFailed(expected=f"{user} logs in to the registry (its PAT gets a token)", seen=str(e),
+                         where=f"{inventory.forgejo.url}/v2/") from None
+
+
+@then("the registry challenged for a Bearer token from its own token realm")
+def challenged(login, inventory):
+    realm = f"{inventory.forgejo.url}/v2/token"
+    check(login.scheme == "bearer" and login.params.get("realm") == realm,
+          expected=f'a 401 with WWW-Authenticate: Bearer realm="{realm}"',
+          seen=login.challenge or "no challenge (the ping answered without asking for credentials)",
+          where=f"GET {inventory.forgejo.url}/v2/")
+
+
+@then(parsers.parse("the token realm gave the {role} a token"))
+def token_given(login, role, inventory):
+    check(login.token_status == 200, expected=f"HTTP 200 with a token for {_account(inventory, role).username}",
+          seen=f"HTTP {login.token_status}" if login.token_status else "no token requested",
+          where=login.token_url or f"{inventory.forgejo.url}/v2/token")
+
+
+@then(parsers.parse("the registry answered the authenticated ping with {status:d}"))
+def ping_answered(login, status, inventory):
+    check(login.ping_status == status, expected=f"HTTP {status}", seen=f"HTTP {login.ping_status}",
+          where=f"GET {inventory.forgejo.url}/v2/ with the token")
+
+
+# -- the smoke package -----------------------------------------------------------
+
+
+@given("no smoke package is left in Forgejo")
+def no_smoke_package(request, inventory, http_settings, smoke):
+    """Register the cleanup first (it runs also when a later step fails), then sweep leftovers."""
+    api = smoke.packages(inventory, http_settings)
+
+    def cleanup():
+        # teardown of this @writes scenario: its cleanup may write
+        with GUARD.writes_allowed(f"cleanup of {request.node.nodeid}"):
+            smoke.sweep(api)
+        api.close()
+
+    request.addfinalizer(cleanup)
+    smoke.sweep(api)
+    left = [v.version for v in api.package_versions(smoke.image)]
+    check(not left, expected=f"no version of {smoke.repository} left after the sweep",
+          seen=f"versions still listed: {', '.join(left)}", where=f"{inventory.forgejo.url}/api/v1/packages/{smoke.owner}")
+
+
+@given(parsers.parse("the {role} pushes the smoke image"), target_fixture="smoke_digest")
+@when(parsers.parse("the {role} pushes the smoke image"), target_fixture="smoke_digest")
+def push_smoke(role, forgejo_registry, smoke):
+    return forgejo_registry(role).push(smoke.repository, smoke.build(), tag=smoke.tag)
+
+
+@then(parsers.parse("the {role} can pull every manifest and blob of the smoke image"))
+def pull_everything(role, inventory, forgejo_registry, smoke):
+    result = integrity.check_image(forgejo_registry(role), smoke.repository, smoke.tag, mode="verify")
+    image = smoke.build()
+    broken = "; ".join(b.line() for b in result.broken)
+    check(result.ok and result.manifests >= 1 and result.blobs == len(image.blobs()),
+          expected=f"{_account(inventory, role).username} pulls the manifest and all {len(image.blobs())} blobs, "
+                   f"each matching its digest",
+          seen=f"{result.summary()}{': ' + broken if broken else ''}",
+          where=f"{inventory.forgejo.host}/{smoke.ref}@{image.digest}")
+
+
+@then(parsers.parse("the {role} is refused a push of the smoke image"))
+def push_refused(role, inventory, forgejo_registry, smoke):
+    user = _account(inventory, role).username
+    try:
+        digest = forgejo_registry(role).push(smoke.repository, smoke.build(), tag=smoke.tag)
+    except AuthError:
+        return  # 401/403: what a read:package PAT must get
+    raise GateFailed(expected=f"{user}'s push refused with 401/403 (a read:package PAT)",
+                     seen=f"push accepted: {smoke.ref}@{digest}", where=f"{inventory.forgejo.host}/{smoke.ref}")
+
+
+@when(parsers.parse("the {role} deletes the smoke tag through the package API"), target_fixture="delete_status")
+def delete_smoke(role, inventory, http_settings, smoke):
+    with smoke.packages(inventory, http_settings, user=role) as api:
+        return api.delete(smoke.image, smoke.tag)
+
+
+@then(parsers.parse("the package API answered {status:d}"))
+def package_api_answered(delete_status, status, inventory, smoke):
+    check(delete_status == status, expected=f"HTTP {status}", seen=f"HTTP {delete_status}",
+          where=f"DELETE {inventory.forgejo.url}/api/v1/packages/{smoke.owner}/container/{smoke.image}/{smoke.tag}")
+
+
+@then("the smoke tag is gone from the package API")
+def gone_from_package_api(inventory, http_settings, smoke):
+    with smoke.packages(inventory, http_settings, user="puller") as api:
+        one = api.get(smoke.image, smoke.tag)
+        listed = [v.version for v in api.package_versions(smoke.image) if v.version == smoke.tag]
+    check(one is None and not listed, expected=f"{smoke.ref} unknown to the package API (404, not listed)",
+          seen=f"still there: GET {'200' if one else '404'}, listed {len(listed)} time(s)",
+          where=f"{inventory.forgejo.url}/api/v1/packages/{smoke.owner}/container/{smoke.image}/{smoke.tag}")
+
+
+@then("the smoke tag is gone from the registry")
+def gone_from_registry(inventory, forgejo_registry, smoke):
+    client = forgejo_registry("puller")
+    head = client.head_manifest(smoke.repository, smoke.tag)
+    try:
+        tags = client.tags(smoke.repository)
+    except NotFound:
+        tags = []
+    check(head.status == 404 and smoke.tag not in tags,
+          expected=f"HEAD {smoke.ref} 404 and {smoke.tag!r} not in tags/list",
+          seen=f"HEAD {head.status}{' ' + head.digest if head.digest else ''}, tags/list {'has' if smoke.tag in tags else 'lacks'} it",
+          where=f"{inventory.forgejo.host}/v2/{smoke.repository}/manifests/{smoke.tag}")
