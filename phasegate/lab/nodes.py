@@ -240,8 +240,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
         try:
-            with httpx.Client(verify=front.backend_verify, timeout=30, trust_env=False) as c:
-                r = c.request(self.command, backend + self.path, headers=headers, content=body)
+            r = front.client.request(self.command, backend + self.path, headers=headers, content=body)
         except httpx.HTTPError as e:
             msg = f"502 bad gateway: {type(e).__name__}\n".encode()
             self.send_response(502)
@@ -302,6 +301,7 @@ class TraefikFront:
     port: int = 0
     routes: dict[str, str] = field(default_factory=dict)
     seen: list = field(default_factory=list)
+    client: httpx.Client | None = None
     _server: _FrontServer | None = None
 
     @property
@@ -313,6 +313,9 @@ class TraefikFront:
         return f"https://{self.netloc}"
 
     def start(self) -> "TraefikFront":
+        # one keep-alive pool to the backends (a TLS handshake per proxied request would dominate a pull)
+        self.client = httpx.Client(verify=self.backend_verify, timeout=30, trust_env=False,
+                                   limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
         self.port = self.port or free_port()
         self._server = _FrontServer((self.host, self.port), _FrontHandler, self.cert, self.key)
         self._server.front = self
@@ -323,3 +326,4 @@ class TraefikFront:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+            self.client.close()
