@@ -2,6 +2,8 @@
 # is a pytest11 entry point, see pyproject.toml).
 pytest_plugins = [
     "steps.common",
+    "steps.infra_repo",
+    "steps.dual_push",
     "steps.registry",
     "steps.cluster",
 ]

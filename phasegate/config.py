@@ -94,6 +94,62 @@ class Forgejo:
 
 
 @dataclass(frozen=True)
+class InfraStack:
+    """A row of the plan's Phase 3 cutover table: a Terraform stack and the images it must pull from Forgejo."""
+
+    project: str
+    path: str  # stack file relative to the infra checkout, e.g. stacks/payslip-ingest/main.tf
+    images: list[str] = field(default_factory=list)  # image names expected at <forgejo host>/<owner>/<name>
+
+
+@dataclass(frozen=True)
+class InfraDoc:
+    """A row of the plan's Phase 5 docs table."""
+
+    path: str  # relative to the infra checkout ("../CLAUDE.md" = the monorepo root)
+    update: str = ""  # what the plan says changes (shown in reports)
+    replaced_by: str = ""  # set when the plan replaces this doc: absent, or a superseded banner naming it
+
+
+_INFRA_STACKS = [
+    ("payslip-ingest", "stacks/payslip-ingest/main.tf", ["payslip-ingest"]),
+    ("job-hunter", "stacks/job-hunter/main.tf", ["job-hunter"]),
+    ("claude-agent-service", "stacks/claude-agent-service/main.tf", ["claude-agent-service"]),
+    ("fire-planner", "stacks/fire-planner/main.tf", ["fire-planner"]),
+    ("wealthfolio-sync", "stacks/wealthfolio/main.tf", ["wealthfolio-sync"]),
+    ("freedify", "stacks/freedify/factory/main.tf", ["freedify"]),
+    ("chrome-service", "stacks/chrome-service/main.tf", ["chrome-service-novnc"]),
+    ("beads-server", "stacks/beads-server/main.tf", ["beadboard", "claude-agent-service"]),
+]
+
+
+@dataclass(frozen=True)
+class InfraRepo:
+    """The infra repository checkout the static gates (Phases 3-5) read."""
+
+    path: str = "../infra"  # relative to the inventory file, or absolute
+    stacks: list[InfraStack] = field(default_factory=lambda: [InfraStack(p, f, i) for p, f, i in _INFRA_STACKS])
+    infra_ci_image: str = "infra-ci"
+    infra_ci_pipelines: list[str] = field(default_factory=lambda: [
+        ".woodpecker/default.yml", ".woodpecker/drift-detection.yml",
+        ".woodpecker/build-cli.yml", ".woodpecker/build-ci-image.yml"])
+    claude_md: str = "../CLAUDE.md"  # the monorepo root's CLAUDE.md
+    claude_memory_install_url: str = "https://forgejo.viktorbarzin.me/viktor/claude-memory-mcp.git"
+    claude_memory_old_install: str = "github:ViktorBarzin/claude-memory-mcp"
+    cloud_init: str = "stacks/infra/main.tf"
+    registry_credentials: str = "stacks/kyverno/modules/kyverno/registry-credentials.tf"
+    registry_credentials_secret: str = "registry-credentials"
+    monitoring_module: str = "stacks/monitoring/modules/monitoring"
+    old_probe_cronjob: str = "registry-integrity-probe"
+    docs: list[InfraDoc] = field(default_factory=list)
+    historical_headings: list[str] = field(default_factory=lambda: [
+        "history", "historical", "decommission", "legacy", "migration", "archive", "post-mortem", "incident"])
+    historical_markers: list[str] = field(default_factory=lambda: [
+        "decommissioned", "was", "were", "migrated from", "pre-migration", "formerly", "previously", "legacy",
+        "retired", "removed", "replaced", "replaces", "no longer", "gone", "used to"])
+
+
+@dataclass(frozen=True)
 class Cluster:
     """The Kubernetes cluster: how to reach it and the objects the cluster gates read."""
 
@@ -138,10 +194,24 @@ class Project:
     stack: str = ""  # infra-repo file(s) whose image reference flips in Phase 3
     repo: str = ""  # Forgejo source repository (owner/name); empty = <owner>/<name>
     cutover: bool = True  # False: dual-push only, no Phase 3 row (hmrc-sync)
+    dual_push: bool = True  # False: not in Phase 1 (no pipeline of its own pushes it, e.g. chrome-service)
+    pipeline: str = ".woodpecker.yml"  # its Woodpecker file in the source repository
+    status_context: str = ""  # commit status context of its build; empty = the combined state
 
     @property
     def workload_name(self) -> str:
         return self.workload or self.name
+
+
+@dataclass(frozen=True)
+class DualPush:
+    """Phase 1: how the newest build of a project is found and tagged."""
+
+    tag_template: str = "{sha:.8}"  # format() with sha (40 hex) and short (8 hex)
+    commit_window: int = 10  # newest commits searched for one whose build succeeded
+    push_plugin: str = "woodpeckerci/plugin-docker-buildx"
+    # reads the source repositories' commits, statuses and .woodpecker.yml (read:repository)
+    repo_reader: RegistryUser = field(default_factory=lambda: RegistryUser("viktor", "forgejo_repo_token"))
 
 
 @dataclass(frozen=True)
@@ -151,6 +221,8 @@ class Inventory:
     private_registry: PrivateRegistry
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
+    infra_repo: InfraRepo = field(default_factory=InfraRepo)
+    dual_push: DualPush = field(default_factory=DualPush)
     cluster: Cluster = field(default_factory=Cluster)
     projects: list[Project] = field(default_factory=list)
     source: str = ""  # path the inventory was read from (not a TOML key)
@@ -244,8 +316,18 @@ def _check_projects(inv: Inventory, where: str) -> None:
             raise InventoryError(f"{where}: projects[{i}] ({p.name}) needs a namespace for kind {p.kind}")
 
 
+def _check_timeouts(inv: Inventory, where: str) -> None:
+    # a zero or negative timeout would turn every exchange into an instant failure (or none at all)
+    t = inv.timeouts
+    for name in ("connect", "read", "total", "poll_interval"):
+        if not getattr(t, name) > 0:
+            raise InventoryError(f"{where}: timeouts.{name} must be more than 0 seconds, got {getattr(t, name)!r}")
+    if t.retries < 0 or t.backoff < 0:
+        raise InventoryError(f"{where}: timeouts.retries and timeouts.backoff must not be negative")
+
+
 # Sections added later register extra cross-checks here (e.g. unique project names).
-_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = [_check_projects]
+_REFERENCE_CHECKS: list[typing.Callable[[Inventory, str], None]] = [_check_projects, _check_timeouts]
 
 
 def _type_name(tp) -> str:

@@ -85,6 +85,22 @@ class IntegrityResult:
             "broken": [b.to_json() for b in self.broken],
         }
 
+    def require_intact(self, what: str) -> "IntegrityResult":
+        """Raise phasegate.verdict.GateFailed naming every broken reference; returns self when intact."""
+        if self.broken:
+            from phasegate.verdict import GateFailed
+
+            lines = [b.line() for b in self.broken]
+            raise GateFailed(
+                expected=f"every manifest, index child and blob of {what} present"
+                + (" with matching bytes" if self.mode == "verify" else ""),
+                seen=f"{len(self.broken)} broken reference(s): " + "; ".join(lines[:5])
+                + (f"; ... {len(lines) - 5} more" if len(lines) > 5 else ""),
+                where=self.broken[0].where,
+                evidence="\n".join(lines),
+            )
+        return self
+
     def summary(self) -> str:
         return (f"{self.repositories} repositories, {self.tags} tags, {self.manifests} manifests "
                 f"({self.indexes} indexes), {self.blobs} blobs checked ({self.mode}): {len(self.broken)} broken")
@@ -266,3 +282,12 @@ def check_image(client: RegistryClient, repository: str, reference: str, *, mode
     walk.count(repositories=1, tags=1)
     walk.submit(walk.tag, repository, reference, reference)
     return walk.wait()
+
+
+def check_reference(client: RegistryClient, reference: str, *, mode: str = "head",
+                    concurrency: int = DEFAULT_CONCURRENCY) -> IntegrityResult:
+    """`repo:tag` or `repo@sha256:...` (no registry host): check_image on it."""
+    from phasegate.oci import split_reference
+
+    repository, ref = split_reference(reference)
+    return check_image(client, repository, ref, mode=mode, concurrency=concurrency)

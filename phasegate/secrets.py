@@ -49,15 +49,46 @@ class Secret:
         raise TypeError("Secret values are not serialisable")
 
 
+def _b64_forms(data: bytes) -> set[str]:
+    """The base64 text `data` turns into wherever it sits inside a longer encoded blob.
+
+    base64 works in 3-byte groups, so inside (prefix + data + suffix) the
+    encoding of `data` is one of three strings depending on len(prefix) % 3;
+    the first and last 4 characters mix with the neighbours and are left out.
+    Both alphabets: standard (Basic, dockerconfigjson) and URL-safe (X-Registry-Auth).
+    """
+    out = set()
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + data).decode().rstrip("=")
+        core = enc[4 if k else 0 : -4]
+        if len(core) >= 12:
+            out.add(core)
+            out.add(core.translate(_URLSAFE))
+    return out
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def encodings(value: str) -> set[str]:
+    """Every form of `value` redact() hides: as is, URL-encoded, base64 (any alignment, both
+    alphabets) and base64 of base64 (a dockerconfigjson's "auth" inside a Secret's data)."""
+    import urllib.parse
+
+    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    once = _b64_forms(value.encode())
+    twice = set().union(*(_b64_forms(f.encode()) for f in once)) if once else set()
+    full = base64.b64encode(value.encode()).decode()
+    return {f for f in forms | once | twice | {full, full.rstrip("=")} if len(f) >= 4}
+
+
 def register(value: str | None) -> None:
     """Remember a value (and its common encodings) so redact() hides it."""
     if not value or len(value) < 4:
         return
+    forms = encodings(value)
     with _lock:
-        _values.add(value)
-        # base64 forms appear in Basic headers and dockerconfigjson "auth" fields
-        b = base64.b64encode(value.encode()).decode()
-        _values.add(b.rstrip("="))
+        _values.update(forms)
 
 
 def register_basic(username: str, password: str) -> None:
@@ -66,18 +97,25 @@ def register_basic(username: str, password: str) -> None:
     register(base64.b64encode(f"{username}:{password}".encode()).decode())
 
 
+_Q = "['\"]?"  # a key may be bare (YAML, headers), "json" or 'python-repr' quoted
+_KEYS = (r"token|access_token|refresh_token|password|passwd|auth|identitytoken|registrytoken|x-registry-auth|"
+         r"\.dockerconfigjson|REG_PASS|FORGEJO_TOKEN")
+
 _PATTERNS = [
-    # Authorization: Basic xxx / Bearer xxx / token xxx
-    (re.compile(r"(?i)(authorization\s*[:=]\s*['\"]?\s*(?:basic|bearer|token)\s+)[^\s'\",}]+"), r"\1" + REDACTED),
+    # Authorization: Basic xxx / Bearer xxx / token xxx  (also {'Authorization': 'Bearer xxx'})
+    (re.compile(r"(?i)((?:proxy-)?authorization" + _Q + r"\s*[:=]\s*['\"]?\s*(?:basic|bearer|token)\s+)[^\s'\",}]+"),
+     r"\1" + REDACTED),
     # token=..., password=..., access_token=... in query strings or form bodies
     (re.compile(r"(?i)\b((?:access_)?token|password|passwd|secret|pat)=(?!\*\*\*)([^&\s'\"]+)"), r"\1=" + REDACTED),
-    # JSON fields carrying credentials
-    (
-        re.compile(r"(?i)(\"(?:token|access_token|password|auth|identitytoken|registrytoken|\.dockerconfigjson)\"\s*:\s*\")[^\"]*"),
-        r"\1" + REDACTED,
-    ),
+    # JSON / Python-repr fields carrying credentials ("password": "x", 'auth': 'x')
+    (re.compile(r"(?i)(['\"](?:" + _KEYS + r")['\"]\s*:\s*)(['\"]?)(?!\*\*\*)(?:\{.*?\}\}\}|[^\s'\",}]+)"),
+     r"\1\2" + REDACTED),
+    # the same as YAML or env-style lines (password: x, .dockerconfigjson: eyJ...)
+    (re.compile(r"(?im)^(\s*-?\s*(?:" + _KEYS + r")\s*[:=]\s*)(['\"]?)(?!\*\*\*)[^\s'\",}]+"), r"\1\2" + REDACTED),
     # userinfo in URLs
     (re.compile(r"(?i)(https?://[^/\s:@]+:)[^@/\s]+@"), r"\1" + REDACTED + "@"),
+    # a JWT (registry Bearer tokens) wherever it appears
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]+"), REDACTED),
 ]
 
 

@@ -19,6 +19,7 @@ class GateRun:
     results: list[dict]
     stdout: str
     stderr: str
+    leaks: list[str] = field(default_factory=list)  # secrets found in output, junit, allure results, cache
 
     def by_scenario(self) -> dict[str, dict]:
         return {r.get("scenario", r["nodeid"]): r for r in self.results}
@@ -61,10 +62,17 @@ class GateRunner:
         return self._run(markexpr, scenario, args, timeout, env)
 
     def _run(self, markexpr, scenario, args, timeout, env) -> GateRun:
+        from tests.canary import leaks_in_text, leaks_in_tree
+
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "gates.jsonl"
+            # every run also writes junit XML, Allure results and pytest's cache, and all of it is
+            # searched for the lab's secrets (tests/canary.py): each gate run is a canary run
+            artifacts = Path(tmp) / "artifacts"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
-                    "-p", "no:cacheprovider", f"--inventory={self.lab.inventory_path}",
+                    f"--override-ini=cache_dir={artifacts / 'pytest-cache'}", f"--junitxml={artifacts / 'junit.xml'}",
+                    f"--alluredir={artifacts / 'allure-results'}",
+                    f"--inventory={self.lab.inventory_path}",
                     f"--gate-report={report}", "-q", "--no-header", "-rN"]
             if markexpr:
                 argv += ["-m", markexpr]
@@ -77,4 +85,9 @@ class GateRunner:
             results = []
             if report.exists():
                 results = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
-            return GateRun(proc.returncode, results, proc.stdout, proc.stderr)
+            secrets = self.lab.secret_values()
+            leaks = leaks_in_text(proc.stdout, "stdout", secrets) + leaks_in_text(proc.stderr, "stderr", secrets)
+            leaks += leaks_in_text(report.read_text() if report.exists() else "", "gate messages", secrets)
+            if artifacts.exists():
+                leaks += leaks_in_tree(artifacts, secrets)
+            return GateRun(proc.returncode, results, proc.stdout, proc.stderr, leaks)

@@ -82,3 +82,19 @@ def test_console_script_no_traceback(lab, argv):
                        text=True, timeout=60)
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_forgejo_with_a_read_pat(lab, capsys, monkeypatch):
+    from phasegate.lab.registries import FORGEJO_PULLER
+
+    monkeypatch.setenv(PASSWORD_ENV, lab.secret("forgejo_pull_token"))
+    argv = [lab["registries"].forgejo.url, "--username", FORGEJO_PULLER, "--password-env", PASSWORD_ENV,
+            "--ca-bundle", str(lab.ca.bundle), "--json", "--mode", "verify", "--tags-per-repo", "2"]
+    target = seed.faults("viktor/")[seed.BITROT_LAYER]
+    with lab.fault("forgejo-bitrot-layer"):
+        code, out, err = run(capsys, argv)
+    assert code == 1, err
+    assert [(b["repository"], b["digest"], b["status"]) for b in json.loads(out)["broken"]] == [
+        (target.repository, target.digest, "digest-mismatch")]
+    code, out, err = run(capsys, argv)
+    assert code == 0 and json.loads(out)["broken"] == [], err

@@ -67,6 +67,7 @@ def test_green_lab_passes_every_gate(lab, gates):
             run = gates(markexpr)
         assert run.returncode in (0, 5), run.summary()
         assert not run.failed(), run.summary()
+        assert not run.leaks, f"secrets leaked: {run.leaks}"
 
 
 @pytest.mark.lab
@@ -81,6 +82,7 @@ def test_fault_turns_its_gate_red(lab, gates, case):
     else:
         result = run()
     assert result.results, f"scenario {case['scenario']!r} was not collected\n{result.summary()}"
+    assert not result.leaks, f"secrets leaked: {result.leaks}"
     outcomes = {r["scenario"]: r for r in result.results}
     row = outcomes.get(case["scenario"]) or next(iter(outcomes.values()))
     assert row["outcome"] in ("failed", "error"), f"{case['fault']} did not turn the gate red\n{result.summary()}"

@@ -454,3 +454,20 @@ def test_other_areas_can_mount_routes(fj, client):
     assert r.status_code == 200 and r.json()[0] == {"sha": "abc", "author": "viktor", "repo": "infra"}
     r = client.get("/api/v1/repos/viktor/infra/commits", headers={"Authorization": f"token {PULL.reveal()}"})
     assert r.status_code == 403  # read:package does not cover repositories
+
+
+def test_forgejo_cron_drops_only_old_unreferenced_digests(fj, client):
+    auth = bearer(client, "ci-pusher", PUSH)
+    index, children = push_index(client, auth, "viktor/cron", "v1", b"cron")
+    loose = push_image(client, auth, "viktor/cron", "probe", b"cron loose")
+    manifest = client.get(f"/v2/viktor/cron/manifests/{loose}", headers=auth).content
+    client.delete("/v2/viktor/cron/manifests/probe", headers=auth)
+    assert client.put(f"/v2/viktor/cron/manifests/{loose}", content=manifest,
+                      headers={**auth, "Content-Type": OCI_MANIFEST}).status_code == 201
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
+    for version in [loose, *children]:
+        fj.set_created_at("viktor/cron", version, old)
+    gone = fj.run_cleanup_packages()
+    assert [(v.repository, v.version) for v in gone] == [("viktor/cron", loose)]
+    assert client.head("/v2/viktor/cron/manifests/v1", headers=auth).status_code == 200
+    assert all(client.head(f"/v2/viktor/cron/manifests/{c}", headers=auth).status_code == 200 for c in children)

@@ -1,38 +1,36 @@
-"""The integrity walk against the seeded lab registries: green, each seeded fault exactly, in both modes."""
+"""The integrity walk against both seeded lab registries: green, each seeded fault exactly, both modes."""
 
 from __future__ import annotations
 
 import pytest
 
 from phasegate import http
-from phasegate.integrity import check_image, check_registry
+from phasegate.integrity import check_image, check_reference, check_registry
+from phasegate.verdict import GateFailed
 from phasegate.lab import seed
-from tests.oci_fixtures import private  # noqa: F401
+from tests.oci_fixtures import registry  # noqa: F401
 
 pytestmark = pytest.mark.lab
 
-SEEDED = seed.plan("")
-FAULTS = seed.faults("")
-
 
 @pytest.mark.parametrize("mode", ["head", "verify"])
-def test_green_registry_counts_everything_seeded(private, mode):
-    names = [r.name for r in SEEDED]
-    result = check_registry(private, mode=mode, repositories=names)
-    exp = seed.expected(SEEDED)
+def test_green_registry_counts_everything_seeded(registry, mode):
+    plan = registry.plan()
+    result = check_registry(registry.client, mode=mode, repositories=[r.name for r in plan])
+    exp = seed.expected(plan)
     assert (result.repositories, result.tags, result.manifests, result.indexes, result.blobs) == (
         exp.repositories, exp.tags, exp.manifests, exp.indexes, exp.blobs)
     assert result.broken == []
 
 
 @pytest.mark.parametrize("mode", ["head", "verify"])
-def test_every_seeded_fault_exactly_and_nothing_else(lab, private, mode):
-    """All three faults at once (distinct targets): the walk reports exactly one reference per fault."""
-    with lab.fault("private-orphaned-index-child"), lab.fault("private-missing-layer"), \
-            lab.fault("private-bitrot-layer"):
-        result = check_registry(private, mode=mode)
+def test_every_seeded_fault_exactly_and_nothing_else(lab, registry, mode):
+    """All three faults at once (distinct targets): the whole-registry walk reports exactly one per fault."""
+    with lab.fault(registry.fault(seed.ORPHANED_CHILD)), lab.fault(registry.fault(seed.MISSING_LAYER)), \
+            lab.fault(registry.fault(seed.BITROT_LAYER)):
+        result = check_registry(registry.client, mode=mode)
     expected = []
-    for target in FAULTS.values():
+    for target in registry.faults().values():
         status = target.head_status if mode == "head" else target.verify_status
         if status is not None:  # a flipped byte keeps the size: only `verify` sees bit rot
             expected.append((target.repository, target.tag, target.digest, target.kind, status))
@@ -42,37 +40,42 @@ def test_every_seeded_fault_exactly_and_nothing_else(lab, private, mode):
         assert b.path[0] == f"{b.repository}:{b.tag}" and b.path[-1] == b.digest and len(b.path) == 3
 
 
-def test_faults_are_repaired_on_exit(lab, private):
-    for name in ("private-orphaned-index-child", "private-missing-layer", "private-bitrot-layer"):
-        with lab.fault(name):
+def test_faults_are_repaired_on_exit(lab, registry):
+    for name in (seed.ORPHANED_CHILD, seed.MISSING_LAYER, seed.BITROT_LAYER):
+        with lab.fault(registry.fault(name)):
             pass
-    assert check_registry(private, mode="verify").ok
+    assert check_registry(registry.client, mode="verify").ok
 
 
-def test_digests_shared_by_many_tags_cost_one_request_per_tag(private):
-    repo = next(r for r in SEEDED if r.name == seed.PAGINATED)
+def test_digests_shared_by_many_tags_cost_one_request_per_tag(registry):
+    repo = next(r for r in registry.plan() if r.name == registry.repo(seed.PAGINATED))
     mark = http.TRANSCRIPT.mark()
-    result = check_registry(private, repositories=[repo.name], concurrency=4)
+    result = check_registry(registry.client, repositories=[repo.name], concurrency=4)
     exchanges = http.TRANSCRIPT.since(mark)
-    manifest_gets = [e for e in exchanges if "/manifests/" in e.url]
-    blob_heads = [e for e in exchanges if "/blobs/" in e.url]
+    manifest_gets = [e for e in exchanges if "/manifests/" in e.url and e.status == 200]
+    blob_heads = [e for e in exchanges if "/blobs/" in e.url and e.status == 200]
     exp = seed.expected([repo])
     assert result.tags == len(repo.tags) > 100
     assert len(manifest_gets) == len(repo.tags) + exp.manifests - len({i.digest for i in repo.tags.values()})
     assert len(blob_heads) == exp.blobs == result.blobs
 
 
-def test_tags_per_repo_limit(private):
-    result = check_registry(private, repositories=[seed.PAGINATED, "payslip-ingest"], tags_per_repo=2)
+def test_tags_per_repo_limit(registry):
+    result = check_registry(registry.client, repositories=[registry.repo(seed.PAGINATED),
+                                                           registry.repo("payslip-ingest")], tags_per_repo=2)
     assert (result.repositories, result.tags) == (2, 4)
 
 
-def test_check_one_image(lab, private):
-    ok = check_image(private, "payslip-ingest", "latest", mode="verify")
+def test_check_one_image(lab, registry):
+    ok = check_image(registry.client, registry.repo("payslip-ingest"), "latest", mode="verify")
     assert ok.ok and ok.indexes == 1 and ok.manifests == 5 and ok.blobs == 8
-    target = FAULTS[seed.ORPHANED_CHILD]
-    with lab.fault("private-orphaned-index-child"):
-        bad = check_image(private, target.repository, target.tag)
+    target = registry.faults()[seed.ORPHANED_CHILD]
+    with lab.fault(registry.fault(seed.ORPHANED_CHILD)):
+        bad = check_image(registry.client, target.repository, target.tag)
     assert [(b.digest, b.kind, b.status) for b in bad.broken] == [(target.digest, "index-child", 404)]
-    missing = check_image(private, "payslip-ingest", "no-such-tag")
+    with pytest.raises(GateFailed) as e:
+        bad.require_intact(f"{target.repository}:{target.tag}")
+    assert target.digest in str(e.value) and "index-child 404" in str(e.value)
+    missing = check_reference(registry.client, registry.repo("payslip-ingest") + ":no-such-tag")
     assert [(b.kind, b.status) for b in missing.broken] == [("manifest", 404)]
+    assert check_reference(registry.client, registry.repo("job-hunter") + ":latest").require_intact("job-hunter").ok

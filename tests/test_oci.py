@@ -9,22 +9,22 @@ from phasegate.lab import seed
 from phasegate.oci import NotFound, ServerAnswer, RegistryClient, parse_challenge, split_reference
 from phasegate.secrets import Secret
 from phasegate.verdict import AuthError, Unreachable
-from tests.oci_fixtures import private, scratch, scratch_client  # noqa: F401
+from tests.oci_fixtures import private, registry, scratch, scratch_client  # noqa: F401
 
 pytestmark = pytest.mark.lab
 
 
-def _by_kind():
+def _by_kind(namespace=""):
     """One seeded (repository, tag, built item) per manifest kind."""
     out = {}
     for i, project in enumerate(seed.PROJECTS):
         kind = seed.KINDS[i % len(seed.KINDS)]
-        out.setdefault(kind, (project, "latest", seed.build(kind, f"{project}/2")))
+        out.setdefault(kind, (namespace + project, "latest", seed.build(kind, f"{project}/2")))
     return out
 
 
-def test_ping_and_basic_auth(private):
-    info = private.ping()
+def test_ping_and_auth(registry):
+    info = registry.client.ping()
     assert info["api_version"] == "registry/2.0"
 
 
@@ -33,8 +33,9 @@ def test_ping_and_basic_auth(private):
     ("oci-manifest", images.OCI_MANIFEST), ("docker-manifest", images.DOCKER_MANIFEST),
     ("nested-index", images.OCI_INDEX),
 ])
-def test_every_manifest_type_by_tag_and_digest(private, kind, media_type):
-    repo, tag, item = _by_kind()[kind]
+def test_every_manifest_type_by_tag_and_digest(registry, kind, media_type):
+    private = registry.client
+    repo, tag, item = _by_kind(registry.namespace)[kind]
     m = private.get_manifest(repo, tag)
     assert (m.media_type, m.digest, m.raw) == (media_type, item.digest, item.manifest)
     assert m.where == f"{repo}:{tag}@{item.digest}"
@@ -44,37 +45,40 @@ def test_every_manifest_type_by_tag_and_digest(private, kind, media_type):
     assert by_digest.raw == item.manifest
 
 
-def test_attestation_children_and_nested_index(private):
-    repo, tag, item = _by_kind()["oci-index"]
+def test_attestation_children_and_nested_index(registry):
+    private = registry.client
+    repo, tag, item = _by_kind(registry.namespace)["oci-index"]
     children = private.get_manifest(repo, tag).children()
     assert [c.is_attestation for c in children] == [False, False, True, True]
     assert all(c.platform == {"architecture": "unknown", "os": "unknown"} for c in children if c.is_attestation)
-    repo, tag, item = _by_kind()["nested-index"]
+    repo, tag, item = _by_kind(registry.namespace)["nested-index"]
     nested = private.get_manifest(repo, tag).children()
     assert nested[0].is_index and private.get_manifest(repo, nested[0].digest).is_index
 
 
-def test_tags_beyond_one_page(private):
-    tags = private.tags(seed.PAGINATED)
-    expected = next(r for r in seed.plan() if r.name == seed.PAGINATED).tags
+def test_tags_beyond_one_page(registry):
+    """distribution: one page or n/last; Forgejo: Link on every page, the last one too."""
+    tags = registry.client.tags(registry.repo(seed.PAGINATED))
+    expected = next(r for r in registry.plan() if r.name == registry.repo(seed.PAGINATED)).tags
     assert len(tags) == len(set(tags)) == len(expected) > 100
     assert set(tags) == set(expected)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])
-def test_catalog_pagination_any_page_size(private, n):
-    everything = private.catalog()
-    assert private.catalog(n=n) == everything
-    assert {r.name for r in seed.plan()} <= set(everything)
+def test_catalog_pagination_any_page_size(registry, n):
+    everything = registry.client.catalog()
+    assert registry.client.catalog(n=n) == everything
+    assert {r.name for r in registry.plan()} <= set(everything)
 
 
-def test_catalog_exact_multiple_of_page_size(private):
-    everything = private.catalog()
-    assert private.catalog(n=len(everything)) == everything  # a full last page, then an empty one
+def test_catalog_exact_multiple_of_page_size(registry):
+    everything = registry.client.catalog()
+    assert registry.client.catalog(n=len(everything)) == everything  # a full last page, then an empty one
 
 
-def test_blob_head_and_streamed_verify(private):
-    repo, tag, item = _by_kind()["oci-manifest"]
+def test_blob_head_and_streamed_verify(registry):
+    private = registry.client
+    repo, tag, item = _by_kind(registry.namespace)["oci-manifest"]
     layer = item.layers[0]
     assert private.head_blob(repo, layer.digest, layer.size).ok
     v = private.verify_blob(repo, layer.digest, layer.size)
@@ -82,22 +86,23 @@ def test_blob_head_and_streamed_verify(private):
     assert private.get_blob(repo, item.config.digest) == item.config.data
 
 
-def test_404_is_an_answer_never_retried(private):
-    private.ping()  # auth settled: every later request is exactly one exchange
+def test_404_is_an_answer_never_retried(registry):
+    private, repo = registry.client, registry.repo("payslip-ingest")
+    private.head_manifest(repo, "latest")  # auth settled: every later request is exactly one exchange
     mark = http.TRANSCRIPT.mark()
-    assert private.head_manifest("payslip-ingest", "no-such-tag").status == 404
-    assert private.head_blob("payslip-ingest", "sha256:" + "0" * 64).status == 404
+    assert private.head_manifest(repo, "no-such-tag").status == 404
+    assert private.head_blob(repo, "sha256:" + "0" * 64).status == 404
     with pytest.raises(NotFound, match="not found"):
-        private.get_manifest("payslip-ingest", "no-such-tag")
-    assert private.verify_blob("payslip-ingest", "sha256:" + "0" * 64).status == 404
+        private.get_manifest(repo, "no-such-tag")
+    assert private.verify_blob(repo, "sha256:" + "0" * 64).status == 404
     seen = http.TRANSCRIPT.since(mark)
     assert [e.status for e in seen] == [404, 404, 404, 404], http.TRANSCRIPT.render(seen)
 
 
-def test_wrong_password_is_one_redacted_auth_line(lab):
-    p = lab["registries"].private
+def test_wrong_password_is_one_redacted_auth_line(lab, registry):
     wrong = "pgcanary-wrong-password-123"
-    client = RegistryClient(p.url, username="viktor", password=Secret(wrong), ca_bundle=str(lab.ca.bundle))
+    client = RegistryClient(registry.url, username=registry.username, password=Secret(wrong),
+                            ca_bundle=str(lab.ca.bundle))
     with client, pytest.raises(AuthError) as e:
         client.catalog()
     text = str(e.value)

@@ -36,6 +36,8 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
+    "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
+    "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
     "cluster": "phasegate.lab.cluster:Cluster",
 }
 
@@ -133,6 +135,10 @@ class Lab:
             register(value)
             self._secrets[key] = value
         return self._secrets[key]
+
+    def secret_values(self) -> list[str]:
+        """Every secret this lab generated (the canary test looks for them in outputs)."""
+        return list(self._secrets.values())
 
     # -- life cycle --------------------------------------------------------
     def up(self) -> "Lab":

@@ -27,9 +27,16 @@ FAULTS: dict[str, Fault] = {}
 # modules whose import registers faults (kept in one list so `known()` is complete)
 FAULT_MODULES = [
     "phasegate.lab.registries",
+    "phasegate.lab.infra_checkout",
+    "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",
     "phasegate.lab.cluster",
 ]
+
+# Lab states (e.g. "decommissioned") are built from parts each area registers with
+# `@state_part(state, component=...)`; `apply(lab, state)` enters every part whose
+# component runs in that lab, in registration order, and leaves them in reverse.
+STATE_PARTS: dict[str, list[Fault]] = {}
 
 
 def fault(name: str, *, component: str, description: str):
@@ -42,34 +49,12 @@ def fault(name: str, *, component: str, description: str):
     return deco
 
 
-# Composable lab states: each area contributes its part of a state (e.g. what
-# "decommissioned" means for the cluster, the registry VM, the infra checkout)
-# with `@state_part(...)`; `lab.state(name)` applies every part whose component
-# runs in the lab, in registration order, and repairs them in reverse.
-STATE_PARTS: dict[str, list[Fault]] = {}
-
-
 def state_part(state: str, *, component: str, description: str):
     def deco(fn):
-        parts = STATE_PARTS.setdefault(state, [])
-        parts.append(Fault(f"{state}:{fn.__name__}", component, description, contextlib.contextmanager(fn)))
-        if state not in FAULTS:
-            FAULTS[state] = Fault(state, "", f"lab state {state!r} (composed of its parts)", _composite(state))
+        STATE_PARTS.setdefault(state, []).append(Fault(state, component, description, contextlib.contextmanager(fn)))
         return fn
 
     return deco
-
-
-def _composite(state: str):
-    @contextlib.contextmanager
-    def apply_parts(lab):
-        with contextlib.ExitStack() as stack:
-            for part in STATE_PARTS.get(state, []):
-                if part.component in lab:
-                    stack.enter_context(part.make(lab))
-            yield
-
-    return apply_parts
 
 
 def known() -> dict[str, Fault]:
@@ -81,10 +66,17 @@ def known() -> dict[str, Fault]:
 @contextlib.contextmanager
 def apply(lab, name: str):
     faults = known()
+    if name in STATE_PARTS and name not in faults:
+        with contextlib.ExitStack() as stack:
+            for part in STATE_PARTS[name]:
+                if part.component in lab:
+                    stack.enter_context(part.make(lab))
+            yield
+        return
     if name not in faults:
         raise KeyError(f"unknown fault {name!r}; known: {', '.join(sorted(faults))}")
     f = faults[name]
-    if f.component and f.component not in lab:
+    if f.component not in lab:
         raise RuntimeError(f"fault {name!r} needs lab component {f.component!r}, not started")
     with f.make(lab):
         yield

@@ -24,6 +24,9 @@ Other lab areas extend it:
   DELETE, scopes not enforced, failing health check).
 - `counts` / `requests()` count what reached it, per method, so a test can
   prove a read-only run wrote nothing.
+- `versions()`, `set_created_at()` (age a version), `delete_version()` (what the
+  package API DELETE does) and `run_cleanup_packages()` (Forgejo's own cron that
+  drops unreferenced `sha256:` versions) let lab scenarios shape the package state.
 """
 
 from __future__ import annotations
@@ -679,6 +682,20 @@ class ForgejoStandin:
                 self.store.untag(repository, v.version)
                 self._drop_if_unreferenced(repository, v.digest)
             return True
+
+    def run_cleanup_packages(self, older_than: dt.timedelta = dt.timedelta(hours=24),
+                             now: dt.datetime | None = None) -> list[Version]:
+        """Forgejo >= 9's daily cron (services/packages/container/cleanup_sha256.go): delete every
+        untagged `sha256:` version that no index of its image lists and that is older than
+        `older_than`. Returns what it deleted (lab scenarios call it; nothing runs it on a timer)."""
+        cutoff = (now or _now()) - older_than
+        gone = []
+        with self.store.lock:
+            for v in self.store.versions():
+                if v.untagged and v.created_at < cutoff and v.digest not in self.store.children(v.repository):
+                    self.delete_version(v.repository, v.version)
+                    gone.append(v)
+        return gone
 
     def _find(self, repository: str, version: str) -> Version | None:
         owner = repository.split("/", 1)[0]

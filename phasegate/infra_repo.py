@@ -1,0 +1,832 @@
+"""Static checks on a checkout of the infra repository (Terraform, Woodpecker, Markdown).
+
+The Phase 3/4/5 gates read files, not the cluster: what the repository says
+the cluster should become. Terraform is read with a real HCL parser
+(python-hcl2) and image values are *resolved*: `image = local.image` follows
+`locals`, `${var.image_tag}` follows the variable's default, `each.value`
+follows the enclosing `for_each`, `<name>.value` follows a `dynamic` block's
+`for_each`. A regex on `image =` lines would miss `local.image` and any image
+built from a map; that is the whole point of resolving.
+
+python-hcl2 gives no line numbers, so every finding is located afterwards in
+the file text (`Locator`): the n-th attribute with the same source text is
+the n-th match in document order. Verdicts name `file:line`.
+
+Historical references in documents (Phase 5). A mention of the old registry
+(its host, an alias, or the container name) is *historical*, and allowed, when:
+  1. it sits under a Markdown heading (any enclosing level) containing one of
+     the inventory's `historical_headings` words (History, Decommissioned,
+     Legacy, Migration, Post-mortem, ...); or
+  2. the document's preamble (before its first `##` heading) carries a
+     superseded banner (`superseded`, `replaced by`, `deprecated`, `archived`,
+     `historical`): the whole document is then history; or
+  3. the sentence holding the mention carries one of `historical_markers`
+     (past-tense or retirement words: "decommissioned", "was", "migrated
+     from", "pre-migration", "formerly", "legacy", "no longer", ...).
+Anything else describes the old registry as current and fails with file:line.
+Fenced code blocks count only by rule 1/2: a command is an instruction, not
+prose, so a past-tense word elsewhere cannot excuse it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import hcl2
+import yaml
+from hcl2.utils import SerializationOptions
+
+from phasegate.verdict import Broken
+
+_HCL_OPTIONS = SerializationOptions(with_comments=False)
+
+
+# --------------------------------------------------------------------------
+# Terraform: parsing and value resolution
+# --------------------------------------------------------------------------
+
+
+class Unresolved(str):
+    """An expression we cannot evaluate statically; rendered back as `${expr}`."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a piece of a resolved value is written: `local.image (stacks/x/main.tf:12)`."""
+
+    what: str
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.file}:{self.line})" if self.line else f"{self.what} ({self.file})"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One `image` attribute of a Terraform module, with its resolved value."""
+
+    value: str  # resolved; parts that cannot be resolved stay as ${...}
+    file: str  # path relative to the checkout
+    line: int  # the line of the `image = ...` attribute
+    expression: str  # the attribute's source text
+    block: str  # e.g. kubernetes_deployment.payslip_ingest > spec > container
+    origins: tuple[Origin, ...] = ()
+
+    @property
+    def where(self) -> str:
+        trail = "".join(f" <- {o}" for o in self.origins)
+        return f"{self.file}:{self.line} (image = {self.expression}){trail}"
+
+
+def parse_hcl(path: Path) -> dict:
+    try:
+        return hcl2.loads(path.read_text(encoding="utf-8"), serialization_options=_HCL_OPTIONS)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # the parser's errors carry no stable type
+        raise Broken(f"{path}: not valid HCL: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _unquote_key(k: str) -> str:
+    return k[1:-1] if len(k) >= 2 and k[0] == '"' and k[-1] == '"' else k
+
+
+def _is_meta(k: str) -> bool:
+    return k.startswith("__") and k.endswith("__")
+
+
+def _interpolations(s: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, inner) of each `${...}` in a template string, braces balanced, `$${` skipped."""
+    i = 0
+    while True:
+        j = s.find("${", i)
+        if j < 0:
+            return
+        if j > 0 and s[j - 1] == "$":
+            i = j + 2
+            continue
+        depth, k, quote = 0, j + 1, False
+        while k < len(s):
+            c = s[k]
+            if c == '"' and s[k - 1] != "\\":
+                quote = not quote
+            elif not quote and c == "{":
+                depth += 1
+            elif not quote and c == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            k += 1
+        if k >= len(s):
+            return
+        yield j, k + 1, s[j + 2 : k]
+        i = k + 1
+
+
+def _is_bare_expression(s: str) -> bool:
+    if not (s.startswith("${") and s.endswith("}")):
+        return False
+    spans = list(_interpolations(s))
+    return len(spans) == 1 and spans[0][0] == 0 and spans[0][1] == len(s)
+
+
+def source_text(raw) -> str:
+    """The HCL source of a serialized value (as python-hcl2 8 renders it)."""
+    if isinstance(raw, str) and _is_bare_expression(raw):
+        return raw[2:-1]
+    return str(raw)
+
+
+_REF = re.compile(r"""^(?P<root>[A-Za-z_][\w-]*)(?P<path>(?:\.[A-Za-z_][\w-]*|\[\s*(?:"[^"]*"|\d+)\s*\])*)$""")
+_STEP = re.compile(r"""\.([A-Za-z_][\w-]*)|\[\s*(?:"([^"]*)"|(\d+))\s*\]""")
+
+
+@dataclass
+class Scope:
+    """Names visible while evaluating: each.*, and dynamic-block iterators."""
+
+    bindings: dict[str, dict] = field(default_factory=dict)  # name -> {"key":..., "value":...}
+
+    def child(self, name: str, key, value) -> "Scope":
+        b = dict(self.bindings)
+        b[name] = {"key": key, "value": value}
+        return Scope(b)
+
+
+class TerraformModule:
+    """All `*.tf` files of one directory: their locals, variables and blocks."""
+
+    def __init__(self, root: Path, directory: Path):
+        self.root = root
+        self.dir = directory
+        self.files: dict[str, dict] = {}
+        self.locals: dict[str, tuple[object, str]] = {}  # name -> (raw, relative file)
+        self.variables: dict[str, tuple[object, str]] = {}  # name -> (default raw, relative file)
+        if not directory.is_dir():
+            raise FileNotFoundError(directory)
+        for path in sorted(directory.glob("*.tf")):
+            rel = self.rel(path)
+            doc = parse_hcl(path)
+            self.files[rel] = doc
+            for block in doc.get("locals", []):
+                for k, v in block.items():
+                    if not _is_meta(k):
+                        self.locals[k] = (v, rel)
+            for block in doc.get("variable", []):
+                for name, body in block.items():
+                    if isinstance(body, dict) and "default" in body:
+                        self.variables[_unquote_key(name)] = (body["default"], rel)
+        self.locator = Locator(root)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    # -- evaluation --------------------------------------------------------
+    def evaluate(self, raw, scope: Scope, origins: list[Origin], depth: int = 0):
+        """A Python value (str, list, dict, number) for a serialized HCL value; Unresolved where unknown."""
+        if depth > 20:
+            return Unresolved("${...}")
+        if isinstance(raw, dict):
+            return {_unquote_key(k): self.evaluate(v, scope, origins, depth + 1) for k, v in raw.items() if not _is_meta(k)}
+        if isinstance(raw, list):
+            return [self.evaluate(v, scope, origins, depth + 1) for v in raw]
+        if not isinstance(raw, str):
+            return raw
+        if _is_bare_expression(raw):
+            return self._expression(raw[2:-1].strip(), scope, origins, depth)
+        if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
+            return self._template(raw[1:-1], scope, origins, depth)
+        return raw
+
+    def _template(self, body: str, scope: Scope, origins: list[Origin], depth: int) -> str:
+        out, last = [], 0
+        for start, end, inner in _interpolations(body):
+            out.append(body[last:start])
+            v = self._expression(inner.strip(), scope, origins, depth + 1)
+            out.append(v if isinstance(v, str) and not isinstance(v, Unresolved) else
+                       (v if isinstance(v, Unresolved) else str(v)))
+            last = end
+        out.append(body[last:])
+        return "".join(out).replace("$${", "${")
+
+    def _expression(self, expr: str, scope: Scope, origins: list[Origin], depth: int):
+        m = _REF.match(expr)
+        if not m:
+            return Unresolved("${" + expr + "}")
+        root = m.group("root")
+        steps = [a or b or (int(c) if c else None) for a, b, c in _STEP.findall(m.group("path"))]
+        if root in ("local", "var") and steps and isinstance(steps[0], str):
+            name, rest = steps[0], steps[1:]
+            table = self.locals if root == "local" else self.variables
+            if name not in table:
+                return Unresolved("${" + expr + "}")
+            raw, rel = table[name]
+            kind = f"local.{name}" if root == "local" else f"var.{name} default"
+            origins.append(Origin(kind, rel, self.locator.definition_line(rel, name, raw, is_variable=root == "var")))
+            value = self.evaluate(raw, Scope(), origins, depth + 1)
+            return _walk(value, rest, expr)
+        if root in scope.bindings and steps and steps[0] in ("key", "value"):
+            return _walk(scope.bindings[root][steps[0]], steps[1:], expr)
+        return Unresolved("${" + expr + "}")
+
+    def for_each_items(self, raw, scope: Scope, origins: list[Origin]) -> list[tuple[object, object]]:
+        v = self.evaluate(raw, scope, origins)
+        if isinstance(v, dict):
+            return list(v.items())
+        if isinstance(v, list):
+            return [(x if isinstance(x, str) else i, x) for i, x in enumerate(v)]
+        return [(Unresolved("${each.key}"), Unresolved("${each.value}"))]
+
+    # -- images ------------------------------------------------------------
+    def images(self) -> list[ImageRef]:
+        refs: list[ImageRef] = []
+        for rel, doc in self.files.items():
+            self.locator.reset(rel)
+            for btype in ("resource", "data", "module"):
+                for block in doc.get(btype, []):
+                    for label, body in block.items():
+                        if btype == "module":
+                            self._walk_block(rel, f"module.{_unquote_key(label)}", body, Scope(), refs)
+                            continue
+                        for name, inner in body.items() if isinstance(body, dict) else []:
+                            if _is_meta(name):
+                                continue
+                            self._walk_block(rel, f"{_unquote_key(label)}.{_unquote_key(name)}", inner, Scope(), refs)
+        return refs
+
+    def _walk_block(self, rel: str, path: str, body, scope: Scope, refs: list[ImageRef]) -> None:
+        if isinstance(body, list):
+            for item in body:
+                self._walk_block(rel, path, item, scope, refs)
+            return
+        if not isinstance(body, dict):
+            return
+        if "for_each" in body and not path.endswith("dynamic"):
+            scopes = [scope.child("each", k, v) for k, v in self.for_each_items(body["for_each"], scope, [])]
+        else:
+            scopes = [scope]
+        for k, v in body.items():
+            if _is_meta(k) or k == "for_each":
+                continue
+            if k == "dynamic" and isinstance(v, list):
+                for dyn in v:
+                    for label, dbody in dyn.items():
+                        if _is_meta(label) or not isinstance(dbody, dict):
+                            continue
+                        it = _unquote_key(dbody.get("iterator", label)) if isinstance(dbody.get("iterator", label), str) else label
+                        it = source_text(it) if isinstance(it, str) else _unquote_key(label)
+                        for sc in scopes:
+                            for key, val in self.for_each_items(dbody.get("for_each", "${[]}"), sc, []):
+                                self._walk_block(rel, f"{path} > dynamic {_unquote_key(label)}",
+                                                 dbody.get("content", []), sc.child(_unquote_key(it), key, val), refs)
+                continue
+            if k == "image" and isinstance(v, str):
+                line = self.locator.attribute_line(rel, "image", v)
+                for sc in scopes:
+                    origins: list[Origin] = []
+                    value = self.evaluate(v, sc, origins)
+                    if "each" in sc.bindings and "each." in v:
+                        origins.append(Origin(f"for_each item {sc.bindings['each']['key']!s}", rel,
+                                              self.locator.literal_line(rel, sc.bindings["each"]["value"])))
+                    refs.append(ImageRef(str(value), rel, line, source_text(v), path, tuple(origins)))
+                continue
+            if isinstance(v, (dict, list)) and _has_blocks(v):
+                for sc in scopes:
+                    self._walk_block(rel, f"{path} > {k}", v, sc, refs)
+
+
+def _has_blocks(v) -> bool:
+    if isinstance(v, dict):
+        return v.get("__is_block__", False) or any(_has_blocks(x) for x in v.values() if isinstance(x, (dict, list)))
+    if isinstance(v, list):
+        return any(_has_blocks(x) for x in v)
+    return False
+
+
+def _walk(value, steps: list, expr: str):
+    for s in steps:
+        if isinstance(value, dict) and isinstance(s, str) and s in value:
+            value = value[s]
+        elif isinstance(value, list) and isinstance(s, int) and s < len(value):
+            value = value[s]
+        else:
+            return Unresolved("${" + expr + "}")
+    return value
+
+
+class Locator:
+    """Finds the line of an attribute or literal in a file's text (python-hcl2 has no positions)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._lines: dict[str, list[str]] = {}
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def lines(self, rel: str) -> list[str]:
+        if rel not in self._lines:
+            self._lines[rel] = (self.root / rel).read_text(encoding="utf-8").splitlines()
+        return self._lines[rel]
+
+    def reset(self, rel: str) -> None:
+        for key in [k for k in self._seen if k[0] == rel]:
+            del self._seen[key]
+
+    def attribute_line(self, rel: str, name: str, raw) -> int:
+        """Line of the n-th `name = <source>` in document order (n = how often asked before)."""
+        src = source_text(raw)
+        pat = re.compile(r"^\s*" + re.escape(name) + r"\s*=\s*" + re.escape(src) + r"\s*(?:#.*|//.*)?$")
+        hits = [i + 1 for i, line in enumerate(self.lines(rel)) if pat.match(line)]
+        n = self._seen.get((rel, name + "=" + src), 0)
+        self._seen[(rel, name + "=" + src)] = n + 1
+        if hits:
+            return hits[min(n, len(hits) - 1)]
+        return self.literal_line(rel, src)
+
+    def definition_line(self, rel: str, name: str, raw, *, is_variable: bool) -> int:
+        lines = self.lines(rel)
+        if is_variable:
+            pat = re.compile(r'^\s*variable\s+"' + re.escape(name) + r'"')
+            for i, line in enumerate(lines):
+                if pat.match(line):
+                    for j in range(i, min(i + 40, len(lines))):
+                        if re.match(r"^\s*default\s*=", lines[j]) or re.search(r"\bdefault\s*=", lines[j]):
+                            return j + 1
+                    return i + 1
+            return 0
+        first = source_text(raw).splitlines()[0] if isinstance(raw, str) and source_text(raw) else ""
+        pat = re.compile(r"^\s*" + re.escape(name) + r"\s*=\s*" + re.escape(first))
+        for i, line in enumerate(lines):
+            if pat.match(line):
+                return i + 1
+        pat = re.compile(r"^\s*" + re.escape(name) + r"\s*=")
+        return next((i + 1 for i, line in enumerate(lines) if pat.match(line)), 0)
+
+    def literal_line(self, rel: str, text) -> int:
+        text = str(text)
+        if not text:
+            return 0
+        for i, line in enumerate(self.lines(rel)):
+            if text in line:
+                return i + 1
+        return 0
+
+    def lines_containing(self, rel: str, text: str, *, skip_comments: bool = True) -> list[int]:
+        out = []
+        for i, line in enumerate(self.lines(rel)):
+            if text in line and not (skip_comments and re.match(r"^\s*(#|//)", line)):
+                out.append(i + 1)
+        return out
+
+
+def image_host(image: str) -> str:
+    """The registry host of an image reference (`docker.io` when none is written)."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def image_repository(image: str) -> str:
+    """Repository path without host, tag or digest: `viktor/payslip-ingest`."""
+    rest = image.split("/", 1)[1] if image_host(image) != "docker.io" or image.startswith("docker.io/") else image
+    rest = rest.split("@", 1)[0]
+    if ":" in rest.rsplit("/", 1)[-1]:
+        rest = rest.rsplit(":", 1)[0]
+    return rest
+
+
+# --------------------------------------------------------------------------
+# The checkout and its gates
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong, with its place: `file:line`."""
+
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+class InfraCheckout:
+    """A checkout of the infra repository, read through the inventory's [infra_repo] section."""
+
+    def __init__(self, root: Path | str, *, old_hosts: list[str], old_names: list[str], new_host: str, owner: str):
+        self.root = Path(root)
+        self.old_hosts = [h for h in old_hosts if h]  # registry-private's host and aliases
+        self.old_names = [n for n in old_names if n]  # e.g. the container name `registry-private`
+        self.new_host = new_host
+        self.owner = owner
+        self.locator = Locator(self.root)
+        if not self.root.is_dir():
+            raise Broken(f"infra checkout {self.root} is not a directory (inventory infra_repo.path)")
+
+    @classmethod
+    def from_inventory(cls, inv) -> "InfraCheckout":
+        spec = inv.infra_repo
+        path = Path(spec.path)
+        if not path.is_absolute() and inv.source:
+            path = Path(inv.source).resolve().parent / path
+        pr = inv.private_registry
+        old_hosts = [pr.host, *pr.aliases]
+        return cls(path, old_hosts=old_hosts, old_names=[pr.container], new_host=inv.forgejo.host, owner=inv.forgejo.owner)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def is_old_host(self, host: str) -> bool:
+        return host in self.old_hosts  # the inventory lists every name:port the old registry answers on
+
+    # -- Phase 3 -----------------------------------------------------------
+    def stack_images(self, stack_file: str) -> list[ImageRef]:
+        path = self.root / stack_file
+        if not path.is_file():
+            raise FileNotFoundError(stack_file)
+        return TerraformModule(self.root, path.parent).images()
+
+    def stack_findings(self, stack_file: str, expected: list[str]) -> tuple[list[ImageRef], list[Finding]]:
+        """Images of the stack's directory; findings for any on registry-private or an expected one not on Forgejo."""
+        try:
+            refs = self.stack_images(stack_file)
+        except FileNotFoundError:
+            return [], [Finding(stack_file, "stack file does not exist")]
+        findings = []
+        for r in refs:
+            host = image_host(r.value)
+            if self.is_old_host(host):
+                findings.append(Finding(r.where, f"resolves to {r.value} (registry-private)"))
+        for name in expected:
+            want = f"{self.new_host}/{self.owner}/{name}"
+            if not any(image_repository(r.value) == f"{self.owner}/{name}" and image_host(r.value) == self.new_host for r in refs):
+                seen = sorted({r.value for r in refs if image_repository(r.value).rsplit("/", 1)[-1] == name}) or ["no image of that name"]
+                findings.append(Finding(stack_file, f"no image resolves to {want}:<tag>; seen {', '.join(seen)}"))
+        return refs, findings
+
+    def yaml_images(self, rel: str) -> list[tuple[str, int]]:
+        """(value, line) of every `image:` key in a YAML file (steps, clone, services)."""
+        return [(v, line) for k, v, line in self._yaml_scalars(rel) if k == "image"]
+
+    def _yaml_scalars(self, rel: str) -> list[tuple[str, str, int]]:
+        path = self.root / rel
+        try:
+            node = yaml.compose(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except yaml.YAMLError as e:
+            raise Broken(f"{rel}: not valid YAML: {str(e).splitlines()[0]}") from None
+        out: list[tuple[str, str, int]] = []
+
+        def walk(n, key=""):
+            if isinstance(n, yaml.MappingNode):
+                for k, v in n.value:
+                    walk(v, k.value if isinstance(k, yaml.ScalarNode) else "")
+            elif isinstance(n, yaml.SequenceNode):
+                for v in n.value:
+                    walk(v, key)
+            elif isinstance(n, yaml.ScalarNode):
+                out.append((key, n.value, n.start_mark.line + 1))
+
+        if node is not None:
+            walk(node)
+        return out
+
+    def pipeline_findings(self, files: list[str], image_name: str) -> tuple[list[str], list[Finding]]:
+        """Every `image:` naming `image_name` in these pipelines must be `<forgejo>/<owner>/<image_name>`."""
+        findings: list[Finding] = []
+        uses: list[str] = []
+        want = f"{self.owner}/{image_name}"
+        for rel in files:
+            try:
+                images = self.yaml_images(rel)
+            except FileNotFoundError:
+                findings.append(Finding(rel, "pipeline file does not exist"))
+                continue
+            for value, line in images:
+                if image_repository(value).rsplit("/", 1)[-1] != image_name:
+                    continue
+                if image_host(value) == self.new_host and image_repository(value) == want:
+                    uses.append(f"{rel}:{line}")
+                else:
+                    findings.append(Finding(f"{rel}:{line}", f"image: {value} (expected {self.new_host}/{want}:<tag>)"))
+        if not uses and not findings:
+            findings.append(Finding(", ".join(files), f"no step uses the {image_name} image at all"))
+        return uses, findings
+
+    def text_findings(self, rel: str, *, must_contain: str, must_not_contain: str) -> list[Finding]:
+        path = self.root / rel
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return [Finding(rel, "file does not exist")]
+        findings = [Finding(f"{rel}:{i + 1}", f"still says {must_not_contain!r}: {line.strip()[:160]}")
+                    for i, line in enumerate(lines) if must_not_contain and must_not_contain in line]
+        if not any(must_contain in line for line in lines):
+            findings.append(Finding(rel, f"does not name {must_contain!r}"))
+        return findings
+
+    # -- Phase 4 -----------------------------------------------------------
+    def cloud_init_findings(self, rel: str) -> list[Finding]:
+        """Lines of the cloud-init template (inside HCL string values) that write hosts.toml for an old host."""
+        path = self.root / rel
+        if not path.is_file():
+            return [Finding(rel, "cloud-init template file does not exist")]
+        doc = parse_hcl(path)
+        strings = "\n".join(_all_strings(doc))
+        findings = []
+        lines = self.locator.lines(rel)
+        for host in self.old_hosts:
+            patterns = [f"certs.d/{host}", f'host."https://{host}"', f'host."http://{host}"', f'server = "https://{host}"']
+            for i, line in enumerate(lines):
+                if re.match(r"^\s*(#|//)", line):
+                    continue
+                if any(p in line for p in patterns) and any(p in strings for p in patterns):
+                    findings.append(Finding(f"{rel}:{i + 1}", f"writes a hosts.toml entry for {host}: {line.strip()[:140]}"))
+        return sorted(set(findings), key=lambda f: (f.where.rsplit(":", 1)[0], int(f.where.rsplit(":", 1)[1])))
+
+    def dockerconfig_auths(self, rel: str, secret_name: str) -> list[tuple[str, int]]:
+        """The `auths` keys of the dockerconfigjson Secret `secret_name` in a Terraform file, with lines."""
+        path = self.root / rel
+        if not path.is_file():
+            raise FileNotFoundError(rel)
+        doc = parse_hcl(path)
+        for block in doc.get("resource", []):
+            for rtype, named in block.items():
+                if _unquote_key(rtype) not in ("kubernetes_secret", "kubernetes_secret_v1"):
+                    continue
+                for _, body in named.items():
+                    if not isinstance(body, dict):
+                        continue
+                    meta = (body.get("metadata") or [{}])[0]
+                    if _unquote_key(str(meta.get("name", ""))) != secret_name:
+                        continue
+                    data = body.get("data", {})
+                    if isinstance(data, list):
+                        data = data[0] if data else {}
+                    for k, v in data.items():
+                        if _unquote_key(k) == ".dockerconfigjson":
+                            keys = _jsonencode_auths(v, rel)
+                            lines = self.locator.lines(rel)
+                            out = []
+                            for key in keys:
+                                pat = re.compile(r'^\s*"' + re.escape(key) + r'"\s*=')
+                                out.append((key, next((i + 1 for i, ln in enumerate(lines) if pat.match(ln)), 0)))
+                            return out
+        raise LookupError(f"{rel}: no kubernetes_secret named {secret_name!r} with a .dockerconfigjson")
+
+    def cronjob_findings(self, module_dir: str, cronjob_name: str) -> list[Finding]:
+        """Terraform CronJobs named `cronjob_name` in a module directory (the old probe must be gone)."""
+        directory = self.root / module_dir
+        if not directory.is_dir():
+            return []
+        findings = []
+        for path in sorted(directory.glob("*.tf")):
+            rel = self.rel(path)
+            doc = parse_hcl(path)
+            for block in doc.get("resource", []):
+                for rtype, named in block.items():
+                    if "cron_job" not in _unquote_key(rtype):
+                        continue
+                    for rname, body in named.items():
+                        meta = (body.get("metadata") or [{}])[0] if isinstance(body, dict) else {}
+                        if _unquote_key(str(meta.get("name", ""))) == cronjob_name:
+                            pat = re.compile(r'^\s*resource\s+"' + re.escape(_unquote_key(rtype)) + r'"\s+"' + re.escape(_unquote_key(rname)) + '"')
+                            line = next((i + 1 for i, ln in enumerate(self.locator.lines(rel)) if pat.match(ln)), 0)
+                            findings.append(Finding(f"{rel}:{line}", f"CronJob {cronjob_name} is still defined ({_unquote_key(rtype)}.{_unquote_key(rname)})"))
+        return findings
+
+    # -- Phase 5 -----------------------------------------------------------
+    def doc_findings(self, rel: str, *, headings: list[str], markers: list[str], replaced_by: str = "") -> tuple[bool, list[Finding]]:
+        """(exists, findings): mentions of the old registry that describe it as current."""
+        path = self.root / rel
+        if not path.is_file():
+            if replaced_by:
+                return False, []
+            return False, [Finding(rel, "document does not exist")]
+        text = path.read_text(encoding="utf-8")
+        doc = MarkdownDoc(text)
+        terms = self.old_hosts + self.old_names
+        if replaced_by:
+            if not doc.banner(markers=[]) or Path(replaced_by).name not in doc.preamble():
+                return True, [Finding(f"{rel}:1", f"replaced document has no superseded banner naming {Path(replaced_by).name}")]
+            return True, []
+        findings = [Finding(f"{rel}:{line}", f"describes {term} as current: {sentence[:160]}")
+                    for line, term, sentence in doc.current_mentions(terms, headings=headings, markers=markers)]
+        return True, findings
+
+
+def _is_ip(host: str) -> bool:
+    return bool(re.match(r"^\d+\.\d+\.\d+\.\d+(:\d+)?$", host))
+
+
+def _all_strings(v) -> Iterator[str]:
+    if isinstance(v, dict):
+        for x in v.values():
+            yield from _all_strings(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _all_strings(x)
+    elif isinstance(v, str):
+        yield v
+
+
+def _jsonencode_auths(raw, rel: str) -> list[str]:
+    """Keys of `auths` in `jsonencode({auths = {...}})` (python-hcl2 renders call arguments as text)."""
+    expr = source_text(raw).strip()
+    m = re.match(r"^jsonencode\((.*)\)$", expr, re.S)
+    if not m:
+        raise Broken(f"{rel}: .dockerconfigjson is not a jsonencode({{...}}) expression")
+    try:
+        obj = hcl2.loads(f"v = {m.group(1)}\n", serialization_options=_HCL_OPTIONS)["v"]
+    except Exception:
+        raise Broken(f"{rel}: cannot parse the dockerconfigjson object") from None
+    if isinstance(obj, list):
+        obj = obj[0]
+    auths = obj.get("auths", {}) if isinstance(obj, dict) else {}
+    return [_unquote_key(k) for k in auths if not _is_meta(k)]
+
+
+# --------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------
+
+_BANNER = re.compile(r"(?i)\b(superseded|replaced by|deprecated|archived|historical)\b")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\[(])")
+
+
+class MarkdownDoc:
+    """Just enough Markdown: headings, fenced code, blocks (paragraph, list item, table row), sentences."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+
+    def preamble(self) -> str:
+        out = []
+        for line in self.lines:
+            if re.match(r"^##\s", line):
+                break
+            out.append(line)
+        return "\n".join(out)
+
+    def banner(self, markers: list[str]) -> bool:
+        return any(_BANNER.search(line) for line in self.preamble().splitlines() if not line.startswith("# "))
+
+    def units(self) -> Iterator[tuple[int, str, list[str], bool]]:
+        """(first line, text, heading chain, in code) for each block."""
+        chain: list[tuple[int, str]] = []
+        fence = None
+        unit_line, unit = 0, []
+        in_code = False
+
+        def flush():
+            nonlocal unit, unit_line
+            if unit:
+                yield unit_line, " ".join(x.strip() for x in unit), [h for _, h in chain], in_code
+            unit, unit_line = [], 0
+
+        for i, line in enumerate(self.lines, start=1):
+            stripped = line.strip()
+            if fence:
+                if stripped.startswith(fence):
+                    yield from flush()
+                    fence, in_code = None, False
+                    continue
+                yield i, line, [h for _, h in chain], True
+                continue
+            m = re.match(r"^(`{3,}|~{3,})", stripped)
+            if m:
+                yield from flush()
+                fence, in_code = m.group(1), True
+                continue
+            h = re.match(r"^(#{1,6})\s+(.*)$", line)
+            if h:
+                yield from flush()
+                level = len(h.group(1))
+                chain = [(lv, t) for lv, t in chain if lv < level] + [(level, h.group(2))]
+                continue
+            if not stripped:
+                yield from flush()
+                continue
+            starts_block = bool(re.match(r"^\s*([-*+]\s|\d+[.)]\s|\|)", line))
+            if starts_block:
+                yield from flush()
+            if not unit:
+                unit_line = i
+            unit.append(line)
+            if stripped.startswith("|"):
+                yield from flush()
+        yield from flush()
+
+    def current_mentions(self, terms: list[str], *, headings: list[str], markers: list[str]) -> list[tuple[int, str, str]]:
+        whole_doc_historical = self.banner(markers)
+        out = []
+        for line, text, chain, in_code in self.units():
+            hits = [t for t in terms if t in text]
+            if not hits or whole_doc_historical:
+                continue
+            if any(any(w.lower() in h.lower() for w in headings) for h in chain):
+                continue
+            sentences = [text] if in_code else _SENTENCE_SPLIT.split(text)
+            for s in sentences:
+                term = next((t for t in terms if t in s), None)
+                if term is None:
+                    continue
+                if not in_code and any(_marker_in(m, s) for m in markers):
+                    continue
+                out.append((self._line_of(term, line), term, s.strip()))
+                break
+        return out
+
+    def _line_of(self, term: str, start: int) -> int:
+        for i in range(start - 1, len(self.lines)):
+            if term in self.lines[i]:
+                return i + 1
+        return start
+
+
+def _marker_in(marker: str, sentence: str) -> bool:
+    return re.search(r"(?i)\b" + re.escape(marker.strip()) + r"\b", sentence) is not None
+
+
+# --------------------------------------------------------------------------
+# Gates: one function per scenario, each ends in a verdict
+# --------------------------------------------------------------------------
+
+
+def _fail(expected: str, findings: list[Finding]) -> None:
+    from phasegate.verdict import GateFailed
+
+    if findings:
+        raise GateFailed(expected=expected,
+                         seen="\n  " + "\n  ".join(str(f) for f in findings),
+                         where=", ".join(f.where.split(" ")[0] for f in findings[:6]) + (" ..." if len(findings) > 6 else ""))
+
+
+def stack_spec(inv, project: str):
+    for s in inv.infra_repo.stacks:
+        if s.project == project:
+            return s
+    raise Broken(f"inventory: no [[infra_repo.stacks]] row for project {project!r}")
+
+
+def gate_stack_on_forgejo(co: InfraCheckout, spec) -> list[ImageRef]:
+    refs, findings = co.stack_findings(spec.path, spec.images)
+    _fail(f"every image of {spec.path} resolved off registry-private, and "
+          + ", ".join(f"{co.new_host}/{co.owner}/{i}:<tag>" for i in spec.images) + " among them", findings)
+    return refs
+
+
+def gate_infra_ci_pipelines(co: InfraCheckout, files: list[str], image: str) -> list[str]:
+    uses, findings = co.pipeline_findings(files, image)
+    _fail(f"every {image} step image in {', '.join(files)} is {co.new_host}/{co.owner}/{image}:<tag>", findings)
+    return uses
+
+
+def gate_claude_md(co: InfraCheckout, rel: str, url: str, old: str) -> None:
+    _fail(f"{rel} installs claude-memory-mcp with `claude plugins install {url}`",
+          co.text_findings(rel, must_contain=url, must_not_contain=old))
+
+
+def gate_cloud_init(co: InfraCheckout, rel: str) -> None:
+    _fail(f"the cloud-init template {rel} writes no hosts.toml for {', '.join(co.old_hosts)}", co.cloud_init_findings(rel))
+
+
+def gate_registry_credentials(co: InfraCheckout, rel: str, secret: str) -> list[str]:
+    from phasegate.verdict import GateFailed
+
+    try:
+        auths = co.dockerconfig_auths(rel, secret)
+    except FileNotFoundError:
+        raise GateFailed(expected=f"{rel} defines Secret {secret}", seen="file does not exist", where=rel) from None
+    except LookupError as e:
+        raise GateFailed(expected=f"{rel} defines Secret {secret} with a .dockerconfigjson", seen=str(e), where=rel) from None
+    keys = [k for k, _ in auths]
+    if keys != [co.new_host]:
+        extra = [Finding(f"{rel}:{line}", f"auths entry {k!r}") for k, line in auths if k != co.new_host]
+        if co.new_host not in keys:
+            extra.append(Finding(rel, f"no auths entry for {co.new_host}"))
+        _fail(f"Secret {secret} has exactly one auths entry, {co.new_host} (seen: {', '.join(keys) or 'none'})", extra)
+    return keys
+
+
+def gate_old_probe_gone(co: InfraCheckout, module_dir: str, name: str) -> None:
+    _fail(f"no CronJob {name} in {module_dir}", co.cronjob_findings(module_dir, name))
+
+
+def gate_doc(co: InfraCheckout, doc, headings: list[str], markers: list[str]) -> None:
+    exists, findings = co.doc_findings(doc.path, headings=headings, markers=markers, replaced_by=doc.replaced_by)
+    what = (f"{doc.path} is gone or marked superseded by {doc.replaced_by}" if doc.replaced_by
+            else f"{doc.path} exists and mentions registry-private only as history ({doc.update})")
+    _fail(what, findings)

@@ -1,0 +1,56 @@
+"""Steps about the infra repository checkout (thin: phasegate.infra_repo judges)."""
+
+from __future__ import annotations
+
+from pytest_bdd import given, parsers, then
+
+from phasegate import infra_repo
+from phasegate.verdict import Broken
+
+
+@given("the infra repository checkout", target_fixture="infra_checkout")
+def infra_checkout(inventory):
+    return infra_repo.InfraCheckout.from_inventory(inventory)
+
+
+@then(parsers.parse('the cutover stack of "{project}" resolves its images to the Forgejo registry'))
+def stack_on_forgejo(infra_checkout, inventory, project):
+    infra_repo.gate_stack_on_forgejo(infra_checkout, infra_repo.stack_spec(inventory, project))
+
+
+@then("the infra pipelines use the infra-ci image from the Forgejo registry")
+def infra_ci_pipelines(infra_checkout, inventory):
+    spec = inventory.infra_repo
+    infra_repo.gate_infra_ci_pipelines(infra_checkout, spec.infra_ci_pipelines, spec.infra_ci_image)
+
+
+@then("the monorepo CLAUDE.md installs claude-memory-mcp from Forgejo")
+def claude_md(infra_checkout, inventory):
+    spec = inventory.infra_repo
+    infra_repo.gate_claude_md(infra_checkout, spec.claude_md, spec.claude_memory_install_url, spec.claude_memory_old_install)
+
+
+@then("the cloud-init template writes no hosts.toml entry for registry-private")
+def cloud_init(infra_checkout, inventory):
+    infra_repo.gate_cloud_init(infra_checkout, inventory.infra_repo.cloud_init)
+
+
+@then("the registry-credentials Terraform has only the Forgejo auths entry")
+def registry_credentials(infra_checkout, inventory):
+    spec = inventory.infra_repo
+    infra_repo.gate_registry_credentials(infra_checkout, spec.registry_credentials, spec.registry_credentials_secret)
+
+
+@then("the monitoring stack no longer defines the old integrity probe CronJob")
+def old_probe_gone(infra_checkout, inventory):
+    spec = inventory.infra_repo
+    infra_repo.gate_old_probe_gone(infra_checkout, spec.monitoring_module, spec.old_probe_cronjob)
+
+
+@then(parsers.parse('the document "{doc}" mentions registry-private only as history'))
+def doc_history_only(infra_checkout, inventory, doc):
+    spec = inventory.infra_repo
+    row = next((d for d in spec.docs if d.path == doc), None)
+    if row is None:
+        raise Broken(f"inventory: no [[infra_repo.docs]] row for {doc!r}")
+    infra_repo.gate_doc(infra_checkout, row, spec.historical_headings, spec.historical_markers)

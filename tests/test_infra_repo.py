@@ -1,0 +1,318 @@
+"""The infra checkout reader on the real repository's shapes (no lab servers needed)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from phasegate import infra_repo
+from phasegate.infra_repo import InfraCheckout, MarkdownDoc, TerraformModule, image_host, image_repository
+from phasegate.verdict import GateFailed
+
+OLD = ["registry.example.test", "registry.example.test:5050", "10.9.9.9:5050"]
+NEW = "forgejo.example.test"
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(textwrap.dedent(text).lstrip("\n"))
+    return p
+
+
+def checkout(root: Path) -> InfraCheckout:
+    return InfraCheckout(root, old_hosts=OLD, old_names=["registry-private"], new_host=NEW, owner="viktor")
+
+
+def line_of(path: Path, needle: str, nth: int = 0) -> int:
+    hits = [i + 1 for i, line in enumerate(path.read_text().splitlines()) if needle in line]
+    return hits[nth]
+
+
+def test_locals_and_variable_default_interpolation(tmp_path):
+    p = write(tmp_path, "stacks/app/main.tf", """
+        variable "image_tag" {
+          type    = string
+          default = "0a1b2c3d"
+        }
+
+        locals {
+          namespace = "app"
+          image     = "registry.example.test/app:${var.image_tag}"
+        }
+
+        resource "kubernetes_deployment" "app" {
+          spec {
+            template {
+              spec {
+                init_container {
+                  image = local.image
+                }
+                container {
+                  image = local.image
+                }
+              }
+            }
+          }
+        }
+    """)
+    refs = TerraformModule(tmp_path, p.parent).images()
+    assert [r.value for r in refs] == ["registry.example.test/app:0a1b2c3d"] * 2
+    assert [r.line for r in refs] == [line_of(p, "image = local.image", 0), line_of(p, "image = local.image", 1)]
+    origin = {o.what: o.line for o in refs[0].origins}
+    assert origin["local.image"] == line_of(p, "image     =")
+    assert origin["var.image_tag default"] == line_of(p, 'default = "0a1b2c3d"')
+    assert "stacks/app/main.tf:" in refs[0].where and "local.image" in refs[0].where
+
+
+def test_split_image_and_tag_locals_and_unresolved_variable(tmp_path):
+    p = write(tmp_path, "stacks/agent/main.tf", """
+        variable "tag" {}
+
+        locals {
+          image     = "forgejo.example.test/viktor/agent"
+          image_tag = "2fd7670d"
+        }
+
+        resource "kubernetes_deployment" "agent" {
+          spec {
+            template {
+              spec {
+                container {
+                  image = "${local.image}:${local.image_tag}"
+                }
+                container {
+                  image = "forgejo.example.test/viktor/side:${var.tag}"
+                }
+              }
+            }
+          }
+        }
+    """)
+    refs = TerraformModule(tmp_path, p.parent).images()
+    assert refs[0].value == "forgejo.example.test/viktor/agent:2fd7670d"
+    assert refs[1].value == "forgejo.example.test/viktor/side:${var.tag}"  # no default: kept visible
+    assert refs[0].line == line_of(p, '"${local.image}:${local.image_tag}"')
+
+
+def test_for_each_map_and_dynamic_block_images(tmp_path):
+    p = write(tmp_path, "stacks/browser/main.tf", """
+        locals {
+          py = "mcr.example.test/python:1"
+          sidecars = {
+            novnc = {
+              image = "registry.example.test/novnc:v4"
+              port  = 6080
+            }
+            snap = {
+              image = local.py
+              port  = 8090
+            }
+          }
+          jobs = {
+            a = "registry.example.test:5050/job-a:1"
+            b = "forgejo.example.test/viktor/job-b:1"
+          }
+        }
+
+        resource "kubernetes_deployment" "browser" {
+          spec {
+            template {
+              spec {
+                dynamic "container" {
+                  for_each = local.sidecars
+                  content {
+                    name  = container.key
+                    image = container.value.image
+                  }
+                }
+              }
+            }
+          }
+        }
+
+        resource "kubernetes_cron_job_v1" "jobs" {
+          for_each = local.jobs
+          spec {
+            job_template {
+              spec {
+                template {
+                  spec {
+                    container {
+                      image = each.value
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+    """)
+    refs = TerraformModule(tmp_path, p.parent).images()
+    values = sorted(r.value for r in refs)
+    assert values == sorted(["registry.example.test/novnc:v4", "mcr.example.test/python:1",
+                             "registry.example.test:5050/job-a:1", "forgejo.example.test/viktor/job-b:1"])
+    dyn = [r for r in refs if r.value.endswith("novnc:v4")][0]
+    assert "dynamic container" in dyn.block and dyn.line == line_of(p, "image = container.value.image")
+    each = [r for r in refs if "job-a" in r.value][0]
+    assert each.line == line_of(p, "image = each.value")
+    assert any(o.line == line_of(p, 'a = "registry.example.test:5050/job-a:1"') for o in each.origins)
+
+
+def test_stack_findings_name_file_and_line(tmp_path):
+    p = write(tmp_path, "stacks/sync/main.tf", """
+        resource "kubernetes_cron_job_v1" "sync" {
+          spec {
+            job_template {
+              spec {
+                template {
+                  spec {
+                    container {
+                      image = "alpine:3.20"
+                    }
+                    container {
+                      image = "registry.example.test/sync:latest"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+    """)
+    co = checkout(tmp_path)
+    _, findings = co.stack_findings("stacks/sync/main.tf", ["sync"])
+    assert findings[0].where.startswith(f"stacks/sync/main.tf:{line_of(p, 'registry.example.test/sync')}")
+    assert "no image resolves to forgejo.example.test/viktor/sync" in findings[1].what
+    spec = type("S", (), {"path": "stacks/sync/main.tf", "images": ["sync"]})
+    with pytest.raises(GateFailed) as e:
+        infra_repo.gate_stack_on_forgejo(co, spec)
+    assert "stacks/sync/main.tf:" in str(e.value)
+
+
+def test_image_host_and_repository():
+    assert image_host("alpine:3.20") == "docker.io"
+    assert image_host("registry.example.test:5050/x:1") == "registry.example.test:5050"
+    assert image_repository("forgejo.example.test/viktor/app:1") == "viktor/app"
+    assert image_repository("ghcr.io/a/b@sha256:00") == "a/b"
+
+
+def test_woodpecker_images_with_lines(tmp_path):
+    p = write(tmp_path, ".woodpecker/default.yml", """
+        steps:
+          - name: apply
+            image: registry.example.test/infra-ci:latest
+          - name: notify
+            image: curlimages/curl
+    """)
+    write(tmp_path, ".woodpecker/drift.yml", """
+        steps:
+          - name: drift
+            image: forgejo.example.test/viktor/infra-ci:latest
+    """)
+    uses, findings = checkout(tmp_path).pipeline_findings([".woodpecker/default.yml", ".woodpecker/drift.yml"], "infra-ci")
+    assert uses == [".woodpecker/drift.yml:3"]
+    assert findings[0].where == f".woodpecker/default.yml:{line_of(p, 'infra-ci')}"
+
+
+def test_dockerconfig_auths_from_jsonencode(tmp_path):
+    write(tmp_path, "creds.tf", """
+        resource "kubernetes_secret" "registry_credentials" {
+          metadata {
+            name = "registry-credentials"
+          }
+          type = "kubernetes.io/dockerconfigjson"
+          data = {
+            ".dockerconfigjson" = jsonencode({
+              auths = {
+                "10.9.9.9:5050" = {
+                  auth = base64encode("${data.v.x.data["u"]}:${data.v.x.data["p"]}")
+                }
+                "forgejo.example.test" = {
+                  auth = base64encode("cluster-puller:${try(data.v.x.data["t"], "")}")
+                }
+              }
+            })
+          }
+        }
+    """)
+    co = checkout(tmp_path)
+    assert co.dockerconfig_auths("creds.tf", "registry-credentials") == [("10.9.9.9:5050", 9), ("forgejo.example.test", 12)]
+    with pytest.raises(GateFailed) as e:
+        infra_repo.gate_registry_credentials(co, "creds.tf", "registry-credentials")
+    assert "creds.tf:9" in str(e.value)
+
+
+def test_markdown_history_rules():
+    terms = ["registry.example.test", "registry-private"]
+    headings, markers = ["history", "decommission"], ["was", "decommissioned", "no longer"]
+    doc = MarkdownDoc(textwrap.dedent("""
+        # Registry VM
+
+        The VM hosts the caches. Images live in Forgejo.
+        The old `registry.example.test` was decommissioned in Phase 4.
+
+        | Port | What |
+        |---|---|
+        | 5050 | `registry-private`, htpasswd auth |
+
+        ## History
+
+        It ran `registry-private` on `registry.example.test:5050`.
+
+        ## Operations
+
+        ```
+        docker restart registry-private
+        ```
+    """))
+    found = doc.current_mentions(terms, headings=headings, markers=markers)
+    assert [(line, term) for line, term, _ in found] == [(9, "registry-private"), (18, "registry-private")]
+    banner = MarkdownDoc("# Old runbook\n\n> Superseded: replaced by new.md\n\n## Steps\n\nUse registry-private.\n")
+    assert banner.current_mentions(terms, headings=headings, markers=markers) == []
+
+
+@pytest.mark.parametrize("stage", ["before", "cutover", "decommissioned"])
+def test_lab_fixture_stages(tmp_path, stage):
+    """The lab's generated checkout: phase 3 green from cutover on, phase 4/5 green only when decommissioned."""
+    from phasegate import config
+    from phasegate.lab.infra_checkout import files
+
+    hosts = {"old": "127.0.0.1:5999", "old_alias": "localhost:5999", "new": "127.0.0.1:6999", "owner": "viktor",
+             "container": "registry-private"}
+    for rel, text in files(stage, set(), hosts).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    spec = config.load().infra_repo
+    co = InfraCheckout(tmp_path / "infra", old_hosts=["127.0.0.1:5999", "localhost:5999"], old_names=["registry-private"],
+                       new_host="127.0.0.1:6999", owner="viktor")
+    phase3 = [lambda s=s: infra_repo.gate_stack_on_forgejo(co, s) for s in spec.stacks] + [
+        lambda: infra_repo.gate_infra_ci_pipelines(co, spec.infra_ci_pipelines, spec.infra_ci_image),
+        lambda: infra_repo.gate_claude_md(co, spec.claude_md, "https://127.0.0.1:6999/viktor/claude-memory-mcp.git",
+                                          spec.claude_memory_old_install)]
+    phase45 = [lambda: infra_repo.gate_cloud_init(co, spec.cloud_init),
+               lambda: infra_repo.gate_registry_credentials(co, spec.registry_credentials, spec.registry_credentials_secret),
+               lambda: infra_repo.gate_old_probe_gone(co, spec.monitoring_module, spec.old_probe_cronjob)] + [
+        lambda d=d: infra_repo.gate_doc(co, d, spec.historical_headings, spec.historical_markers) for d in spec.docs]
+
+    def outcomes(gates):
+        out = []
+        for g in gates:
+            try:
+                g()
+                out.append(True)
+            except GateFailed:
+                out.append(False)
+        return out
+
+    p3, p45 = outcomes(phase3), outcomes(phase45)
+    if stage == "before":
+        assert not any(p3[:len(spec.stacks)]) and not p3[-1]
+    else:
+        assert all(p3), p3
+    if stage == "decommissioned":
+        assert all(p45), p45
+    else:
+        assert p45[:3] == [False, False, False]
