@@ -25,7 +25,7 @@ import json
 import re
 import secrets as _secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import urllib3
@@ -35,7 +35,7 @@ from kubernetes.client import rest
 from kubernetes.client.exceptions import ApiException
 
 from phasegate.http import GUARD, SAFE_METHODS, WriteGuard
-from phasegate.secrets import redact
+from phasegate.secrets import Secret, redact, register, register_basic
 from phasegate.units import quantity, size_bytes  # noqa: F401 (re-exported for steps)
 from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable
 
@@ -469,19 +469,44 @@ class Kube:
 # --------------------------------------------------------------------------
 
 
-def dockerconfig_auths(secret) -> dict[str, tuple[str, str]]:
+@dataclass(frozen=True)
+class PullSecret:
+    """A kubernetes.io/dockerconfigjson Secret, read into memory: keys visible, credentials as `Secret`s.
+
+    Steps pass this around instead of the raw V1Secret, whose repr carries the
+    base64 of every password (reports record fixture values).
+    """
+
+    namespace: str
+    name: str
+    auths: dict[str, tuple[str, Secret]] = field(repr=False)
+
+    @classmethod
+    def from_v1(cls, secret) -> "PullSecret":
+        raw = (secret.data or {}).get(".dockerconfigjson")
+        auths: dict[str, tuple[str, Secret]] = {}
+        if raw:
+            register(raw)
+            cfg = json.loads(base64.b64decode(raw))
+            for key, entry in (cfg.get("auths") or {}).items():
+                user, pw = entry.get("username", ""), entry.get("password", "")
+                if entry.get("auth"):
+                    register(entry["auth"])
+                    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                register_basic(user, pw)
+                auths[key] = (user, Secret(pw, name=f"auths[{key}]"))
+        return cls(secret.metadata.namespace, secret.metadata.name, auths)
+
+    def keys(self) -> list[str]:
+        return sorted(self.auths)
+
+    def where(self) -> str:
+        return f"Secret {self.namespace}/{self.name}"
+
+
+def dockerconfig_auths(secret) -> dict[str, tuple[str, Secret]]:
     """{auths key: (username, password)} of a kubernetes.io/dockerconfigjson Secret (values stay in memory)."""
-    raw = (secret.data or {}).get(".dockerconfigjson")
-    if not raw:
-        return {}
-    cfg = json.loads(base64.b64decode(raw))
-    out = {}
-    for key, entry in (cfg.get("auths") or {}).items():
-        user, pw = entry.get("username", ""), entry.get("password", "")
-        if entry.get("auth"):
-            user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-        out[key] = (user, pw)
-    return out
+    return PullSecret.from_v1(secret).auths
 
 
 def registry_host(image: str) -> str:

@@ -10,10 +10,9 @@ from pytest_bdd import given, parsers, then, when
 
 from phasegate import http, images, integrity
 from phasegate.http import GUARD
-from phasegate.kube import (Kube, dockerconfig_auths, expected_auths_keys, hosts_toml_path, image_ref_parts,
+from phasegate.kube import (Kube, PullSecret, expected_auths_keys, hosts_toml_path, image_ref_parts,
                             parse_hosts_toml, quantity, registry_url, size_bytes)
 from phasegate.oci import NotFound, RegistryClient
-from phasegate.secrets import Secret, register_basic
 from phasegate.verdict import AuthError, Broken, GateFailed, check
 
 
@@ -149,32 +148,29 @@ def cloned_pull_secret(kube, namespace, inventory):
     sec = kube.wait_for_secret(namespace, c.credentials_secret)
     check(sec is not None, expected=f"Secret {c.credentials_secret} cloned from {c.credentials_namespace}",
           seen=f"no such Secret after {c.wait_timeout:.0f}s", where=f"namespace {namespace}")
-    return sec
+    return PullSecret.from_v1(sec)
 
 
 @then(parsers.parse("the pull secret holds exactly the auths keys of {registries}"))
 def auths_keys(pull_secret, registries, inventory):
     want = expected_auths_keys(inventory, registries)
-    seen = sorted(dockerconfig_auths(pull_secret))
+    seen = pull_secret.keys()
     check(seen == want, expected=f"{len(want)} auths entries: {', '.join(want)}",
-          seen=f"{len(seen)} auths entries: {', '.join(seen)}",
-          where=f"Secret {pull_secret.metadata.namespace}/{pull_secret.metadata.name}")
+          seen=f"{len(seen)} auths entries: {', '.join(seen)}", where=pull_secret.where())
 
 
 @then("every auths entry of the pull secret authenticates against its registry")
 def auths_authenticate(pull_secret, inventory, http_settings):
     failures = []
-    for key, (user, password) in sorted(dockerconfig_auths(pull_secret).items()):
-        register_basic(user, password)
+    for key, (user, password) in sorted(pull_secret.auths.items()):
         url, ca = registry_url(inventory, key)
         try:
-            with RegistryClient(url, username=user, password=Secret(password, name=f"auths[{key}]"),
-                                ca_bundle=ca, settings=http_settings) as client:
+            with RegistryClient(url, username=user, password=password, ca_bundle=ca, settings=http_settings) as client:
                 client.ping()
         except AuthError as e:
             failures.append(f"{key} as {user!r}: {e}")
     check(not failures, expected="every auths entry's credentials accepted by its registry",
-          seen="; ".join(failures), where=f"Secret {pull_secret.metadata.namespace}/{pull_secret.metadata.name}")
+          seen="; ".join(failures), where=pull_secret.where())
 
 
 # -- fresh-tag pulls from every node -----------------------------------------------
@@ -214,7 +210,7 @@ def pods_on_every_node(kube, namespace, pull_secret, fresh_tag):
     nodes = kube.node_names()
     check(bool(nodes), expected="at least one node", seen="the API lists no node", where=kube.where)
     pods = {node: kube.create_pod(namespace, "pull", node=node, image=fresh_tag["image"],
-                                  pull_secret=pull_secret.metadata.name) for node in nodes}
+                                  pull_secret=pull_secret.name) for node in nodes}
     return {node: kube.wait_pod_settled(namespace, name) for node, name in pods.items()}
 
 
