@@ -471,3 +471,31 @@ def test_forgejo_cron_drops_only_old_unreferenced_digests(fj, client):
     assert [(v.repository, v.version) for v in gone] == [("viktor/cron", loose)]
     assert client.head("/v2/viktor/cron/manifests/v1", headers=auth).status_code == 200
     assert all(client.head(f"/v2/viktor/cron/manifests/{c}", headers=auth).status_code == 200 for c in children)
+
+
+def test_other_basic_forms_and_the_ghost(client):
+    # Basic <PAT>: and <PAT>:x-oauth-basic are PAT logins too
+    for user, password in ((PULL.reveal(), ""), (PULL.reveal(), "x-oauth-basic")):
+        cred = base64.b64encode(f"{user}:{password}".encode()).decode()
+        r = client.get("/v2/token", headers={"Authorization": f"Basic {cred}"})
+        assert r.status_code == 200
+    # no credentials: an anonymous (ghost) token, which sees nothing of a private owner
+    r = client.get("/v2/token")
+    assert r.status_code == 200
+    ghost = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert client.get("/v2/", headers=ghost).status_code == 200
+    assert client.get("/v2/_catalog", headers=ghost).json() == {"repositories": []}
+    r = client.get("/v2/viktor/scopes/tags/list", headers=ghost)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Basic realm="Gitea Package API"'
+
+
+def test_package_files_use_capital_size(fj, client):
+    auth = bearer(client, "ci-pusher", PUSH)
+    digest = push_image(client, auth, "viktor/files", "1", b"files layer")
+    with packages(fj) as api:
+        files = api.client.get("/api/v1/packages/viktor/container/files/1/files").json()
+    assert files[0]["name"] == "manifest.json" and files[0]["sha256"] == digest.split(":", 1)[1]
+    assert all("Size" in f and "size" not in f for f in files)
+    manifest = json.loads(client.get(f"/v2/viktor/files/manifests/{digest}", headers=auth).content)
+    blobs = [manifest["config"]] + manifest["layers"]
+    assert sorted(f["name"] for f in files[1:]) == sorted(d["digest"].replace(":", "_") for d in blobs)
