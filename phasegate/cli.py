@@ -53,6 +53,8 @@ def _lab_run(args) -> int:
 
     lab = Lab(Path(args.dir))
     worst = 0
+    for hook in _BEFORE_RUN:
+        hook(args)
     lab.up()
     try:
         env = dict(os.environ)
@@ -75,7 +77,8 @@ def _lab_run(args) -> int:
     return worst
 
 
-# Called after `lab run` (e.g. to render the report and print where it is).
+# Called before and after `lab run` (e.g. to start fresh results, render the report and print where it is).
+_BEFORE_RUN: list = []
 _AFTER_RUN: list = []
 
 
@@ -122,6 +125,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Other modules add subcommands here: fn(subparsers) -> None, setting `func`.
 _SUBCOMMANDS: list = []
+
+
+# --------------------------------------------------------------------------
+# `phasegate report`: the HTML from the Allure results (phasegate.report)
+# --------------------------------------------------------------------------
+
+
+def _register_report(sub) -> None:
+    p = sub.add_parser("report", help="render the Allure results as HTML (Allure 3, or Allure 2 as fallback)")
+    p.add_argument("--inventory", default=None, metavar="PATH", help="inventory whose [report] names the folders")
+    p.add_argument("--results", default=None, metavar="DIR", help="Allure results (default: report.results_dir)")
+    p.add_argument("--output", default=None, metavar="DIR", help="HTML folder (default: report.html_dir)")
+    p.add_argument("--history", default=None, metavar="DIR",
+                   help="history kept across runs (default: report.history_dir; '' for none)")
+    p.add_argument("--engine", choices=["auto", "allure3", "allure2"], default="auto")
+    p.set_defaults(func=_report)
+
+
+def _report_settings(inventory_path):
+    from phasegate import config
+
+    try:
+        return config.load(inventory_path).report
+    except config.InventoryError:
+        return config.Report()  # the folders do not need a valid inventory
+
+
+def _report(args) -> int:
+    from phasegate import report
+
+    settings = _report_settings(args.inventory)
+    history = settings.history_dir if args.history is None else args.history
+    try:
+        done = report.render(Path(args.results or settings.results_dir), Path(args.output or settings.html_dir),
+                             Path(history) if history else None, engine=args.engine,
+                             history_limit=settings.history_limit)
+    except report.ReportError as e:
+        print(f"phasegate report: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report ({done.engine}): {done.index}")
+    return EXIT_OK
+
+
+def _fresh_results(args) -> None:
+    """`lab run` starts from empty results: the report shows this run, the history the earlier ones."""
+    import shutil
+
+    results = Path(_report_settings(None).results_dir)
+    if results.is_dir():
+        shutil.rmtree(results)
+
+
+def _report_after_run(args) -> None:
+    print("== report", flush=True)
+    _report(argparse.Namespace(inventory=None, results=None, output=None, history=None, engine="auto"))
+
+
+_SUBCOMMANDS.append(_register_report)
+_BEFORE_RUN.append(_fresh_results)
+_AFTER_RUN.append(_report_after_run)
 
 
 # --------------------------------------------------------------------------

@@ -94,6 +94,41 @@ class Forgejo:
 
 
 @dataclass(frozen=True)
+class PlanSection:
+    """A section of the migration plan a gate signs off (the report links each gate to it)."""
+
+    title: str  # the heading as the plan writes it
+    anchor: str  # the heading's anchor in the rendered plan
+
+
+def _plan_sections() -> dict[str, "PlanSection"]:
+    return {
+        "phase0": PlanSection("Phase 0 — Prepare Forgejo", "phase-0--prepare-forgejo-1-pr-no-cutover-risk"),
+        "phase1": PlanSection("Phase 1 — Source migration", "phase-1--source-migration-parallel-safe-no-production-impact"),
+        "phase2": PlanSection("Phase 2 — Bake", "phase-2--bake-14-days"),
+        "phase3": PlanSection("Phase 3 — Cutover", "phase-3--cutover-one-pr-per-project-single-session"),
+        "phase4": PlanSection("Phase 4 — Decommission", "phase-4--decommission"),
+        "phase5": PlanSection("Phase 5 — Docs", "phase-5--docs"),
+    }
+
+
+@dataclass(frozen=True)
+class Report:
+    """Where the Allure results, the HTML and its history live; what the report links to."""
+
+    results_dir: str = "reports/allure-results"  # relative paths are relative to the working directory
+    html_dir: str = "reports/allure-report"
+    history_dir: str = "reports/history"  # kept between runs (the bake job stores and restores it)
+    history_limit: int = 30  # runs of trend kept in the history
+    plan_url: Url = Url(
+        "https://forgejo.viktorbarzin.me/viktor/infra/src/branch/master/docs/plans/"
+        "2026-05-07-forgejo-registry-consolidation-plan.md"
+    )
+    phases: dict[str, PlanSection] = field(default_factory=_plan_sections)
+    push_job: str = "phasegate"  # Pushgateway job of the verdict metrics (--push-metrics)
+
+
+@dataclass(frozen=True)
 class InfraStack:
     """A row of the plan's Phase 3 cutover table: a Terraform stack and the images it must pull from Forgejo."""
 
@@ -221,6 +256,7 @@ class Inventory:
     private_registry: PrivateRegistry
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
+    report: Report = field(default_factory=Report)
     infra_repo: InfraRepo = field(default_factory=InfraRepo)
     dual_push: DualPush = field(default_factory=DualPush)
     cluster: Cluster = field(default_factory=Cluster)

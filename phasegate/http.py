@@ -4,7 +4,8 @@ What each client gets, always:
 - connect/read/write/pool timeouts, plus a wall-clock ceiling per exchange
   (a server that dribbles a body byte by byte still ends);
 - TLS verification (a CA bundle may be named; `verify=False` only on request);
-- HTTP/2 where the server offers it (ALPN), connection reuse;
+- HTTP/2 where the server offers it (ALPN; `http2=False` turns it off, as
+  phasegate.oci does: see the README's "OCI client"), connection reuse;
 - retries with backoff for idempotent reads only (GET/HEAD), on connection
   errors and 502/503/504; never on any 4xx (a 404 is an answer, not a glitch);
 - the read-only guard: anything but GET/HEAD is refused before it leaves the

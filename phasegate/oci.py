@@ -39,7 +39,7 @@ from typing import Iterator
 import httpx
 
 from phasegate import http
-from phasegate.images import INDEX_TYPES, MANIFEST_TYPES, Blob, Image, Index
+from phasegate.images import INDEX_TYPES, MANIFEST_TYPES, Image, Index
 from phasegate.secrets import Secret, redact, register_basic
 from phasegate.verdict import AuthError, Broken, ServerError
 

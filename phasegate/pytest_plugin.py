@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from phasegate import config as inventory_config
+from phasegate import pytest_report
 from phasegate.http import GUARD, HttpSettings
 from phasegate.secrets import redact
 from phasegate.verdict import Broken, GateFailed
@@ -21,13 +22,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("phasegate")
     g.addoption("--inventory", default=None, metavar="PATH",
                 help=f"inventory TOML (default: ${inventory_config.INVENTORY_ENV} or phasegate.toml)")
+    g.addoption("--push-metrics", action="store_true", default=False,
+                help="push each gate's outcome to the Pushgateway as phasegate_gate_passed (the bake job does)")
+    g.addoption("--pushgateway", default=None, metavar="URL",
+                help="Pushgateway for --push-metrics (default: the inventory's metrics.pushgateway_url)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before allure-pytest-bdd reads --alluredir
 def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[_INVENTORY] = inventory_config.load(config.getoption("--inventory"))
     except inventory_config.InventoryError as e:
         raise pytest.UsageError(str(e)) from None
+    pytest_report.configure(config, config.stash[_INVENTORY])
 
 
 def gate_markers(item: pytest.Item) -> set[str]:

@@ -36,4 +36,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
-echo "setup: ok (.venv ready, lab binaries installed)"
+# The HTML report (phasegate report): Allure 3 (npm `allure`, Java-free) and Allure 2
+# (npm `allure-commandline`, the fallback; it needs Java) in project-local npm prefixes under
+# .tools/ -- no global install. Versions pinned; reinstalled only when the pin changes.
+ALLURE3_VERSION=3.18.0
+ALLURE2_VERSION=2.34.1
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+npm_tool() {  # npm_tool DIR PACKAGE VERSION
+  if ! grep -qs "\"version\": \"$3\"" "$1/node_modules/$2/package.json"; then
+    npm install --no-audit --no-fund --loglevel=error --prefix "$1" "$2@$3" >/dev/null
+  fi
+}
+npm_tool .tools/allure3 allure "$ALLURE3_VERSION"
+npm_tool .tools/allure2 allure-commandline "$ALLURE2_VERSION" || echo "setup: Allure 2 fallback not installed (Allure 3 renders the report)"
+echo "setup: ok (.venv ready, lab binaries installed, Allure in .tools/)"

@@ -55,13 +55,15 @@ class GateRunner:
         return env
 
     def __call__(self, markexpr: str | None = None, *, fault: str | None = None, scenario: list[str] | str | None = None,
-                 args: list[str] | None = None, timeout: float = 600, env: dict | None = None) -> GateRun:
+                 args: list[str] | None = None, timeout: float = 600, env: dict | None = None,
+                 alluredir: Path | None = None) -> GateRun:
+        """`alluredir`: keep the run's Allure results there (default: a temporary folder, discarded)."""
         if fault:
             with self.lab.fault(fault):
-                return self._run(markexpr, scenario, args, timeout, env)
-        return self._run(markexpr, scenario, args, timeout, env)
+                return self._run(markexpr, scenario, args, timeout, env, alluredir)
+        return self._run(markexpr, scenario, args, timeout, env, alluredir)
 
-    def _run(self, markexpr, scenario, args, timeout, env) -> GateRun:
+    def _run(self, markexpr, scenario, args, timeout, env, alluredir=None) -> GateRun:
         from tests.canary import leaks_in_text, leaks_in_tree
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +73,7 @@ class GateRunner:
             artifacts = Path(tmp) / "artifacts"
             argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "tests.gate_report",
                     f"--override-ini=cache_dir={artifacts / 'pytest-cache'}", f"--junitxml={artifacts / 'junit.xml'}",
-                    f"--alluredir={artifacts / 'allure-results'}",
+                    f"--alluredir={alluredir or artifacts / 'allure-results'}",
                     f"--inventory={self.lab.inventory_path}",
                     f"--gate-report={report}", "-q", "--no-header", "-rN"]
             if markexpr:

@@ -8,7 +8,7 @@ from phasegate import http
 from phasegate.integrity import check_image, check_reference, check_registry
 from phasegate.verdict import GateFailed
 from phasegate.lab import seed
-from tests.oci_fixtures import registry  # noqa: F401
+from tests.oci_fixtures import registry, scratch, scratch_client  # noqa: F401
 
 pytestmark = pytest.mark.lab
 
@@ -79,3 +79,14 @@ def test_check_one_image(lab, registry):
     missing = check_reference(registry.client, registry.repo("payslip-ingest") + ":no-such-tag")
     assert [(b.kind, b.status) for b in missing.broken] == [("manifest", 404)]
     assert check_reference(registry.client, registry.repo("job-hunter") + ":latest").require_intact("job-hunter").ok
+
+
+def test_seed_through_the_client_into_an_empty_registry(scratch_client):
+    """The lab copies a stored seed when it can; the client path must keep working on its own."""
+    part = [r for r in seed.plan("seeded/") if not r.name.endswith(seed.PAGINATED)]  # every kind, not 100 tags
+    repos = seed.seed(scratch_client, namespace="seeded/", repos=part)
+    result = check_registry(scratch_client, mode="verify", repositories=[r.name for r in repos])
+    exp = seed.expected(repos)
+    assert (result.repositories, result.tags, result.manifests, result.indexes, result.blobs) == (
+        exp.repositories, exp.tags, exp.manifests, exp.indexes, exp.blobs)
+    assert result.ok

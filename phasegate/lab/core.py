@@ -36,6 +36,7 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
+    "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
     "cluster": "phasegate.lab.cluster:Cluster",

@@ -279,6 +279,7 @@ class Knobs:
     delete_mode: str = "normal"  # normal | refuse (package API DELETE 500) | ignore (204, version survives)
     enforce_scopes: bool = True  # False: the pre-7.0.8 bug (any PAT may push)
     ignored_deletes: list[tuple[str, str]] = field(default_factory=list)  # (repository, version) answered 204
+    blobs_unreadable: bool = False  # HEAD/GET of blobs 404 (database row present, file gone: gitea#19586)
     release: threading.Event = field(default_factory=threading.Event)  # set = hanging requests give up
 
     def applies(self, path: str) -> bool:
@@ -972,7 +973,7 @@ class ForgejoStandin:
         digest = g["digest"]
         if req.method in ("GET", "HEAD"):
             self._require(principal, owner, "read")
-            if not DIGEST.match(digest):
+            if not DIGEST.match(digest) or self.knobs.blobs_unreadable:
                 return oci_error(404, "BLOB_UNKNOWN")
             r = self._engine(req.method, f"/v2/{repo}/blobs/{digest}")
             if r.status_code == 404:

@@ -62,6 +62,13 @@ def _scopes_not_enforced(lab):
         yield
 
 
+@fault("forgejo-blobs-unreadable", component="registries",
+       description="Forgejo answers 404 BLOB_UNKNOWN for every blob it stores (file lost behind its database row)")
+def _blobs_unreadable(lab):
+    with _forgejo(lab).fault(blobs_unreadable=True):
+        yield
+
+
 @fault("forgejo-unhealthy", component="registries",
        description="Forgejo's /api/healthz reports database:ping fail (HTTP 424)")
 def _unhealthy(lab):

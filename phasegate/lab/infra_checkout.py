@@ -119,6 +119,7 @@ _break("registry-credentials-old-auths", "registry-credentials Terraform still c
 _break("old-integrity-probe-present", "the monitoring stack still defines registry-integrity-probe")
 _break("doc-describes-registry-private", "registry-vm.md still says the VM hosts registry-private")
 _break("doc-missing", "forgejo-registry-breakglass.md does not exist")
+_break("docs-name-registry-private-as-current", "every Phase 5 document gains a present-tense line about registry-private")
 _break("replaced-doc-without-banner", "registry-rebuild-image.md stays as a current runbook, no superseded banner")
 
 
@@ -163,6 +164,9 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
     }
     docs_new = decom
     out.update(_docs(h, new=docs_new, breaks=breaks if decom else set()))
+    if "docs-name-registry-private-as-current" in breaks:
+        for rel in [r for r in out if r.endswith(".md")]:
+            out[rel] += f"\nPrivate images are pushed to `{h['old']}` with the htpasswd user.\n"
     if "doc-missing" in breaks:
         out.pop("infra/docs/runbooks/forgejo-registry-breakglass.md", None)
     return out

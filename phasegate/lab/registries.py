@@ -77,7 +77,7 @@ class Registries:
         from phasegate.http import GUARD
 
         with self.private_client() as client, GUARD.writes_allowed("lab seed"):
-            self.private_seed = seed.seed(client, namespace="", retag=seed.distribution_retag(self.private))
+            self.private_seed = seed.seed_distribution(self.private, client, namespace="")
 
     def seed_forgejo(self) -> None:
         """The same seed as registry-private, under the owner `viktor/`, in the Forgejo engine.

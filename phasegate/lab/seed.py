@@ -150,14 +150,15 @@ def expected(repos: list[Repo]) -> Expected:
     return Expected(len(repos), sum(len(r.tags) for r in repos), len(manifests), len(indexes), len(blobs))
 
 
-def seed(client, namespace: str = "", concurrency: int = 8, retag=None) -> list[Repo]:
+def seed(client, namespace: str = "", concurrency: int = 8, retag=None, repos: list[Repo] | None = None) -> list[Repo]:
     """Push the plan through `client` (a phasegate.oci.RegistryClient allowed to write).
 
     Every manifest and blob goes through the client. Extra tags of an already
     pushed manifest go through it too, unless `retag(repository, tag, digest)`
     is given (a lab's fast path, e.g. `distribution_retag(registry)`).
+    `repos` pushes part of the plan instead of all of it.
     """
-    repos = plan(namespace)
+    repos = plan(namespace) if repos is None else repos
 
     def push_repo(repo: Repo) -> list[tuple[str, str, Image | Index]]:
         pushed, extra = {}, []
@@ -193,6 +194,61 @@ def distribution_retag(registry):
             link.write_text(digest)
 
     return retag
+
+
+# Seeded storage is kept between lab starts: the plan is deterministic, so the
+# files one seed through the client wrote are what every later seed would write.
+CACHE_ENV = "PHASEGATE_SEED_CACHE"  # a directory, or "off"
+LAYOUT = "distribution-v2-1"  # bump when the storage layout or the seeding changes
+
+
+def _cache_dir() -> Path | None:
+    import os
+
+    value = os.environ.get(CACHE_ENV, "")
+    if value == "off":
+        return None
+    return Path(value) if value else Path.home() / ".cache" / "phasegate" / "seed"
+
+
+def _cache_key(repos: list[Repo]) -> str:
+    listing = [LAYOUT] + [f"{r.name}:{t}@{i.digest}" for r in repos for t, i in sorted(r.tags.items())]
+    return images.sha256("\n".join(listing).encode())[7:23]
+
+
+def seed_distribution(registry, client, namespace: str = "") -> list[Repo]:
+    """Seed a lab DistributionRegistry: through `client` the first time, then from the stored result.
+
+    The first seed of a plan on a machine goes through phasegate.oci (and the
+    retag fast path); its storage tree is kept under ~/.cache/phasegate/seed
+    (or $PHASEGATE_SEED_CACHE; "off" disables) and later labs copy it in, which
+    takes milliseconds instead of seconds of uploads. Copied, never linked:
+    faults edit a lab's files, never the stored ones.
+    """
+    import os
+
+    repos = plan(namespace)
+    cache = _cache_dir()
+    entry = cache / _cache_key(repos) if cache else None
+    if entry is not None and (entry / "complete").is_file():
+        import subprocess
+
+        registry.v2.mkdir(parents=True, exist_ok=True)
+        # cp is twice as fast as shutil.copytree for these ~2000 small files
+        subprocess.run(["cp", "-r", f"{entry / 'v2'}/.", str(registry.v2)], check=True, timeout=60,
+                       capture_output=True)
+        return repos
+    seed(client, namespace, retag=distribution_retag(registry))
+    if entry is not None:
+        tmp = entry.parent / f".{entry.name}.{os.getpid()}"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(registry.v2, tmp / "v2", ignore=shutil.ignore_patterns("_uploads"))
+            (tmp / "complete").write_text("")
+            os.rename(tmp, entry)  # atomic; another process may have stored it first
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return repos
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,261 @@
+"""The report machinery on a self-contained example feature (tests/report_example/):
+labels, plan links, evidence attachments, categories, environment, executor, redaction,
+Allure 3 / Allure 2 rendering with history, and verdicts pushed to a real Pushgateway.
+
+The same machinery on the real gates against the lab, in a browser: tests/test_report_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+import tomli_w
+
+from phasegate import report
+from phasegate.lab.procs import Proc, free_port, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "tests" / "report_example"
+CANARY = "pgcanary"
+SECRETS = {
+    "PHASEGATE_FORGEJO_PUSH_TOKEN": "pgcanary-push-0123456789",
+    "PHASEGATE_FORGEJO_PULL_TOKEN": "pgcanary-pull-0123456789",
+    "PHASEGATE_FORGEJO_CLEANUP_TOKEN": "pgcanary-cleanup-0123456789",
+    "PHASEGATE_PRIVATE_REGISTRY_PASSWORD": "pgcanary-private-0123456789",
+    "EXAMPLE_TOKEN": "pgcanary-example-0123456789",
+}
+
+
+@pytest.fixture(scope="module")
+def pushgateway(tmp_path_factory):
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        pytest.fail("prometheus-pushgateway not installed: run scripts/setup.sh")
+    port = free_port()
+    d = tmp_path_factory.mktemp("pushgateway")
+    proc = Proc("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}"], d / "log").start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, timeout=20,
+                   what="pushgateway", proc=proc)
+        yield url
+    finally:
+        proc.stop()
+
+
+def _project(tmp: Path) -> Path:
+    """A throw-away gate project: features/, steps/, conftest.py and an inventory."""
+    (tmp / "features").mkdir()
+    (tmp / "steps").mkdir()
+    shutil.copy(EXAMPLE / "example.feature", tmp / "features" / "example.feature")
+    shutil.copy(EXAMPLE / "example_steps.py", tmp / "steps" / "test_example.py")
+    shutil.copy(EXAMPLE / "example_conftest.py", tmp / "conftest.py")
+    (tmp / "pytest.ini").write_text(
+        "[pytest]\ntestpaths = steps\nbdd_features_base_dir = features/\nstrict_markers = true\n"
+        "markers =\n    phase0: p0\n    phase2: p2\n    phase3: p3\n    readonly: ro\n    project: per project\n"
+    )
+    inv = tomllib.loads((REPO / "phasegate.toml").read_text())
+    inv["name"] = "report-example"
+    inv["report"]["results_dir"] = str(tmp / "results")
+    (tmp / "inventory.toml").write_text(tomli_w.dumps(inv))
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory, pushgateway):
+    """One run of the example gates: default results folder, --push-metrics, CI variables set."""
+    tmp = _project(tmp_path_factory.mktemp("example"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "CI_"))}
+    env.update(SECRETS)
+    env.update({"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1",
+                "CI_PIPELINE_NUMBER": "42", "CI_PIPELINE_URL": "https://ci.lab.test/repos/7/pipeline/42",
+                "CI_REPO": "viktor/phasegate", "CI_SYSTEM_URL": "https://ci.lab.test", "CI_SYSTEM_NAME": "woodpecker"})
+    argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "no:cacheprovider", "-q",
+            "--inventory", str(tmp / "inventory.toml"), "--push-metrics", "--pushgateway", pushgateway]
+    proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    results = tmp / "results"
+    assert results.is_dir(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    by_name = {}
+    for f in results.glob("*-result.json"):
+        d = json.loads(f.read_text())
+        by_name[d["name"]] = d
+    return {"dir": tmp, "results": results, "by_name": by_name, "proc": proc}
+
+
+def _labels(result: dict) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for lbl in result["labels"]:
+        out.setdefault(lbl["name"], []).append(lbl["value"])
+    return out
+
+
+def _attachments(result: dict) -> list[str]:
+    names = [a["name"] for a in result.get("attachments", [])]
+    for step in result.get("steps", []):
+        names += [a["name"] for a in step.get("attachments", [])]
+    return names
+
+
+def test_every_scenario_is_a_result_with_its_phase_project_node_and_plan_link(example_run):
+    r = example_run["by_name"]
+    assert example_run["proc"].returncode == 1  # three red gates
+    assert set(r) == {"A gate that passes", "A gate that finds a product defect", "A gate that cannot reach its registry",
+                      "A bake gate that shows its PromQL and integrity evidence",
+                      "Cutover of payslip-ingest", "Cutover of job-hunter", "A gate whose client cannot be built"}
+    cut = _labels(r["Cutover of job-hunter"])
+    assert cut["phase"] == ["phase3"] and cut["project"] == ["job-hunter"] and cut["node"] == ["k8s-node2"]
+    assert cut["registry"] == ["forgejo.lab.test"]  # added from a step with report.label()
+    assert cut["parentSuite"] == ["Phase 3 — Cutover"] and cut["suite"] == ["Report example against a loopback registry"]
+    links = r["A gate that passes"]["links"]
+    assert links == [{"type": "link", "name": "Plan: Phase 0 — Prepare Forgejo",
+                      "url": "https://forgejo.viktorbarzin.me/viktor/infra/src/branch/master/docs/plans/"
+                             "2026-05-07-forgejo-registry-consolidation-plan.md#phase-0--prepare-forgejo-1-pr-no-cutover-risk"}]
+    # the Gherkin steps are the Allure steps
+    assert [s["name"] for s in r["A gate that passes"]["steps"]] == [
+        "Given the example registry", 'When the gate reads "/v2/" with its token', "Then the answer is HTTP 200"]
+    # step parameters are what the Gherkin text gave, not the fixtures the step function takes
+    when = r["A gate that passes"]["steps"][1]
+    assert [(p["name"], p["value"]) for p in when["parameters"]] == [("path", "'/v2/'")]
+
+
+def test_a_product_defect_fails_with_its_evidence_and_a_broken_gate_says_why(example_run):
+    r = example_run["by_name"]
+    defect = r["A gate that finds a product defect"]
+    assert defect["status"] == "failed"
+    assert defect["statusDetails"]["message"].startswith("phasegate.verdict.GateFailed")
+    failed_step = defect["steps"][-1]
+    assert failed_step["status"] == "failed"
+    names = [a["name"] for a in failed_step["attachments"]]
+    assert names[:2] == ["Evidence", "HTTP exchanges (redacted)"]
+    files = {a["name"]: (example_run["results"] / a["source"]).read_text() for a in failed_step["attachments"]}
+    assert "MANIFEST_UNKNOWN" in files["Evidence"]
+    assert "GET http://127.0.0.1:" in files["HTTP exchanges (redacted)"]
+    assert "authorization: Bearer ***" in files["HTTP exchanges (redacted)"]
+    broken = r["A gate that cannot reach its registry"]
+    assert broken["status"] == "broken"
+    assert broken["statusDetails"]["message"].startswith("phasegate.verdict.Unreachable")
+    assert "Why the gate could not be judged" in _attachments(broken)
+    # a gate whose fixtures fail before the scenario starts is still in the report, broken
+    setup = r["A gate whose client cannot be built"]
+    assert setup["status"] == "broken" and "Unreachable" in setup["statusDetails"]["message"]
+    assert _labels(setup)["phase"] == ["phase0"] and setup["links"][0]["name"] == "Plan: Phase 0 — Prepare Forgejo"
+
+
+def test_categories_split_product_defects_from_test_broken(example_run):
+    cats = json.loads((example_run["results"] / "categories.json").read_text())
+    assert [(c["name"], c["matchedStatuses"]) for c in cats] == [
+        ("Product defects", ["failed"]), ("Test broken", ["broken"])]
+
+
+def test_environment_and_executor_name_the_run_without_secrets(example_run):
+    props = (example_run["results"] / "environment.properties").read_text()
+    assert "inventory=report-example" in props
+    assert "registry.forgejo=https\\://forgejo.viktorbarzin.me (owner viktor)" in props
+    assert "suite.version=0.1.0" in props and "suite.git_sha=" in props
+    ex = json.loads((example_run["results"] / "executor.json").read_text())
+    assert ex["type"] == "woodpecker" and ex["buildOrder"] == 42
+    assert ex["buildUrl"] == "https://ci.lab.test/repos/7/pipeline/42"
+
+
+def test_evidence_api_attaches_promql_integrity_pulls_and_the_cutover_matrix(example_run):
+    r = example_run["by_name"]
+    bake = r["A bake gate that shows its PromQL and integrity evidence"]
+    assert _attachments(bake) == ["PromQL", "Integrity: broken references"]
+    src = {a["name"]: (example_run["results"] / a["source"]).read_text() for a in bake["steps"][-1]["attachments"]}
+    assert "registry_manifest_integrity_failures" in src["PromQL"] and "14d" in src["PromQL"]
+    assert "10 samples, min 0, max 0" in src["PromQL"]
+    assert "index-child" in src["Integrity: broken references"] and "viktor/app:1" in src["Integrity: broken references"]
+    cut = r["Cutover of payslip-ingest"]
+    atts = {a["name"]: (example_run["results"] / a["source"]).read_text() for a in cut["steps"][-1]["attachments"]}
+    assert set(atts) == {"Pulls per node", "Phase 3 cutover matrix", "Phase 3 cutover matrix (Markdown)"}
+    md = atts["Phase 3 cutover matrix (Markdown)"]
+    assert md.splitlines()[0] == ("| project | stack flipped | rollout complete | imageID from Forgejo | digest matches "
+                                  "| integrity |")
+    assert "| payslip-ingest | yes | yes | yes | **NO** pod runs sha256:0000 | yes |" in md
+    assert "k8s-node1" in atts["Pulls per node"]
+
+
+def test_no_secret_reaches_the_results(example_run):
+    leaks = [p.name for p in example_run["results"].rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert not leaks, f"secrets in Allure results: {leaks}"
+    # the example step printed its token on purpose: the captured stdout is redacted in the
+    # results (above) and in pytest's own report
+    assert CANARY not in example_run["proc"].stdout
+
+
+def test_allure3_renders_one_file_without_analytics_or_secrets_and_keeps_history(example_run, tmp_path):
+    history = tmp_path / "history"
+    for _ in range(2):
+        done = report.render(example_run["results"], tmp_path / "html", history, engine="allure3")
+    assert done.engine == "allure3" and done.index == tmp_path / "html" / "index.html"
+    html = done.index.read_text()
+    assert CANARY not in html
+    assert "googletagmanager" not in html and "gtag(" not in html
+    # the single file carries its data inline: nothing to fetch, so it opens from file://
+    assert 'd("widgets/statistic.json"' in html
+    assert len((history / "history.jsonl").read_text().splitlines()) == 2  # one line per run: the trend
+
+
+def test_allure2_fallback_renders_and_keeps_history(example_run, tmp_path):
+    if report.allure2_binary() is None:
+        pytest.fail("Allure 2 (npm allure-commandline) or java missing: run scripts/setup.sh")
+    history = tmp_path / "history"
+    done = report.render(example_run["results"], tmp_path / "html2", history, engine="allure2")
+    assert done.engine == "allure2" and done.index.is_file()
+    assert "googletagmanager" not in done.index.read_text()
+    assert (history / "allure2" / "history.json").is_file()
+
+
+def test_verdicts_are_in_the_pushgateway(example_run, pushgateway):
+    groups = httpx.get(f"{pushgateway}/api/v1/metrics", timeout=5).json()["data"]
+    passed = {}
+    stamps = {}
+    for g in groups:
+        labels = g["labels"]
+        if labels["job"] != "phasegate":
+            continue
+        if "phasegate_gate_passed" in g:
+            passed[(labels["phase"], labels["gate"], labels.get("project", ""))] = \
+                g["phasegate_gate_passed"]["metrics"][0]["value"]
+        if "phasegate_run_timestamp" in g:
+            stamps[labels["phase"]] = float(g["phasegate_run_timestamp"]["metrics"][0]["value"])
+    assert passed == {
+        ("phase0", "A gate that passes", ""): "1",
+        ("phase0", "A gate that finds a product defect", ""): "0",
+        ("phase0", "A gate that cannot reach its registry", ""): "0",
+        ("phase0", "A gate whose client cannot be built", ""): "0",
+        ("phase2", "A bake gate that shows its PromQL and integrity evidence", ""): "1",
+        ("phase3", "Cutover of payslip-ingest", "payslip-ingest"): "1",
+        ("phase3", "Cutover of job-hunter", "job-hunter"): "1",
+    }
+    assert set(stamps) == {"phase0", "phase2", "phase3"} and all(s > 1.7e9 for s in stamps.values())
+    assert "pushed 7 gate verdict(s)" in example_run["proc"].stdout
+
+
+def test_the_suites_own_tests_write_no_allure_results(tmp_path):
+    """`pytest tests` (the suite's own tests) must not fill reports/ with results."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    inv = tomllib.loads((REPO / "phasegate.toml").read_text())
+    inv["report"]["results_dir"] = str(tmp_path / "results")
+    (tmp_path / "inv.toml").write_text(tomli_w.dumps(inv))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--inventory",
+                           str(tmp_path / "inv.toml"), "tests"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("PHASEGATE_")})
+    assert proc.returncode == 0, proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_executor_outside_ci_is_none_and_cutover_rows_mark_unchecked_cells():
+    assert report.executor({}) is None
+    rows = report.cutover_rows([{"project": "freedify", "stack_flipped": True}])
+    assert rows[0][0] == "freedify" and rows[0][1] is True
+    assert rows[0][2] == report.Cell(None, "not checked")
