@@ -2,6 +2,7 @@
 # is a pytest11 entry point, see pyproject.toml).
 pytest_plugins = [
     "steps.common",
+    "steps.vm",
     "steps.infra_repo",
     "steps.dual_push",
     "steps.registry",

@@ -94,6 +94,91 @@ class Forgejo:
 
 
 @dataclass(frozen=True)
+class SshOptions:
+    """How `ssh` reaches a host: files the inventory names, never ~/.ssh edits.
+
+    Host-key checking is always on (phasegate passes StrictHostKeyChecking=yes
+    and BatchMode=yes on the command line, so a config file cannot turn it off).
+    Empty values leave ssh's own defaults (the user's ~/.ssh/config, keys and
+    known_hosts) in charge.
+    """
+
+    config: str = ""  # ssh_config file (-F); empty = ssh's default config
+    identity_file: str = ""  # private key (-i, IdentitiesOnly)
+    known_hosts: str = ""  # UserKnownHostsFile
+    connect_timeout: float = 10.0  # seconds to open the SSH connection
+    command_timeout: float = 60.0  # seconds one remote command (or Docker API call) may take
+
+
+@dataclass(frozen=True)
+class BreakglassCopy:
+    """One place the infra-ci break-glass tarballs land (the VM's disk, the NAS copy)."""
+
+    name: str
+    dir: str  # absolute path on that host
+    url: str = ""  # ssh://user@host[:port]; empty = the registry VM
+    ssh: SshOptions | None = None  # empty = the registry VM's ssh options
+
+
+@dataclass(frozen=True)
+class Breakglass:
+    """`docker save | gzip` tarballs of infra-ci written after each build (Phase 1)."""
+
+    image: str = "infra-ci"  # Forgejo package name whose newest tag the tarball must carry
+    file_template: str = "infra-ci-{tag}.tar.gz"
+    latest_link: str = "latest"
+    tag_pattern: str = "^[0-9a-f]{8}$"  # build tags (short SHA); latest, *cache* and sha256: are not builds
+    max_age_hours: float = 192.0  # the newest tarball may not be older than this
+    copies: list[BreakglassCopy] = field(default_factory=lambda: [
+        BreakglassCopy(name="registry-vm", dir="/opt/registry/data/private/_breakglass"),
+        # The NAS copy as the registry VM sees its NFS mount; point `url` at the NAS to check it directly.
+        BreakglassCopy(name="nas", dir="/mnt/nas/registry/_breakglass"),
+    ])
+
+
+@dataclass(frozen=True)
+class RegistryVm:
+    """The registry VM (10.0.20.10): registry-private and the pull-through caches, reached over SSH."""
+
+    url: str = "ssh://root@10.0.20.10"  # ssh://user@host[:port]; the Docker API is reached through it
+    ssh: SshOptions = field(default_factory=SshOptions)
+    docker_api_version: str = "1.41"
+    pull_through_caches: list[str] = field(default_factory=lambda: [
+        "registry-dockerhub", "registry-ghcr", "registry-quay", "registry-k8s", "registry-kyverno", "registry-nginx",
+    ])
+    compose_file: str = "/opt/registry/docker-compose.yml"
+    old_endpoints: list[Url] = field(default_factory=lambda: [
+        Url("https://registry.viktorbarzin.me:5050"), Url("https://registry.viktorbarzin.me"),
+    ])  # must no longer serve a registry after Phase 4
+    storage_path: str = "/opt/registry/data/private"  # registry-private's blob storage
+    storage_keep: list[str] = field(default_factory=lambda: ["_breakglass"])  # entries that stay after the purge
+    storage_grace_days: int = 7  # blob storage goes this long after decommission
+    decommissioned_on: dt.date | None = None  # day registry-private was stopped; unset = not yet
+    breakglass: Breakglass = field(default_factory=Breakglass)
+
+
+@dataclass(frozen=True)
+class GitHub:
+    """GitHub's public REST API: repositories archived once their project is cut over (Phase 3)."""
+
+    api_url: Url = Url("https://api.github.com")
+    ca_bundle: str = ""
+    archived_after_cutover: dict[str, str] = field(default_factory=lambda: {
+        "beadboard": "ViktorBarzin/beadboard",
+        "claude-memory-mcp": "ViktorBarzin/claude-memory-mcp",
+    })  # project -> owner/repo
+
+
+@dataclass(frozen=True)
+class DockerApi:
+    """A Docker Engine API for the Phase 0 `docker login` (unix://, tcp:// or ssh://); empty = not checked."""
+
+    url: str = ""
+    version: str = "1.41"
+    ssh: SshOptions = field(default_factory=SshOptions)  # used when url is ssh://
+
+
+@dataclass(frozen=True)
 class PlanSection:
     """A section of the migration plan a gate signs off (the report links each gate to it)."""
 
@@ -256,6 +341,9 @@ class Inventory:
     private_registry: PrivateRegistry
     secrets: dict[str, SecretRef]
     timeouts: Timeouts = field(default_factory=Timeouts)
+    registry_vm: RegistryVm = field(default_factory=RegistryVm)
+    github: GitHub = field(default_factory=GitHub)
+    docker_api: DockerApi = field(default_factory=DockerApi)
     report: Report = field(default_factory=Report)
     infra_repo: InfraRepo = field(default_factory=InfraRepo)
     dual_push: DualPush = field(default_factory=DualPush)

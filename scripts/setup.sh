@@ -11,6 +11,7 @@ APT_PACKAGES=(
   prometheus prometheus-pushgateway   # bake metrics (promtool comes with prometheus)
   podman                   # Docker-compatible API for docker login/push and the registry VM
   openssh-server           # the registry VM's sshd
+  busybox-static           # the lab VM's container image (imported from a rootfs tar, no network)
   chromium                 # checks the HTML report in a real browser
   wrk                      # benchmarks: the registry's own HEAD ceiling
   git make
@@ -19,11 +20,21 @@ BINARIES=(docker-registry htpasswd containerd ctr runc prometheus promtool prome
 
 missing=0
 for b in "${BINARIES[@]}"; do command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || missing=1; done
+dpkg -s busybox-static >/dev/null 2>&1 || missing=1   # a dynamic busybox cannot run in the lab's bare image
 if [ "$missing" = 1 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+fi
+
+# The lab VM's `docker` (the CLI that answers `docker system dial-stdio` over SSH). Debian ships the
+# CLI only inside docker.io (its daemon is not needed and not started by the lab).
+if ! command -v docker >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -36,6 +36,8 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
+    "vm": "phasegate.lab.vm:RegistryVm",
+    "github": "phasegate.lab.github:GitHubStandin",
     "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
@@ -75,7 +77,8 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 _HOST_KEYS = re.compile(r"(?:^|_)(?:host|hosts|url|urls|alias|aliases|server|servers|address|endpoint|realm)$")
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://(\[[^\]]+\]|[^/:@\s\]]+)", re.I)
+# userinfo (ssh://root@host) is skipped: the host is what must be loopback
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^/@\s]*@)?(\[[^\]]+\]|[^/:@\s\]]+)", re.I)
 _HOST_PORT = re.compile(r"^(\[[^\]]+\]|[A-Za-z0-9.-]+):\d+$")
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 

@@ -27,6 +27,8 @@ FAULTS: dict[str, Fault] = {}
 # modules whose import registers faults (kept in one list so `known()` is complete)
 FAULT_MODULES = [
     "phasegate.lab.registries",
+    "phasegate.lab.vm",
+    "phasegate.lab.github",
     "phasegate.lab.infra_checkout",
     "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",

@@ -1,0 +1,13 @@
+@phase3 @readonly @project
+Feature: GitHub repositories are archived once their project is cut over
+  beadboard and claude-memory-mcp moved to Forgejo; after their cutover rows the GitHub
+  repositories are archived (read through GitHub's public repository API).
+
+  Scenario Outline: <project>'s GitHub repository is archived
+    Given the GitHub repository of <project>
+    Then GitHub says the repository is archived
+
+    Examples:
+      | project           |
+      | beadboard         |
+      | claude-memory-mcp |
