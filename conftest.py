@@ -7,4 +7,5 @@ pytest_plugins = [
     "steps.infra_repo",
     "steps.dual_push",
     "steps.registry",
+    "steps.cluster",
 ]

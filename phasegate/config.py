@@ -380,7 +380,6 @@ class Cluster:
     test_prefix: str = "phasegate-"
     test_label: str = "app.kubernetes.io/managed-by=phasegate"
     node_reader_image: str = "docker.io/library/busybox:1.36"  # reads node files through a hostPath pod
-    fresh_tag_repository: str = "smoketest"  # Forgejo repository (under the owner) for the fresh-tag pull
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,8 @@ class Forgejo:
             body = r.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):
+            body = {}
         checks = {}
         for name, results in (body.get("checks") or {}).items():
             statuses = {c.get("status") for c in results or [] if isinstance(c, dict)}
@@ -167,10 +169,11 @@ class Forgejo:
             r = self.client.get(f"/api/v1/packages/{urllib.parse.quote(self.owner, safe='')}",
                                 params={"type": type, "q": q, "page": page, "limit": limit})
             self._check(r, what)
-            items = r.json()
+            items = _json(r, what)
             if not isinstance(items, list):
                 raise Broken(f"{what}: answer is not a list")
-            fresh = [PackageVersion.from_api(d) for d in items if int(d["id"]) not in seen]
+            fresh = [_version(d, what) for d in items]
+            fresh = [v for v in fresh if v.id not in seen]
             if not items or not fresh:  # empty page, or a server repeating itself
                 return
             for v in fresh:
@@ -188,7 +191,7 @@ class Forgejo:
         if r.status_code == 404:
             return None
         self._check(r, what)
-        return PackageVersion.from_api(r.json())
+        return _version(_json(r, what), what)
 
     def delete(self, name: str, version: str) -> int:
         """DELETE one version; returns the HTTP status (204 = deleted, 404 = was not there)."""
@@ -202,6 +205,22 @@ class Forgejo:
         if r.status_code not in (204, 404):
             self._check(r, what)
         return r.status_code
+
+
+def _json(r: httpx.Response, what: str):
+    """The answer's JSON, or a one-line Broken (a proxy's HTML page, a truncated body)."""
+    try:
+        return r.json()
+    except ValueError:
+        raise Broken(f"{what}: answer is not JSON (HTTP {r.status_code}, "
+                     f"{r.headers.get('content-type', 'no content type')})") from None
+
+
+def _version(d, what: str) -> "PackageVersion":
+    try:
+        return PackageVersion.from_api(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise Broken(f"{what}: a package version without {e} ({type(e).__name__})") from None
 
 
 def _message(r: httpx.Response) -> str:

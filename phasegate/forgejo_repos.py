@@ -14,8 +14,9 @@ import urllib.parse
 from dataclasses import dataclass
 
 from phasegate import http
-from phasegate.forgejo import TokenAuth
+from phasegate.forgejo import TokenAuth, _json
 from phasegate.secrets import Secret
+from phasegate.verdict import Broken
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,15 @@ class ForgejoRepos:
         if r is None:
             return None
         out = []
-        for c in r.json():
-            commit = c.get("commit") or {}
-            when = (commit.get("committer") or {}).get("date") or c.get("created", "")
-            out.append(Commit(c["sha"], _time(when), (commit.get("message") or "").splitlines()[0] if commit.get("message") else ""))
+        what = f"commits of {repo}"
+        body = _json(r, what)
+        try:
+            for c in body:
+                commit = c.get("commit") or {}
+                when = (commit.get("committer") or {}).get("date") or c.get("created", "")
+                out.append(Commit(c["sha"], _time(when), (commit.get("message") or "").splitlines()[0] if commit.get("message") else ""))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:  # an answer of the wrong shape: one line
+            raise Broken(f"{what}: unexpected answer ({type(e).__name__}: {e})") from None
         return out
 
     def status(self, repo: str, sha: str, context: str = "") -> str:
@@ -85,7 +91,9 @@ class ForgejoRepos:
         r = self._get(f"{self._repo(repo)}/commits/{sha}/status", f"status of {repo}@{sha[:8]}")
         if r is None:
             return ""
-        body = r.json()
+        body = _json(r, f"status of {repo}@{sha[:8]}")
+        if not isinstance(body, dict):
+            raise Broken(f"status of {repo}@{sha[:8]}: answer is not a JSON object")
         if not context:
             return str(body.get("state", ""))
         for s in body.get("statuses") or []:

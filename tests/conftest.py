@@ -36,3 +36,11 @@ def gates(lab):
     from tests.harness import GateRunner
 
     return GateRunner(lab)
+
+
+@pytest.fixture(scope="session")
+def inventory_of():
+    """lab -> its parsed inventory (phasegate.config.Inventory)."""
+    from phasegate import config
+
+    return lambda lab: config.load(lab.inventory_path)

@@ -92,4 +92,6 @@ class GateRunner:
             leaks += leaks_in_text(report.read_text() if report.exists() else "", "gate messages", secrets)
             if artifacts.exists():
                 leaks += leaks_in_tree(artifacts, secrets)
+            if alluredir and Path(alluredir).exists():
+                leaks += leaks_in_tree(Path(alluredir), secrets)
             return GateRun(proc.returncode, results, proc.stdout, proc.stderr, leaks)

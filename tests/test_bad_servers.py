@@ -420,3 +420,81 @@ def test_integrity_cli_finds_a_lying_registry(serve):
 
     (b,) = json.loads(p.stdout)["broken"]
     assert b["status"] == "digest-mismatch"
+
+
+# -- the Forgejo package API client -------------------------------------------------
+
+
+from phasegate import forgejo  # noqa: E402
+
+FORGEJO_CALLS = {
+    "versions": lambda f: list(f.versions(q="smoketest")),
+    "get": lambda f: f.get("smoketest", "1"),
+    "delete": lambda f: f.delete("smoketest", "1"),
+}
+
+
+@pytest.fixture
+def forgejo_api():
+    apis = []
+
+    def make(url: str) -> forgejo.Forgejo:
+        f = forgejo.Forgejo.connect(url, Secret("pgcanary-forgejo-api-test-0123456789", "t"), SETTINGS,
+                                    owner="viktor", deletable={"smoketest"})
+        apis.append(f)
+        return f
+
+    yield make
+    for f in apis:
+        f.close()
+
+
+@pytest.mark.parametrize("call", list(FORGEJO_CALLS))
+@pytest.mark.parametrize("fault", ["hang", "dribble-headers", "close-mid-body", "503", "not-json", "wrong-shape",
+                                   "echo"])
+def test_forgejo_client_ends_with_a_verdict(serve, forgejo_api, fault, call):
+    behaviour = {
+        "not-json": evil.body(b"<html>502 from a proxy</html>", "text/html"),
+        "wrong-shape": evil.body(b'[{"name": "smoketest"}]' if call == "versions" else b'{"id": "x"}'),
+        "echo": evil.echo_credentials(),
+    }.get(fault) or TRANSPORT_FAULTS[fault][0]
+    s = serve(behaviour)
+    if call == "delete" and fault in ("not-json", "wrong-shape"):
+        with http.GUARD.writes_allowed("test"):  # a DELETE's answer is its status; the gate judges 200 != 204
+            assert forgejo_api(s.url).delete("smoketest", "1") == 200
+        return
+    with http.GUARD.writes_allowed("test"), pytest.raises(Broken) as e:
+        FORGEJO_CALLS[call](forgejo_api(s.url))
+    assert "pgcanary" not in one_line(e.value)
+    if call == "delete":
+        assert s.count("DELETE") == 1, "a delete is never retried"
+
+
+def test_forgejo_client_refuses_to_delete_outside_its_names(serve, forgejo_api):
+    s = serve(evil.status(204))
+    with http.GUARD.writes_allowed("test"):
+        for name in ("payslip-ingest", "smoketest-other", "smoketes", "../smoketest", ""):
+            with pytest.raises(forgejo.DeletionRefused):
+                forgejo_api(s.url).delete(name, "1")
+    assert s.connections == 0, "nothing reached the server"
+
+
+# -- the Forgejo repository API client (Phase 1 pipelines) ------------------------------
+
+
+@pytest.mark.parametrize("fault,call", [(f, c) for f in ("dribble-headers", "503", "not-json", "wrong-shape")
+                                        for c in ("commits", "status", "raw")
+                                        if not (c == "raw" and f in ("not-json", "wrong-shape"))])  # raw = any text
+def test_forgejo_repos_client_ends_with_a_verdict(serve, fault, call):
+    from phasegate.forgejo_repos import ForgejoRepos
+
+    behaviour = {"not-json": evil.body(b"<html>proxy error</html>", "text/html"),
+                 "wrong-shape": evil.body(b'[{"no-sha": 1}]' if call == "commits" else b'["a list"]')
+                 }.get(fault) or TRANSPORT_FAULTS[fault][0]
+    s = serve(behaviour)
+    with ForgejoRepos.connect(s.url, Secret("pgcanary-repos-test-0123456789ab", "t"), SETTINGS) as repos:
+        call_it = {"commits": lambda: repos.commits("viktor/infra"), "status": lambda: repos.status("viktor/infra", "a" * 40),
+                   "raw": lambda: repos.raw("viktor/infra", ".woodpecker/default.yml")}[call]
+        with pytest.raises(Broken) as e:
+            call_it()
+    assert "pgcanary" not in one_line(e.value)

@@ -42,6 +42,7 @@ COMPONENTS: dict[str, str] = {
     "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
+    "cluster": "phasegate.lab.cluster:Cluster",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.

@@ -317,3 +317,29 @@ def digest(data: bytes) -> str:
 
 
 WRONG_DIGEST = "sha256:" + "0" * 64
+
+
+def echo_credentials() -> Behaviour:
+    """A careless server: it refuses every credential and hands it back in its error answers.
+
+    No Authorization: 401 with a Bearer challenge to its own /v2/token. The
+    token realm and everything else: 401 whose JSON error message, detail and
+    WWW-Authenticate header repeat the Authorization header and the full path
+    (query tokens included). Whatever the suite prints from an error answer,
+    the credential is in it, so the secrets canary sees any unredacted path.
+    """
+
+    def run(req, conn):
+        auth = req.headers.get("authorization", "")
+        port = conn.sock.getsockname()[1]
+        message = f"credentials {auth!r} refused for {req.path}"
+        err = {"errors": [{"code": "UNAUTHORIZED", "message": message, "detail": {"headers": req.headers}}],
+               "message": message}
+        headers = {"Content-Type": "application/json"}
+        if not auth and not req.path.startswith("/v2/token"):
+            headers["WWW-Authenticate"] = f'Bearer realm="http://127.0.0.1:{port}/v2/token",service="echo",scope="*"'
+        else:
+            headers["WWW-Authenticate"] = f'Basic realm="{auth or req.path}"'
+        conn.respond(401, json.dumps(err).encode(), headers)
+
+    return run

@@ -33,6 +33,7 @@ FAULT_MODULES = [
     "phasegate.lab.infra_checkout",
     "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",
+    "phasegate.lab.cluster",
 ]
 
 # Lab states (e.g. "decommissioned") are built from parts each area registers with

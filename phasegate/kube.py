@@ -1,0 +1,571 @@
+"""The Kubernetes cluster, through the official `kubernetes` client only.
+
+`Kube.from_inventory(inv)` builds an ApiClient from the kubeconfig the
+inventory names. Every request goes through `GuardedRESTClient`, the one
+place that
+- refuses writes (POST/PUT/PATCH/DELETE) unless `phasegate.http.GUARD` allows
+  them (a `@writes` scenario): no step can reach the API without passing it;
+- puts a timeout on every call (`_request_timeout`, from [cluster].request_timeout);
+- retries reads on connection errors only, and turns transport failures into
+  `phasegate.verdict.Broken` with one readable line (never a traceback).
+
+What the suite creates (namespaces, pods) carries the inventory's prefix and
+label; `delete_namespace` refuses anything without that label, and
+`sweep()` removes leftovers of a crashed run.
+
+Node files are read the way production allows: a short-lived pod pinned to
+the node with a read-only hostPath mount runs `cat FILE`; the file is its log.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import secrets as _secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client import rest
+from kubernetes.client.exceptions import ApiException
+
+from phasegate.http import GUARD, SAFE_METHODS, WriteGuard
+from phasegate.secrets import Secret, redact, register, register_basic
+from phasegate.units import quantity, size_bytes  # noqa: F401 (re-exported for steps)
+from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class KubeError(Broken):
+    """The API answered something the gate cannot judge (4xx/5xx other than a plain 404)."""
+
+
+class NotLabelled(Broken):
+    """A delete was asked for an object the suite did not create (no suite label)."""
+
+
+# --------------------------------------------------------------------------
+# The guarded transport
+# --------------------------------------------------------------------------
+
+
+class GuardedRESTClient(rest.RESTClientObject):
+    def __init__(self, configuration, *, guard: WriteGuard, timeout: tuple[float, float], retries: int,
+                 backoff: float, where: str):
+        super().__init__(configuration)
+        self._guard = guard
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._where = where
+
+    def request(self, method, url, *args, **kwargs):
+        # keyword arguments only differ between client versions (query_params, _preload_content): pass them on
+        if args:
+            raise TypeError("GuardedRESTClient.request takes keyword arguments only")
+        method = method.upper()
+        path = urllib3.util.parse_url(url).path or url
+        if method in WRITE_METHODS:
+            self._guard.check(method, f"{self._where}{path}")
+        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or self._timeout
+        attempts = 1 + (self._retries if method in SAFE_METHODS else 0)
+        delay = self._backoff
+        for attempt in range(1, attempts + 1):
+            try:
+                response = super().request(method, url, **kwargs)
+            except ApiException as e:
+                if not e.status:  # TLS failures come back this way (status 0)
+                    raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: "
+                                      f"{_reason(Exception(e.reason))}") from None
+                _raise_unjudgeable(e.status, e.body, method, path)
+                raise
+            except urllib3.exceptions.TimeoutError as e:
+                raise TimedOut(f"Kubernetes API {self._where}: {method} {path}: no answer within "
+                               f"{self._timeout[1]:.0f}s ({type(e).__name__})") from None
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                if attempt < attempts:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: cannot connect "
+                                  f"({_reason(e)})") from None
+            if response.status >= 400:  # clients >= 37 raise later, from the deserializer
+                _raise_unjudgeable(response.status, response.data, method, path)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reason(e: Exception) -> str:
+    reason = getattr(e, "reason", None) or e
+    text = str(reason)
+    m = re.search(r"(\[Errno -?\d+\][^'\")]*|Connection refused|certificate verify failed[^'\")]*|timed out)", text)
+    return redact((m.group(1) if m else text.splitlines()[0])[:300])
+
+
+def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
+    """Answers no gate can judge become Broken here; 404/409/422 go back to the caller as ApiException."""
+    if status in (401, 403) or status >= 500:
+        try:
+            message = json.loads(body or b"{}").get("message", "")
+        except (ValueError, TypeError, AttributeError):
+            message = ""
+        cls = AuthError if status in (401, 403) else ServerError
+        raise cls(f"Kubernetes API: {method} {path}: HTTP {status} {redact(message)}".rstrip())
+
+
+def status_message(e: ApiException) -> str:
+    try:
+        return json.loads(e.body or "{}").get("message") or str(e.reason)
+    except (ValueError, TypeError):
+        return str(e.reason)
+
+
+# --------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of a pod as the kubelet reports it."""
+
+    pod: str
+    namespace: str
+    node: str
+    container: str
+    image: str
+    image_id: str
+    ready: bool
+    waiting_reason: str = ""
+    message: str = ""
+    exit_code: int | None = None
+
+    @property
+    def digest(self) -> str:
+        return self.image_id.rsplit("@", 1)[1] if "@" in self.image_id else ""
+
+    @property
+    def repository(self) -> str:
+        return self.image_id.rsplit("@", 1)[0] if "@" in self.image_id else ""
+
+    def where(self) -> str:
+        return f"pod {self.namespace}/{self.pod} on node {self.node}, container {self.container}"
+
+
+class Kube:
+    def __init__(self, api: k8s.ApiClient, cluster, poll_interval: float = 2.0, where: str = ""):
+        self.api = api
+        self.cluster = cluster
+        self.poll = poll_interval
+        self.where = where or api.configuration.host
+        self.core = k8s.CoreV1Api(api)
+        self.apps = k8s.AppsV1Api(api)
+        self.batch = k8s.BatchV1Api(api)
+        self.net = k8s.NetworkingV1Api(api)
+        self.custom = k8s.CustomObjectsApi(api)
+        self.timeout = (min(5.0, cluster.request_timeout), cluster.request_timeout)
+        label = cluster.test_label.split("=", 1)
+        self.label_key, self.label_value = label[0], (label[1] if len(label) > 1 else "true")
+
+    @classmethod
+    def from_inventory(cls, inv, guard: WriteGuard | None = None) -> "Kube":
+        c = inv.cluster
+        configuration = k8s.Configuration()
+        try:
+            k8s_config.load_kube_config(config_file=c.kubeconfig or None, context=c.context or None,
+                                        client_configuration=configuration, persist_config=False)
+        except (k8s_config.ConfigException, OSError, TypeError) as e:
+            raise Broken(f"kubeconfig {c.kubeconfig or '(default)'}: {redact(str(e))}") from None
+        configuration.retries = 0  # the guarded client retries reads itself, never writes
+        api = k8s.ApiClient(configuration)
+        t = inv.timeouts
+        api.rest_client = GuardedRESTClient(
+            configuration, guard=guard or GUARD, timeout=(min(t.connect, c.request_timeout), c.request_timeout),
+            retries=t.retries, backoff=t.backoff, where=configuration.host)
+        return cls(api, c, poll_interval=t.poll_interval, where=configuration.host)
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- plain reads -------------------------------------------------------------
+    def _get(self, fn, *args, what: str):
+        try:
+            return fn(*args, _request_timeout=self.timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise KubeError(f"{what}: {e.status} {status_message(e)}") from None
+
+    def deployment(self, ns: str, name: str):
+        return self._get(self.apps.read_namespaced_deployment, name, ns, what=f"deployment {ns}/{name}")
+
+    def cronjob(self, ns: str, name: str):
+        return self._get(self.batch.read_namespaced_cron_job, name, ns, what=f"cronjob {ns}/{name}")
+
+    def pvc(self, ns: str, name: str):
+        return self._get(self.core.read_namespaced_persistent_volume_claim, name, ns, what=f"pvc {ns}/{name}")
+
+    def ingress(self, ns: str, name: str):
+        return self._get(self.net.read_namespaced_ingress, name, ns, what=f"ingress {ns}/{name}")
+
+    def secret(self, ns: str, name: str):
+        return self._get(self.core.read_namespaced_secret, name, ns, what=f"secret {ns}/{name}")
+
+    def middleware(self, ns: str, name: str) -> dict | None:
+        try:
+            return self.custom.get_namespaced_custom_object("traefik.io", "v1alpha1", ns, "middlewares", name,
+                                                            _request_timeout=self.timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise KubeError(f"middleware {ns}/{name}: {e.status} {status_message(e)}") from None
+
+    def node_names(self) -> list[str]:
+        if self.cluster.nodes:
+            return list(self.cluster.nodes)
+        nodes = self.core.list_node(_request_timeout=self.timeout).items
+        return sorted(n.metadata.name for n in nodes)
+
+    def pods(self, ns: str, selector: str = "") -> list:
+        return self.core.list_namespaced_pod(ns, label_selector=selector or None, _request_timeout=self.timeout).items
+
+    def jobs(self, ns: str, selector: str = "") -> list:
+        return self.batch.list_namespaced_job(ns, label_selector=selector or None, _request_timeout=self.timeout).items
+
+    def pod_log(self, ns: str, name: str) -> str:
+        return self.core.read_namespaced_pod_log(name, ns, _request_timeout=self.timeout)
+
+    @staticmethod
+    def container_states(pod) -> list[ContainerState]:
+        out = []
+        for s in pod.status.container_statuses or []:
+            waiting = s.state.waiting if s.state else None
+            term = s.state.terminated if s.state else None
+            out.append(ContainerState(
+                pod=pod.metadata.name, namespace=pod.metadata.namespace, node=pod.spec.node_name or "",
+                container=s.name, image=s.image, image_id=s.image_id or "", ready=bool(s.ready),
+                waiting_reason=waiting.reason if waiting else "", message=(waiting.message or "") if waiting else "",
+                exit_code=term.exit_code if term else None))
+        return out
+
+    # -- the suite's own objects -------------------------------------------------
+    def labelled(self, obj) -> bool:
+        labels = obj.metadata.labels or {}
+        return labels.get(self.label_key) == self.label_value
+
+    def fresh_name(self, what: str) -> str:
+        return f"{self.cluster.test_prefix}{what}-{_secrets.token_hex(3)}"[:63]
+
+    def create_namespace(self, name: str) -> str:
+        """Create a namespace named by `fresh_name()` (prefix and label: only such may be deleted)."""
+        if not name.startswith(self.cluster.test_prefix):
+            raise ValueError(f"namespace {name!r} lacks the suite's prefix {self.cluster.test_prefix!r}")
+        body = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={self.label_key: self.label_value}))
+        self.core.create_namespace(body, _request_timeout=self.timeout)
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete a namespace the suite created; anything without the suite's label is refused."""
+        ns = self._get(self.core.read_namespace, name, what=f"namespace {name}")
+        if ns is None:
+            return
+        if not self.labelled(ns) or not name.startswith(self.cluster.test_prefix):
+            raise NotLabelled(f"refused to delete namespace {name}: it lacks the suite's label "
+                              f"{self.label_key}={self.label_value} or prefix {self.cluster.test_prefix!r}")
+        try:
+            self.core.delete_namespace(name, _request_timeout=self.timeout)
+        except ApiException as e:
+            if e.status != 404:
+                raise KubeError(f"deleting namespace {name}: {e.status} {status_message(e)}") from None
+
+    def sweep(self) -> list[str]:
+        """Delete namespaces a crashed run left behind (label and prefix both required)."""
+        gone = []
+        for ns in self.core.list_namespace(label_selector=f"{self.label_key}={self.label_value}",
+                                           _request_timeout=self.timeout).items:
+            if ns.metadata.name.startswith(self.cluster.test_prefix) and (ns.status is None or ns.status.phase != "Terminating"):
+                self.delete_namespace(ns.metadata.name)
+                gone.append(ns.metadata.name)
+        return gone
+
+    @contextlib.contextmanager
+    def fresh_namespace(self, what: str = "ns"):
+        """A namespace for one scenario: swept before, created, always removed after."""
+        self.sweep()
+        name = None
+        try:
+            name = self.fresh_name(what)
+            self.create_namespace(name)
+            yield name
+        finally:
+            if name:
+                self.delete_namespace(name)
+
+    def wait_for(self, check, *, what: str, timeout: float | None = None):
+        """Poll `check()` until it returns something truthy; None after the timeout."""
+        deadline = time.monotonic() + (timeout or self.cluster.wait_timeout)
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(self.poll)
+
+    def wait_for_secret(self, ns: str, name: str, timeout: float | None = None):
+        return self.wait_for(lambda: self.secret(ns, name), what=f"secret {ns}/{name}", timeout=timeout)
+
+    def create_pod(self, ns: str, what: str, *, node: str, image: str, pull_secret: str = "",
+                   pull_policy: str = "Always", command: list[str] | None = None,
+                   host_path: str = "", mount_path: str = "") -> str:
+        name = self.fresh_name(what)
+        container = k8s.V1Container(name="main", image=image, image_pull_policy=pull_policy, command=command,
+                                    resources=k8s.V1ResourceRequirements(limits={"cpu": "100m", "memory": "32Mi"}))
+        volumes = None
+        if host_path:
+            container.volume_mounts = [k8s.V1VolumeMount(name="host", mount_path=mount_path, read_only=True)]
+            volumes = [k8s.V1Volume(name="host", host_path=k8s.V1HostPathVolumeSource(path=host_path))]
+        pod = k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(name=name, labels={self.label_key: self.label_value}),
+            spec=k8s.V1PodSpec(
+                node_name=node, restart_policy="Never", containers=[container], volumes=volumes,
+                image_pull_secrets=[k8s.V1LocalObjectReference(name=pull_secret)] if pull_secret else None,
+                tolerations=[k8s.V1Toleration(operator="Exists")], automount_service_account_token=False,
+            ),
+        )
+        self.core.create_namespaced_pod(ns, pod, _request_timeout=self.timeout)
+        return name
+
+    def wait_pod_settled(self, ns: str, name: str, timeout: float | None = None):
+        """Until the pod runs, ends, or cannot pull; returns the last pod read."""
+        last = {}
+
+        def settled():
+            pod = self.core.read_namespaced_pod(name, ns, _request_timeout=self.timeout)
+            last["pod"] = pod
+            if pod.status.phase in ("Running", "Succeeded", "Failed"):
+                return pod
+            for s in self.container_states(pod):
+                if s.waiting_reason in ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"):
+                    return pod
+            return None
+
+        return self.wait_for(settled, what=f"pod {ns}/{name}", timeout=timeout) or last.get("pod")
+
+    # -- node files --------------------------------------------------------------
+    def read_node_files(self, ns: str, node: str, paths: list[str]) -> dict[str, str | None]:
+        """{path: content or None (absent)} of files on `node`, read by one short-lived pod each."""
+        out: dict[str, str | None] = {}
+        root = self.cluster.containerd_certs_dir.rstrip("/")
+        pods = {}
+        for path in paths:
+            base = root if path.startswith(root + "/") else str(PurePosixPath(path).parent)
+            rel = path[len(base):]
+            mount = "/host" + base
+            pods[path] = self.create_pod(ns, "read", node=node, image=self.cluster.node_reader_image,
+                                         pull_policy="IfNotPresent", command=["cat", mount + rel],
+                                         host_path=base, mount_path=mount)
+        for path, pod_name in pods.items():
+            pod = self.wait_pod_settled(ns, pod_name)
+            phase = pod.status.phase if pod else "unknown"
+            log = self.pod_log(ns, pod_name) if phase in ("Succeeded", "Failed") else ""
+            if phase == "Succeeded":
+                out[path] = log
+            elif phase == "Failed" and "No such file" in log:
+                out[path] = None
+            else:
+                states = self.container_states(pod) if pod else []
+                detail = "; ".join(f"{s.waiting_reason}: {s.message}" for s in states if s.waiting_reason) or log.strip()
+                raise Broken(f"could not read {path} on node {node}: reader pod {ns}/{pod_name} is {phase}"
+                             + (f" ({detail[:300]})" if detail else ""))
+        return out
+
+    # -- workloads ---------------------------------------------------------------
+    def pod_template(self, project):
+        """(template spec, object) of a project's Deployment or CronJob; None if absent."""
+        if project.kind == "Deployment":
+            d = self.deployment(project.namespace, project.workload_name)
+            return (d.spec.template.spec, d) if d else (None, None)
+        cj = self.cronjob(project.namespace, project.workload_name)
+        return (cj.spec.job_template.spec.template.spec, cj) if cj else (None, None)
+
+    def rollout_problem(self, d) -> str:
+        """Why a Deployment's rollout is not complete ('' if it is), as `kubectl rollout status` judges."""
+        st = d.status
+        want = d.spec.replicas if d.spec.replicas is not None else 1
+        if (st.observed_generation or 0) < (d.metadata.generation or 0):
+            return (f"generation {d.metadata.generation} not yet observed "
+                    f"(observedGeneration {st.observed_generation or 0})")
+        for c in st.conditions or []:
+            if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded":
+                return f"progress deadline exceeded ({c.message})"
+        if (st.updated_replicas or 0) < want:
+            return f"{st.updated_replicas or 0} of {want} replicas updated"
+        if (st.replicas or 0) > (st.updated_replicas or 0):
+            return f"{(st.replicas or 0) - (st.updated_replicas or 0)} old replicas pending termination"
+        if (st.available_replicas or 0) < (st.updated_replicas or 0):
+            return f"{st.available_replicas or 0} of {st.updated_replicas or 0} updated replicas available"
+        return ""
+
+    def workload_pods(self, project) -> list:
+        """Running pods of a Deployment (its selector) or of a CronJob's newest Job."""
+        if project.kind == "Deployment":
+            d = self.deployment(project.namespace, project.workload_name)
+            if d is None:
+                return []
+            sel = ",".join(f"{k}={v}" for k, v in (d.spec.selector.match_labels or {}).items())
+            return [p for p in self.pods(project.namespace, sel) if p.status.phase != "Succeeded"]
+        job = self.newest_job(project)
+        return self.pods(project.namespace, f"job-name={job.metadata.name}") if job else []
+
+    def newest_job(self, project):
+        cj = self.cronjob(project.namespace, project.workload_name)
+        if cj is None:
+            return None
+        jobs = [j for j in self.jobs(project.namespace)
+                if any(r.uid == cj.metadata.uid for r in (j.metadata.owner_references or []))]
+        return max(jobs, key=lambda j: j.metadata.creation_timestamp, default=None)
+
+    def rollout_restart(self, ns: str, name: str) -> None:
+        """`kubectl rollout restart` (a write: needs a @writes gate)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+        self.apps.patch_namespaced_deployment(name, ns, body, _request_timeout=self.timeout)
+
+    def create_job_from_cronjob(self, ns: str, cronjob: str, what: str = "manual") -> str:
+        """`kubectl create job --from=cronjob/<name>` (a write: needs a @writes gate)."""
+        cj = self.cronjob(ns, cronjob)
+        if cj is None:
+            raise KubeError(f"cronjob {ns}/{cronjob} not found")
+        name = f"{cronjob}-{what}-{_secrets.token_hex(3)}"[:63]
+        job = k8s.V1Job(
+            metadata=k8s.V1ObjectMeta(
+                name=name, labels={self.label_key: self.label_value},
+                annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+                owner_references=[k8s.V1OwnerReference(api_version="batch/v1", kind="CronJob", name=cronjob,
+                                                       uid=cj.metadata.uid, controller=True)]),
+            spec=cj.spec.job_template.spec,
+        )
+        self.batch.create_namespaced_job(ns, job, _request_timeout=self.timeout)
+        return name
+
+    def delete_job(self, ns: str, name: str) -> None:
+        job = self._get(self.batch.read_namespaced_job, name, ns, what=f"job {ns}/{name}")
+        if job is None:
+            return
+        if not self.labelled(job):
+            raise NotLabelled(f"refused to delete job {ns}/{name}: it lacks the suite's label")
+        self.batch.delete_namespaced_job(name, ns, propagation_policy="Background", _request_timeout=self.timeout)
+
+
+# --------------------------------------------------------------------------
+# Pull secrets and containerd hosts.toml
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullSecret:
+    """A kubernetes.io/dockerconfigjson Secret, read into memory: keys visible, credentials as `Secret`s.
+
+    Steps pass this around instead of the raw V1Secret, whose repr carries the
+    base64 of every password (reports record fixture values).
+    """
+
+    namespace: str
+    name: str
+    auths: dict[str, tuple[str, Secret]] = field(repr=False)
+
+    @classmethod
+    def from_v1(cls, secret) -> "PullSecret":
+        raw = (secret.data or {}).get(".dockerconfigjson")
+        auths: dict[str, tuple[str, Secret]] = {}
+        if raw:
+            register(raw)
+            cfg = json.loads(base64.b64decode(raw))
+            for key, entry in (cfg.get("auths") or {}).items():
+                user, pw = entry.get("username", ""), entry.get("password", "")
+                if entry.get("auth"):
+                    register(entry["auth"])
+                    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                register_basic(user, pw)
+                auths[key] = (user, Secret(pw, name=f"auths[{key}]"))
+        return cls(secret.metadata.namespace, secret.metadata.name, auths)
+
+    def keys(self) -> list[str]:
+        return sorted(self.auths)
+
+    def where(self) -> str:
+        return f"Secret {self.namespace}/{self.name}"
+
+
+def dockerconfig_auths(secret) -> dict[str, tuple[str, Secret]]:
+    """{auths key: (username, password)} of a kubernetes.io/dockerconfigjson Secret (values stay in memory)."""
+    return PullSecret.from_v1(secret).auths
+
+
+def registry_host(image: str) -> str:
+    first = image.split("/", 1)[0]
+    return first if ("." in first or ":" in first or first == "localhost") and "/" in image else "docker.io"
+
+
+@dataclass(frozen=True)
+class HostsToml:
+    server: str
+    mirrors: list[tuple[str, list[str]]]  # (url, capabilities)
+
+
+def parse_hosts_toml(text: str) -> HostsToml:
+    import tomllib
+
+    doc = tomllib.loads(text)
+    mirrors = [(url, list(t.get("capabilities", ["pull", "resolve", "push"])))
+               for url, t in (doc.get("host") or {}).items()]
+    return HostsToml(server=doc.get("server", ""), mirrors=mirrors)
+
+
+# --------------------------------------------------------------------------
+# What the gates judge (shared by steps and the CLI)
+# --------------------------------------------------------------------------
+
+
+def expected_auths_keys(inv, registries: str) -> list[str]:
+    """The auths keys the pull secret must hold: "Forgejo" or "Forgejo and registry-private"."""
+    keys = [inv.forgejo.host]
+    if registries == "Forgejo and registry-private":
+        keys += [inv.private_registry.host, *inv.private_registry.aliases]
+    elif registries != "Forgejo":
+        raise ValueError(f"unknown registry set {registries!r} (Forgejo | Forgejo and registry-private)")
+    return sorted(set(keys))
+
+
+def registry_url(inv, key: str) -> tuple[str, str]:
+    """(base URL, CA bundle) of the registry an auths key names."""
+    host = key.removeprefix("https://").removeprefix("http://").rstrip("/")
+    if host == inv.forgejo.host:
+        return str(inv.forgejo.url), inv.forgejo.ca_bundle
+    p = inv.private_registry
+    if host == p.host:
+        return str(p.url), p.ca_bundle
+    scheme = "http://" if key.startswith("http://") else "https://"
+    return scheme + host, p.ca_bundle if host in p.aliases else ""
+
+
+def hosts_toml_path(inv, host: str) -> str:
+    return f"{inv.cluster.containerd_certs_dir.rstrip('/')}/{host}/hosts.toml"
+
+
+def image_ref_parts(image: str) -> tuple[str, str, str]:
+    """(registry host, repository, tag) of `host/repo:tag` (a digest reference gives tag '')."""
+    name = image.split("@", 1)[0]
+    host, _, rest = name.partition("/")
+    repo, tag = rest, ""
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = rest.rsplit(":", 1)
+    return host, repo, tag

@@ -1,0 +1,588 @@
+"""Lab component `cluster`: three containerd nodes, a Traefik front, and the Kubernetes stand-in.
+
+Start order: the nodes' containerds start together (each ~0.2 s), local
+images are imported into each, hosts.toml files are written, the Traefik
+front and the API stand-in start, then the plan's objects are seeded from the
+inventory's values (infra-facts.md): the Forgejo Deployment/PVC/ingress/
+middleware, the two CronJobs, the cluster-wide pull secret, and one workload
+per cutover project whose pods are really pulled by the nodes from Forgejo.
+
+How the lab maps to the real cluster (README "Cluster lab"):
+- node `k8s-nodeN` = `ContainerdNode`: `/etc/containerd/certs.d` is
+  `<node>/rootfs/etc/containerd/certs.d`; the kubelet's CRI pull is
+  `ctr images pull --hosts-dir` with the pod's pull-secret credentials;
+- the Forgejo host's hosts.toml: `server` = a loopback port where nothing
+  listens (stands for the public name: a fallback must fail, as the hairpin
+  does), mirror `[host."https://127.0.0.1:<traefik>"]` = the in-cluster
+  Traefik LB, which routes to Forgejo by Host;
+- registry-private's host and aliases get a hosts.toml with `server` =
+  registry-private (removed by the `decommissioned` state).
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import datetime as dt
+import json
+import secrets as _secrets
+import ssl
+from pathlib import Path
+
+from phasegate.lab.faults import fault, state_part
+from phasegate.lab.kube import KubeStandin, kubeconfig, rfc3339
+from phasegate.lab.nodes import ContainerdNode, TraefikFront, image_layout_tar, write_hosts_toml
+from phasegate.lab.procs import LabError
+
+NODE_NAMES = ["k8s-node1", "k8s-node2", "k8s-node3"]
+DEAD_SERVER = "https://127.0.0.1:1"  # the "public name" in the lab: nothing listens there
+LOCAL_IMAGES = {
+    "forgejo": "codeberg.org/forgejo/forgejo:11",
+    "cleanup": "docker.io/library/alpine:3.20",
+    "probe": "docker.io/library/python:3.12-alpine",
+}
+PULL_SECRET = "registry-credentials"
+CONTEXT = "phasegate-lab"
+
+
+def dockerconfigjson(entries: dict[str, tuple[str, str]]) -> str:
+    auths = {host: {"username": u, "password": p, "auth": base64.b64encode(f"{u}:{p}".encode()).decode()}
+             for host, (u, p) in entries.items()}
+    return base64.b64encode(json.dumps({"auths": auths}).encode()).decode()
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+class Cluster:
+    name = "cluster"
+
+    def __init__(self):
+        self.nodes: dict[str, ContainerdNode] = {}
+        self.traefik: TraefikFront | None = None
+        self.api: KubeStandin | None = None
+        self.lab = None
+        self.kubeconfig: Path | None = None
+        self.inv = None  # the default inventory's values (names of objects), merged with the registries'
+        self.project_images: dict[str, tuple[str, str, str]] = {}  # project -> (forgejo ref, private ref, digest)
+
+    # -- start -------------------------------------------------------------------
+    def start(self, lab) -> None:
+        self.lab = lab
+        regs = lab["registries"]
+        self.forgejo, self.private = regs.forgejo, regs.private
+        d = lab.dir / "cluster"
+        for i, name in enumerate(NODE_NAMES):
+            self.nodes[name] = ContainerdNode(name, d / name, address=f"127.0.0.{10 + i}").start()
+        tar = image_layout_tar([LOCAL_IMAGES[k] for k in LOCAL_IMAGES] + [self._reader_image()])
+        with concurrent.futures.ThreadPoolExecutor(len(self.nodes)) as pool:
+            for f in [pool.submit(self._prepare_node, n, tar) for n in self.nodes.values()]:
+                f.result()
+        cert, key = lab.ca.issue("traefik", "127.0.0.1", "localhost")
+        self.traefik = TraefikFront(cert, key, backend_verify=ssl.create_default_context(cafile=str(lab.ca.bundle)))
+        self.traefik.start()
+        self.traefik.routes[self.traefik.netloc] = self.forgejo.url
+        for node in self.nodes.values():
+            self.write_node_hosts(node)
+        cert, key = lab.ca.issue("kube-apiserver", "127.0.0.1", "localhost")
+        self.api = KubeStandin(token=lab.secret("kube_token"), cert=cert, key=key, nodes=self.nodes, lab=lab)
+        self.api.start()
+        self.kubeconfig = kubeconfig(d / "kubeconfig", server=self.api.url, ca=lab.ca.bundle,
+                                     token=lab.secret("kube_token"), context=CONTEXT)
+        self.seed()
+        if not self.api.wait_idle(60):
+            raise LabError("cluster: seeded workloads did not settle within 60s")
+
+    def _reader_image(self) -> str:
+        from phasegate import config
+
+        return config.Cluster().node_reader_image
+
+    def _prepare_node(self, node: ContainerdNode, tar: bytes) -> None:
+        node.wait_ready()
+        node.import_images(tar)
+
+    def stop(self) -> None:
+        if self.api:
+            self.api.stop()
+        if self.traefik:
+            self.traefik.stop()
+        for node in self.nodes.values():
+            node.stop()
+
+    # -- node registry config -------------------------------------------------------
+    @property
+    def forgejo_host(self) -> str:
+        return self.forgejo.netloc
+
+    @property
+    def private_hosts(self) -> list[str]:
+        return [self.private.netloc, f"localhost:{self.private.port}"]
+
+    def write_node_hosts(self, node: ContainerdNode, *, private: bool = True) -> None:
+        write_hosts_toml(node, self.forgejo_host, DEAD_SERVER, [self.traefik.url], self.lab.ca.bundle)
+        if private:
+            for h in self.private_hosts:
+                write_hosts_toml(node, h, self.private.url, [], self.lab.ca.bundle)
+
+    # -- seed ----------------------------------------------------------------------
+    def _credentials(self, *, private: bool = True) -> dict[str, tuple[str, str]]:
+        entries = {self.forgejo_host: ("cluster-puller", self.lab.secret("forgejo_pull_token"))}
+        if private:
+            for h in self.private_hosts:
+                entries[h] = ("viktor", self.lab.secret("private_registry_password"))
+        return entries
+
+    def set_pull_secret(self, entries: dict[str, tuple[str, str]]) -> None:
+        self.api.put({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                      "metadata": {"name": PULL_SECRET, "namespace": "kyverno"},
+                      "data": {".dockerconfigjson": dockerconfigjson(entries)}})
+
+    def seed(self) -> None:
+        from phasegate import config
+
+        inv = config.parse(self.lab.inventory_dict(), where="lab inventory")
+        self.inv = inv
+        api, c = self.api, inv.cluster
+        for i, name in enumerate(NODE_NAMES):
+            api.put(_node(name, self.nodes[name].address))
+        namespaces = {"kube-system", "kube-public", "kube-node-lease", "default", c.credentials_namespace,
+                      inv.forgejo.namespace, "monitoring"}
+        namespaces |= {p.namespace for p in inv.projects if p.kind != "none"}
+        for ns in sorted(namespaces):
+            api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, fire=False)
+        self.set_pull_secret(self._credentials())
+        for ns in sorted(namespaces):
+            api._clone_into(ns)
+        self.seed_forgejo(inv)
+        self.seed_cronjobs(inv)
+        self.seed_projects(inv)
+
+    def seed_forgejo(self, inv) -> None:
+        api, c, f = self.api, inv.cluster, inv.forgejo
+        ns = f.namespace
+        env = [{"name": k, "value": v} for k, v in c.forgejo_env.items()]
+        env += [{"name": "FORGEJO__server__ROOT_URL", "value": self.forgejo.url + "/"}]
+        api.put({"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": f.deployment, "namespace": ns, "labels": {"app": "forgejo"}},
+                 "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "forgejo"}},
+                          "strategy": {"type": "Recreate"},
+                          "template": {"metadata": {"labels": {"app": "forgejo"}}, "spec": {
+                              "containers": [{"name": f.container, "image": LOCAL_IMAGES["forgejo"],
+                                              "imagePullPolicy": "IfNotPresent", "env": env,
+                                              "ports": [{"containerPort": 3000, "name": "http"}],
+                                              "resources": {"requests": {"memory": c.forgejo_memory, "cpu": "100m"},
+                                                            "limits": {"memory": c.forgejo_memory}},
+                                              "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                              "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": c.forgejo_pvc}}]}}}})
+        api.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": c.forgejo_pvc, "namespace": ns,
+                              "annotations": {"resize.topolvm.io/storage_limit": "50Gi"}},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": c.forgejo_pvc_min}},
+                          "storageClassName": "local-path", "volumeMode": "Filesystem"},
+                 "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                            "capacity": {"storage": c.forgejo_pvc_min}}})
+        mw = "forgejo-buffering"
+        from phasegate.units import size_bytes
+
+        api.put({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+                 "metadata": {"name": mw, "namespace": ns},
+                 "spec": {"buffering": {"maxRequestBodyBytes": size_bytes(c.forgejo_max_body)}}})
+        api.put({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                 "metadata": {"name": c.forgejo_ingress, "namespace": ns, "annotations": {
+                     "traefik.ingress.kubernetes.io/router.middlewares": f"{ns}-{mw}@kubernetescrd",
+                     "traefik.ingress.kubernetes.io/router.entrypoints": "websecure"}},
+                 "spec": {"ingressClassName": "traefik",
+                          "rules": [{"host": "forgejo.lab.test", "http": {"paths": [{
+                              "path": "/", "pathType": "Prefix",
+                              "backend": {"service": {"name": "forgejo", "port": {"number": 80}}}}]}}],
+                          "tls": [{"hosts": ["forgejo.lab.test"], "secretName": "tls-secret"}]}})
+
+    def seed_cronjobs(self, inv) -> None:
+        api, f = self.api, inv.forgejo
+        api.put({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                 "metadata": {"name": "forgejo-cleanup-token", "namespace": f.namespace},
+                 "data": {"FORGEJO_TOKEN": _b64(self.lab.secret("forgejo_cleanup_token"))}})
+        api.put({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                 "metadata": {"name": "forgejo-probe-credentials", "namespace": "monitoring"},
+                 "data": {"REG_USER": _b64(f.puller.username), "REG_PASS": _b64(self.lab.secret("forgejo_pull_token"))}})
+        api.put(_cronjob("forgejo-cleanup", f.namespace, "0 4 * * *", "cleanup", LOCAL_IMAGES["cleanup"], [
+            {"name": "FORGEJO_HOST", "value": self.forgejo.url},
+            {"name": "FORGEJO_OWNER", "value": f.owner},
+            {"name": "KEEP_LAST_N", "value": "10"},
+            {"name": "DRY_RUN", "value": "false"},
+            {"name": "FORGEJO_TOKEN", "valueFrom": {"secretKeyRef": {"name": "forgejo-cleanup-token",
+                                                                     "key": "FORGEJO_TOKEN"}}},
+        ], concurrency="Forbid"))
+        api.put(_cronjob("forgejo-integrity-probe", "monitoring", "*/15 * * * *", "probe", LOCAL_IMAGES["probe"], [
+            {"name": "REGISTRY_URL", "value": self.forgejo.url},
+            {"name": "PUSHGATEWAY", "value": "http://prometheus-prometheus-pushgateway.monitoring:9091"},
+            {"name": "REG_USER", "valueFrom": {"secretKeyRef": {"name": "forgejo-probe-credentials", "key": "REG_USER"}}},
+            {"name": "REG_PASS", "valueFrom": {"secretKeyRef": {"name": "forgejo-probe-credentials", "key": "REG_PASS"}}},
+        ], concurrency="Forbid"))
+
+    def seed_projects(self, inv) -> None:
+        """One workload per cutover project, cut over to the newest sha tag the registries were seeded with
+        (phasegate.lab.seed: the same digest in registry-private and Forgejo); pods really pulled by the nodes."""
+        from phasegate.lab import seed
+
+        f = inv.forgejo
+        plan = {r.name: r for r in seed.plan("")}
+        for p in inv.projects:
+            if p.kind == "none" or not p.cutover or p.image not in plan:
+                continue
+            tag = seed.sha_tag(p.image, 2)
+            digest = plan[p.image].tags[tag].digest
+            fref = f"{self.forgejo_host}/{f.owner}/{p.image}:{tag}"
+            pref = f"{self.private.netloc}/{p.image}:{tag}"
+            self.project_images[p.name] = (fref, pref, digest)
+            self.put_workload(p, fref)
+
+    def put_workload(self, p, image: str) -> None:
+        container = {"name": p.container or p.name, "image": image, "imagePullPolicy": "IfNotPresent"}
+        pod_spec = {"containers": [container], "imagePullSecrets": [{"name": PULL_SECRET}]}
+        labels = {"app": p.workload_name}
+        if p.kind == "Deployment":
+            existing = self.api.get("Deployment", p.workload_name, p.namespace)
+            if existing:
+                def flip(d):
+                    d["spec"]["template"]["spec"]["containers"][0]["image"] = image
+                self.api.mutate("Deployment", p.workload_name, p.namespace, flip)
+                return
+            self.api.put({"apiVersion": "apps/v1", "kind": "Deployment",
+                          "metadata": {"name": p.workload_name, "namespace": p.namespace, "labels": labels},
+                          "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                                   "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
+        else:
+            pod_spec["restartPolicy"] = "OnFailure"
+            cj = _cronjob(p.workload_name, p.namespace, "0 * * * *", container["name"], image, [])
+            cj["spec"]["jobTemplate"]["spec"]["template"]["spec"] = pod_spec
+            self.api.put(cj)
+            self.api.put({"apiVersion": "batch/v1", "kind": "Job",
+                          "metadata": {"name": f"{p.workload_name}-{_secrets.token_hex(4)}", "namespace": p.namespace,
+                                       "ownerReferences": [_ref(self.api.get("CronJob", p.workload_name, p.namespace))]},
+                          "spec": cj["spec"]["jobTemplate"]["spec"]})
+
+    # -- what the suite is given -----------------------------------------------------
+    def inventory(self) -> dict:
+        return {
+            "timeouts": {"poll_interval": 0.1},
+            "cluster": {
+                "kubeconfig": str(self.kubeconfig),
+                "context": CONTEXT,
+                "request_timeout": 10.0,
+                "wait_timeout": 30.0,
+                "forgejo_mirrors": [self.traefik.url],
+            },
+        }
+
+    def env(self) -> dict:
+        return {}
+
+    def settle(self, timeout: float = 30.0) -> None:
+        if not self.api.wait_idle(timeout):
+            raise LabError("cluster: controllers did not settle")
+
+
+def _node(name: str, address: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                                  "kubernetes.io/arch": "amd64"}},
+            "spec": {},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                "message": "kubelet is posting ready status",
+                                "lastHeartbeatTime": rfc3339(dt.datetime.now(dt.timezone.utc)),
+                                "lastTransitionTime": rfc3339(dt.datetime.now(dt.timezone.utc))}],
+                "nodeInfo": {"architecture": "amd64", "bootID": name, "containerRuntimeVersion": "containerd://1.6.20",
+                             "kernelVersion": "6.1.0", "kubeProxyVersion": "v1.30.0", "kubeletVersion": "v1.30.0",
+                             "machineID": name, "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12 (bookworm)",
+                             "systemUUID": name},
+                "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}
+
+
+def _cronjob(name, ns, schedule, container, image, env, concurrency="Allow") -> dict:
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": ns},
+            "spec": {"schedule": schedule, "concurrencyPolicy": concurrency,
+                     "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+                     "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {
+                         "restartPolicy": "Never",
+                         "containers": [{"name": container, "image": image, "imagePullPolicy": "IfNotPresent",
+                                         "env": env}]}}}}}}
+
+
+def _ref(obj: dict) -> dict:
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+# ---------------------------------------------------------------------------
+# Faults and states
+# ---------------------------------------------------------------------------
+
+
+def _cluster(lab) -> Cluster:
+    return lab["cluster"]
+
+
+def _first_node(c: Cluster) -> ContainerdNode:
+    return c.nodes[NODE_NAMES[1]]
+
+
+def _pull_secret_fault(lab, change):
+    c = _cluster(lab)
+    before = c.api.get("Secret", PULL_SECRET, "kyverno")
+    current = json.loads(base64.b64decode(before["data"][".dockerconfigjson"]))["auths"]
+    entries = {k: (v["username"], v["password"]) for k, v in current.items()}
+    change(c, entries)
+    c.set_pull_secret(entries)
+    try:
+        yield
+    finally:
+        c.api.put(before)
+
+
+@fault("clone-secret-missing-auths-entry", component="cluster",
+       description="registry-credentials lacks one registry-private alias (3 of 4 entries in production)")
+def _missing_entry(lab):
+    yield from _pull_secret_fault(lab, lambda c, e: e.pop(c.private_hosts[-1], None))
+
+
+@fault("clone-secret-extra-auths-entry", component="cluster",
+       description="registry-credentials carries an extra auths entry (5 in production)")
+def _extra_entry(lab):
+    yield from _pull_secret_fault(lab, lambda c, e: e.__setitem__("registry-extra.test", ("someone", "x" * 12)))
+
+
+@fault("clone-secret-bad-forgejo-token", component="cluster",
+       description="the Forgejo auths entry of registry-credentials holds a wrong token")
+def _bad_token(lab):
+    yield from _pull_secret_fault(lab, lambda c, e: e.__setitem__(c.forgejo_host, ("cluster-puller", "pgcanary-wrong-" + _secrets.token_hex(8))))
+
+
+@fault("kyverno-clone-off", component="cluster",
+       description="Kyverno does not clone registry-credentials into new namespaces")
+def _kyverno_off(lab):
+    c = _cluster(lab)
+    c.api.kyverno_enabled = False
+    try:
+        yield
+    finally:
+        c.api.kyverno_enabled = True
+
+
+@fault("node-hosts-toml-missing", component="cluster",
+       description="k8s-node2 has no certs.d/<forgejo host>/hosts.toml")
+def _hosts_missing(lab):
+    c = _cluster(lab)
+    path = _first_node(c).hosts_toml(c.forgejo_host)
+    saved = path.read_text()
+    path.unlink()
+    try:
+        yield
+    finally:
+        path.write_text(saved)
+
+
+@fault("node-mirror-bare-ip", component="cluster",
+       description="k8s-node2's Forgejo mirror is an address Traefik has no router for: 404, fallback to the "
+                   "public name (nothing listens)")
+def _mirror_bare_ip(lab):
+    c = _cluster(lab)
+    node = _first_node(c)
+    path = node.hosts_toml(c.forgejo_host)
+    saved = path.read_text()
+    write_hosts_toml(node, c.forgejo_host, DEAD_SERVER, [f"https://localhost:{c.traefik.port}"], lab.ca.bundle)
+    try:
+        yield
+    finally:
+        path.write_text(saved)
+
+
+def _mutate_forgejo(lab, fn):
+    c = _cluster(lab)
+    f = c.inv.forgejo
+    before = c.api.get("Deployment", f.deployment, f.namespace)
+    c.api.mutate("Deployment", f.deployment, f.namespace, fn)
+    c.settle()
+    try:
+        yield
+    finally:
+        c.api.put(before)
+        c.settle()
+
+
+@fault("forgejo-memory-384Mi", component="cluster", description="Forgejo's memory request and limit left at 384Mi")
+def _memory(lab):
+    def fn(d):
+        d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"memory": "384Mi"},
+                                                                        "limits": {"memory": "384Mi"}}
+    yield from _mutate_forgejo(lab, fn)
+
+
+@fault("forgejo-env-missing", component="cluster", description="Forgejo lacks FORGEJO__packages__CHUNKED_UPLOAD_PATH")
+def _env_missing(lab):
+    def fn(d):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["env"] = [e for e in c["env"] if e["name"] != "FORGEJO__packages__CHUNKED_UPLOAD_PATH"]
+    yield from _mutate_forgejo(lab, fn)
+
+
+@fault("forgejo-pvc-5Gi", component="cluster", description="Forgejo's PVC still 5Gi")
+def _pvc(lab):
+    c = _cluster(lab)
+    cl = c.inv.cluster
+    before = c.api.get("PersistentVolumeClaim", cl.forgejo_pvc, c.inv.forgejo.namespace)
+
+    def fn(p):
+        p["spec"]["resources"]["requests"]["storage"] = "5Gi"
+        p["status"]["capacity"]["storage"] = "5Gi"
+    c.api.mutate("PersistentVolumeClaim", cl.forgejo_pvc, c.inv.forgejo.namespace, fn)
+    try:
+        yield
+    finally:
+        c.api.put(before)
+
+
+@fault("ingress-buffering-1m", component="cluster",
+       description="the Forgejo ingress's Buffering middleware allows only 1 MiB bodies")
+def _buffering(lab):
+    c = _cluster(lab)
+    ns = c.inv.forgejo.namespace
+    before = c.api.get("Middleware", "forgejo-buffering", ns)
+    c.api.mutate("Middleware", "forgejo-buffering", ns,
+                 lambda m: m["spec"]["buffering"].__setitem__("maxRequestBodyBytes", 1048576))
+    try:
+        yield
+    finally:
+        c.api.put(before)
+
+
+def _project(c: Cluster, index: int):
+    return [p for p in c.inv.cutover_order() if p.kind == "Deployment"][index]
+
+
+@fault("cutover-template-old-image", component="cluster",
+       description="the first cutover project's Deployment still names its registry-private image (rolled out)")
+def _template_old(lab):
+    c = _cluster(lab)
+    p = _project(c, 0)
+    fref, pref, _ = c.project_images[p.name]
+    c.put_workload(p, pref)
+    c.settle()
+    try:
+        yield
+    finally:
+        c.put_workload(p, fref)
+        c.settle()
+
+
+@fault("cutover-pods-old-image", component="cluster",
+       description="the first cutover project's Deployment names Forgejo but its pods still run the "
+                   "registry-private image (rollout not started)")
+def _pods_old(lab):
+    c = _cluster(lab)
+    p = _project(c, 0)
+    fref, pref, _ = c.project_images[p.name]
+    c.put_workload(p, pref)
+    c.settle()
+    c.api.frozen.add((p.namespace, p.workload_name))
+    c.put_workload(p, fref)
+    try:
+        yield
+    finally:
+        c.api.frozen.discard((p.namespace, p.workload_name))
+        c.api._enqueue(("deployment", p.namespace, p.workload_name))
+        c.settle()
+
+
+@fault("cutover-rollout-stuck", component="cluster",
+       description="the second cutover project's new pods cannot pull (a tag Forgejo does not have): "
+                   "the rollout never completes")
+def _rollout_stuck(lab):
+    c = _cluster(lab)
+    p = _project(c, 1)
+    fref, _, _ = c.project_images[p.name]
+    c.put_workload(p, fref.rsplit(":", 1)[0] + ":deadbeef")
+    c.settle()
+    try:
+        yield
+    finally:
+        c.put_workload(p, fref)
+        c.settle()
+
+
+@fault("cutover-image-missing-layer", component="cluster",
+       description="the first cutover project's image on Forgejo lost its layer blob")
+def _missing_layer(lab):
+    import shutil
+
+    c = _cluster(lab)
+    p = _project(c, 0)
+    _, _, digest = c.project_images[p.name]
+    engine = lab["registries"].forgejo_engine
+    manifest = json.loads((engine.blob_dir(digest) / "data").read_bytes())
+    while "manifests" in manifest:  # an index: break its first platform image
+        manifest = json.loads((engine.blob_dir(manifest["manifests"][0]["digest"]) / "data").read_bytes())
+    layer = engine.blob_dir(manifest["layers"][0]["digest"])
+    saved = layer.with_name(layer.name + ".saved")
+    shutil.move(layer, saved)
+    try:
+        yield
+    finally:
+        shutil.move(saved, layer)
+
+
+# -- decommissioned (Phase 4) --------------------------------------------------
+
+
+@state_part("decommissioned", component="cluster",
+            description="registry-credentials holds only the Forgejo entry; nodes have no registry-private hosts.toml")
+def _decommission_cluster(lab):
+    c = _cluster(lab)
+    before = c.api.get("Secret", PULL_SECRET, "kyverno")
+    c.set_pull_secret(c._credentials(private=False))
+    removed = {}
+    for node in c.nodes.values():
+        for h in c.private_hosts:
+            path = node.hosts_toml(h)
+            if path.exists():
+                removed[path] = path.read_text()
+                path.unlink()
+    try:
+        yield
+    finally:
+        for path, text in removed.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        c.api.put(before)
+
+
+@fault("decommission-kept-private-auths", component="cluster",
+       description="after decommission, registry-credentials still carries the registry-private entries")
+def _kept_auths(lab):
+    c = _cluster(lab)
+    before = c.api.get("Secret", PULL_SECRET, "kyverno")
+    c.set_pull_secret(c._credentials(private=True))
+    try:
+        yield
+    finally:
+        c.api.put(before)
+
+
+@fault("decommission-node-keeps-private-hosts-toml", component="cluster",
+       description="after decommission, k8s-node3 still has a hosts.toml for registry-private")
+def _kept_hosts(lab):
+    c = _cluster(lab)
+    node = c.nodes[NODE_NAMES[2]]
+    path = node.hosts_toml(c.private_hosts[0])
+    existed = path.exists()
+    write_hosts_toml(node, c.private_hosts[0], c.private.url, [], lab.ca.bundle)
+    try:
+        yield
+    finally:
+        if not existed:
+            path.unlink()

@@ -1,0 +1,329 @@
+"""Lab nodes: one real containerd per node, and a loopback "Traefik" in front of Forgejo.
+
+Each node is a private containerd (`containerd --config FILE`: its own root,
+state and socket) plus a directory that plays the node's root filesystem
+(`rootfs/`). The node's registry configuration lives where it lives on a real
+node, `rootfs/etc/containerd/certs.d/<host>/hosts.toml`, and every pull goes
+through `ctr -n k8s.io images pull --hosts-dir <rootfs>/etc/containerd/certs.d`,
+which resolves mirrors exactly as the kubelet's CRI pull does (Debian ships no
+crictl). A hostPath volume of a lab pod maps into `rootfs/`.
+
+`TraefikFront` is the in-cluster load balancer the Forgejo mirror entry points
+at: it forwards to Forgejo only when the request's Host matches one of its
+routers, and answers Traefik's `404 page not found` otherwise -- what the real
+Traefik does for a bare IP without SNI (the 2026-06-10 pull hairpin).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import platform
+import shutil
+import ssl
+import subprocess
+import tarfile
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from phasegate.lab.procs import LabError, Proc, free_port, wait_until
+
+CERTS_D = "etc/containerd/certs.d"
+PULL_TIMEOUT = 60.0
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+class PullFailed(Exception):
+    """containerd could not pull; the message is containerd's own."""
+
+
+@dataclass
+class ContainerdNode:
+    name: str
+    dir: Path
+    address: str = "127.0.0.1"  # the node's InternalIP in the stand-in
+    proc: Proc | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "containerd.sock"
+
+    @property
+    def rootfs(self) -> Path:
+        """The node's `/` as hostPath volumes see it."""
+        return self.dir / "rootfs"
+
+    @property
+    def certs_d(self) -> Path:
+        return self.rootfs / CERTS_D
+
+    def hosts_toml(self, host: str) -> Path:
+        return self.certs_d / host / "hosts.toml"
+
+    def host_path(self, path: str) -> Path:
+        """A path on the node (absolute, as in a hostPath volume) inside the lab."""
+        rel = Path("/" + path.lstrip("/")).resolve().relative_to("/")
+        return self.rootfs / rel
+
+    def start(self) -> "ContainerdNode":
+        if shutil.which("containerd") is None or shutil.which("ctr") is None:
+            raise LabError("containerd/ctr not found: run scripts/setup.sh (Debian package containerd)")
+        self.certs_d.mkdir(parents=True, exist_ok=True)
+        cfg = self.dir / "config.toml"
+        # A private instance: nothing shared with a system containerd (root, state, sockets).
+        cfg.write_text(
+            "version = 2\n"
+            f'root = "{self.dir / "root"}"\n'
+            f'state = "{self.dir / "state"}"\n'
+            f'[grpc]\n  address = "{self.socket}"\n'
+            f'[ttrpc]\n  address = "{self.dir / "containerd.ttrpc.sock"}"\n'
+            '[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+            '[plugins."io.containerd.grpc.v1.cri"]\n  disable_tcp_service = true\n'
+            '  stream_server_address = "127.0.0.1"\n  stream_server_port = "0"\n'
+            '[plugins."io.containerd.grpc.v1.cri".registry]\n'
+            f'  config_path = "{self.certs_d}"\n'
+        )
+        self.proc = Proc(f"containerd-{self.name}", ["containerd", "--config", str(cfg)], self.dir / "containerd.log").start()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        wait_until(lambda: self._ctr(["version"], timeout=2).returncode == 0, timeout=timeout,
+                   what=f"containerd of {self.name}", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    # -- ctr ------------------------------------------------------------------
+    def _ctr(self, args: list[str], timeout: float = PULL_TIMEOUT, input: bytes | None = None):
+        return subprocess.run(["ctr", "-a", str(self.socket), "-n", "k8s.io", *args], capture_output=True,
+                              timeout=timeout, input=input)
+
+    def pull(self, ref: str, user: str = "", password: str = "", timeout: float = PULL_TIMEOUT) -> str:
+        """Pull `ref` as the kubelet's CRI would (hosts.toml resolution); returns the repo digest."""
+        args = ["images", "pull", "--hosts-dir", str(self.certs_d)]
+        if user:
+            # lab credentials only (generated canary values); production never calls this
+            args += ["--user", f"{user}:{password}"]
+        try:
+            r = self._ctr(args + [ref], timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise PullFailed(f"pulling {ref}: no answer within {timeout:.0f}s") from None
+        if r.returncode != 0:
+            err = r.stderr.decode(errors="replace").strip().splitlines()
+            msg = err[-1] if err else f"ctr exited {r.returncode}"
+            if password:
+                msg = msg.replace(password, "***")
+            raise PullFailed(msg.removeprefix("ctr: "))
+        digest = self.image_digest(ref)
+        if not digest:
+            raise PullFailed(f"pulled {ref} but containerd does not list it")
+        return digest
+
+    def image_digest(self, ref: str) -> str | None:
+        r = self._ctr(["images", "ls", f"name=={ref}"], timeout=10)
+        for line in r.stdout.decode().splitlines()[1:]:
+            cols = line.split()
+            if len(cols) >= 3 and cols[0] == ref:
+                return cols[2]
+        return None
+
+    def images(self) -> list[str]:
+        r = self._ctr(["images", "ls", "-q"], timeout=10)
+        return [n for n in r.stdout.decode().split() if not n.startswith("sha256:")]
+
+    def remove_image(self, ref: str) -> None:
+        self._ctr(["images", "rm", ref], timeout=10)
+
+    def import_images(self, tar: bytes) -> None:
+        r = self._ctr(["images", "import", "-"], timeout=30, input=tar)
+        if r.returncode != 0:
+            raise LabError(f"{self.name}: image import failed: {r.stderr.decode(errors='replace')[-400:]}")
+
+
+def write_hosts_toml(node: ContainerdNode, host: str, server: str, mirrors: list[str], ca: Path | None) -> Path:
+    """certs.d/<host>/hosts.toml as a node carries it: `server`, then `[host]` tables tried in order.
+
+    Without mirrors the server itself gets a `[host]` table (containerd 1.6
+    needs one to take a `ca`; a top-level `ca` makes it reject the file).
+    """
+    lines = [f'server = "{server}"', ""]
+    for m in mirrors or [server]:
+        lines.append(f'[host."{m}"]')
+        lines.append('  capabilities = ["pull", "resolve"]')
+        if ca:
+            lines.append(f'  ca = "{ca}"')
+        lines.append("")
+    path = node.hosts_toml(host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+# -- local images (never pulled: imported into each node at start) -----------
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    bio = io.BytesIO()
+    with tarfile.open(fileobj=bio, mode="w") as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    return bio.getvalue()
+
+
+def _sha(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def image_layout_tar(names: list[str]) -> bytes:
+    """An OCI image-layout tar of one tiny image under every name in `names` (for `ctr images import`).
+
+    Stands for images a node has from elsewhere (busybox for the node-file
+    reader, Forgejo's own image, the probes' images) so the lab never needs a
+    public registry.
+    """
+    layer_tar = _tar({"etc/phasegate-lab-image": b"lab image\n"})
+    layer = gzip.compress(layer_tar, mtime=0)
+    cfg = json.dumps({"architecture": _ARCH, "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar)]}}).encode()
+    man = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(cfg), "size": len(cfg)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(layer),
+                    "size": len(layer)}],
+    }).encode()
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _sha(man), "size": len(man),
+         "annotations": {"io.containerd.image.name": n, "org.opencontainers.image.ref.name": n.rsplit(":", 1)[-1]}}
+        for n in names
+    ]}
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(index).encode()}
+    for b in (layer, cfg, man):
+        files["blobs/sha256/" + _sha(b)[7:]] = b
+    return _tar(files)
+
+
+# -- the Traefik front --------------------------------------------------------
+
+NOT_FOUND = b"404 page not found\n"
+
+
+class _FrontHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_FrontServer"
+
+    def log_message(self, format, *args):
+        pass
+
+    def _proxy(self):
+        front = self.server.front
+        host = (self.headers.get("Host") or "").lower()
+        backend = front.routes.get(host)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        front.seen.append((self.command, host, self.path))
+        if backend is None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(NOT_FOUND)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(NOT_FOUND)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+        try:
+            r = front.client.request(self.command, backend + self.path, headers=headers, content=body)
+        except httpx.HTTPError as e:
+            msg = f"502 bad gateway: {type(e).__name__}\n".encode()
+            self.send_response(502)
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            return
+        self.send_response(r.status_code)
+        for k, v in r.headers.multi_items():
+            if k.lower() not in ("connection", "transfer-encoding", "content-length", "content-encoding", "server", "date"):
+                self.send_header(k, v)
+        content = r.content
+        # HEAD: the backend's length (containerd reads a manifest's size from it)
+        length = r.headers.get("content-length", "0") if self.command == "HEAD" else str(len(content))
+        self.send_header("Content-Length", length)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _proxy
+
+
+class TLSServer(ThreadingHTTPServer):
+    """A threading HTTPS server; the TLS handshake runs in the request thread, not the accept loop."""
+
+    daemon_threads = True
+
+    def __init__(self, addr, handler, cert: Path, key: Path):
+        super().__init__(addr, handler)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert), str(key))
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def finish_request(self, request, client_address):
+        try:
+            request.settimeout(30)
+            request.do_handshake()
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
+class _FrontServer(TLSServer):
+    front: "TraefikFront"
+
+
+@dataclass
+class TraefikFront:
+    """HTTPS on loopback; routes by Host (`host[:port]` -> backend base URL), 404 otherwise."""
+
+    cert: Path
+    key: Path
+    backend_verify: ssl.SSLContext | bool
+    host: str = "127.0.0.1"
+    port: int = 0
+    routes: dict[str, str] = field(default_factory=dict)
+    seen: list = field(default_factory=list)
+    client: httpx.Client | None = None
+    _server: _FrontServer | None = None
+
+    @property
+    def netloc(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.netloc}"
+
+    def start(self) -> "TraefikFront":
+        # one keep-alive pool to the backends (a TLS handshake per proxied request would dominate a pull)
+        self.client = httpx.Client(verify=self.backend_verify, timeout=30, trust_env=False,
+                                   limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+        self.port = self.port or free_port()
+        self._server = _FrontServer((self.host, self.port), _FrontHandler, self.cert, self.key)
+        self._server.front = self
+        threading.Thread(target=self._server.serve_forever, name="traefik-front", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self.client.close()

@@ -1,0 +1,64 @@
+"""The cluster gates against the lab: green as a whole, clean after themselves, and Broken (not a crash)
+when the API is unreachable. Each gate's red case is in tests/faults/cluster.toml (test_fault_matrix)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+from gherkin.parser import Parser
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_phase3_rows_are_the_inventorys_cutover_order():
+    from phasegate import config
+
+    doc = Parser().parse((REPO / "features" / "phase3_cutover.feature").read_text())
+    (outline,) = [c["scenario"] for c in doc["feature"]["children"] if c.get("scenario")]
+    rows = [r["cells"][0]["value"] for ex in outline["examples"] for r in ex["tableBody"]]
+    assert rows == [p.name for p in config.load().cutover_order()]
+
+
+def test_a_project_listed_twice_is_one_line_error():
+    from phasegate import config
+
+    raw = tomllib.loads(config.DEFAULT_INVENTORY.read_text())
+    raw["projects"].append(dict(raw["projects"][0]))
+    with pytest.raises(config.InventoryError) as e:
+        config.parse(raw)
+    assert "listed twice" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.lab
+def test_cluster_gates_leave_nothing_behind_even_when_red(lab, gates):
+    """A red writing gate still removes its namespace (and sweeps leftovers first)."""
+    api = lab["cluster"].api
+    api.put({"kind": "Namespace", "metadata": {"name": "phasegate-ns-crashed",
+                                               "labels": {"app.kubernetes.io/managed-by": "phasegate"}}})
+    run = gates(scenario="A fresh namespace receives a pull secret for Forgejo and registry-private that authenticates",
+                fault="kyverno-clone-off")
+    assert run.failed(), run.summary()
+    left = [n["metadata"]["name"] for n in api.list("Namespace") if n["metadata"]["name"].startswith("phasegate-")]
+    assert left == [], left
+
+
+@pytest.mark.lab
+def test_same_steps_against_a_closed_port_are_broken_not_a_crash(lab, gates, tmp_path):
+    from phasegate.lab.procs import free_port
+
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(lab["cluster"].kubeconfig.read_text().replace(lab["cluster"].api.url,
+                                                                 f"https://127.0.0.1:{free_port()}"))
+    inv = tomllib.loads(lab.inventory_path.read_text())
+    inv["cluster"]["kubeconfig"] = str(kc)
+    path = tmp_path / "inventory.toml"
+    path.write_text(tomli_w.dumps(inv))
+    run = gates("cluster and readonly and phase0", args=[f"--inventory={path}"])
+    assert run.results and not run.passed(), run.summary()
+    for r in run.results:
+        assert r["outcome"] == "failed", run.summary()
+        assert "BROKEN (Unreachable)" in r["message"] and "cannot connect" in r["message"], r["message"]
+        assert "Traceback" not in r["message"] and "urllib3" not in r["message"]
