@@ -7,3 +7,12 @@ Feature: Phase 0 metrics: the Forgejo integrity probe, instance-aware alerts and
   @readonly
   Scenario: The registry integrity alerts are instance-aware
     Then Prometheus' rules API lists every registry integrity alert, instance-aware
+
+  @writes
+  Scenario: The Forgejo integrity probe completes once and pushes its metrics
+    When a Job created from the integrity probe CronJob runs to completion
+    Then the Pushgateway holds a fresh probe run for the Forgejo instance with the catalog readable and zero failures
+
+  @readonly
+  Scenario: The retention CronJob exists with schedule 0 4 * * * and DRY_RUN=true
+    Then the retention CronJob has the inventory's schedule and DRY_RUN for Phase 0

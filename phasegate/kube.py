@@ -239,7 +239,10 @@ class Kube:
         return self.batch.list_namespaced_job(ns, label_selector=selector or None, _request_timeout=self.timeout).items
 
     def pod_log(self, ns: str, name: str) -> str:
-        return self.core.read_namespaced_pod_log(name, ns, _request_timeout=self.timeout)
+        # Raw bytes, decoded here: some client releases hand back str(bytes) ("b'...'") for logs.
+        resp = self.core.read_namespaced_pod_log(name, ns, _request_timeout=self.timeout, _preload_content=False)
+        data = resp.data if hasattr(resp, "data") else resp
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
     @staticmethod
     def container_states(pod) -> list[ContainerState]:

@@ -211,7 +211,7 @@ class Cluster:
             {"name": "FORGEJO_HOST", "value": self.forgejo.url},
             {"name": "FORGEJO_OWNER", "value": f.owner},
             {"name": "KEEP_LAST_N", "value": "10"},
-            {"name": "DRY_RUN", "value": "false"},
+            {"name": "DRY_RUN", "value": "true"},  # as Phase 0 ships it (flipped on bake day 7)
             {"name": "FORGEJO_TOKEN", "valueFrom": {"secretKeyRef": {"name": "forgejo-cleanup-token",
                                                                      "key": "FORGEJO_TOKEN"}}},
         ], concurrency="Forbid"))

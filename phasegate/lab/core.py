@@ -36,13 +36,14 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
-    "metrics": "phasegate.lab.metrics:MetricsLab",
     "vm": "phasegate.lab.vm:RegistryVm",
     "github": "phasegate.lab.github:GitHubStandin",
     "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
     "cluster": "phasegate.lab.cluster:Cluster",
+    # after cluster: it registers the probe CronJob's lab runner on the Kubernetes stand-in
+    "metrics": "phasegate.lab.metrics:MetricsLab",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.
