@@ -43,7 +43,20 @@ def writing_scenarios() -> list[tuple[str, list[int]]]:
                     covered.add(tuple(texts[:n]))
                     points.append(n)
             out.append((sc["name"], points))
+            tags = {t.lstrip("@") for t in ftags | {t["name"] for t in sc["tags"]}}
+            STATE[sc["name"]] = _main_job_state(tags)
     return out
+
+
+# scenario -> the lab state its phase is judged in (MAIN_JOB): Phase 4 runs after decommission.
+STATE: dict[str, str | None] = {}
+
+
+def _main_job_state(tags: set[str]) -> str | None:
+    from phasegate.lab.core import MAIN_JOB
+
+    phase = next((t for t in tags if t.startswith("phase")), "")
+    return next((state for expr, state in MAIN_JOB if phase and phase in expr.split()), None)
 
 
 def lab_objects(lab) -> set[str]:
@@ -63,6 +76,14 @@ SCENARIOS = writing_scenarios()
 
 @pytest.mark.parametrize("scenario,kill_points", SCENARIOS, ids=[s for s, _ in SCENARIOS])
 def test_killed_after_every_step_then_rerun_clean(lab, gates, scenario, kill_points):
+    import contextlib
+
+    state = STATE.get(scenario)
+    with lab.state(state) if state else contextlib.nullcontext():
+        _kill_and_rerun(lab, gates, scenario, kill_points)
+
+
+def _kill_and_rerun(lab, gates, scenario, kill_points):
     from phasegate.config import load
 
     own = suite_names(load(lab.inventory_path))
