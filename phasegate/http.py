@@ -7,7 +7,9 @@ What each client gets, always:
 - HTTP/2 where the server offers it (ALPN; `http2=False` turns it off, as
   phasegate.oci does: see the README's "OCI client"), connection reuse;
 - retries with backoff for idempotent reads only (GET/HEAD), on connection
-  errors and 502/503/504; never on any 4xx (a 404 is an answer, not a glitch);
+  errors, a connection that broke before any answer, and 502/503/504; never on
+  a read timeout (the server may still be working) and never on any 4xx (a 404
+  is an answer, not a glitch);
 - the read-only guard: anything but GET/HEAD is refused before it leaves the
   process unless the running gate is allowed to write (`@writes`);
 - a transcript of every exchange, credentials redacted, for the report.
@@ -309,6 +311,12 @@ class GuardedTransport(httpx.BaseTransport):
                 raise TimedOut(f"{what}: no answer within the timeout ({type(e).__name__})") from None
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
                 self._record(request, None, start, type(e).__name__)
+                # No answer came back, so a read may be sent again: a reused keep-alive connection the
+                # server (or httpcore's pool, encode/httpcore#1110) closed under us is a glitch, not a verdict.
+                if attempt < attempts and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
                 raise Unreachable(f"{what}: connection broke ({_reason(e)})") from None
             except httpx.TransportError as e:  # anything else httpx can raise on the wire: still one line
                 self._record(request, None, start, type(e).__name__)
@@ -372,7 +380,11 @@ def client(
     transcript: Transcript | None = None,
 ) -> httpx.Client:
     """An httpx.Client with every house rule applied (see the module doc)."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    # Idle connections never expire by time: httpcore's pool may close an "expired" idle connection it has
+    # just handed to another thread (encode/httpcore#1110), which a walk with idle stretches hit as EBADF.
+    # A connection the server closed is still dropped (has_expired checks readability).
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                          keepalive_expiry=None)
     inner = _deadline_transport(verify=ssl_context(ca_bundle, verify), http2=http2, limits=limits, retries=0)
     transport = GuardedTransport(inner, settings, guard or GUARD, transcript or TRANSCRIPT)
     timeout = httpx.Timeout(connect=settings.connect, read=settings.read, write=settings.read, pool=settings.total)

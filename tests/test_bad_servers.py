@@ -131,11 +131,27 @@ def test_connection_closed_mid_body_is_unreachable(serve, client):
     assert "mid-body" in one_line(e.value)
 
 
-def test_connection_closed_before_any_answer_is_unreachable(serve, client):
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_connection_closed_before_any_answer_is_retried_then_unreachable(serve, client, method):
     s = serve(lambda req, conn: None)  # read the request, close without a byte
     with pytest.raises(Unreachable) as e:
-        get_all(client(), f"{s.url}/v2/")
+        get_all(client(), f"{s.url}/v2/", method)
     one_line(e.value)
+    assert s.count(method) == 1 + SETTINGS.retries, "no answer came back: an idempotent read is sent again"
+
+
+def test_read_that_loses_its_connection_once_gets_the_answer_on_retry(serve, client):
+    # what a keep-alive connection closed under the request looks like (encode/httpcore#1110, idle timeouts)
+    calls = []
+
+    def first_closes(req, conn):
+        calls.append(req.path)
+        if len(calls) > 1:
+            conn.respond(200, b'{"repositories":[]}')
+
+    s = serve(first_closes)
+    assert get_all(client(), f"{s.url}/v2/_catalog").json() == {"repositories": []}
+    assert s.count("GET") == 2
 
 
 def test_nothing_listening_is_unreachable(client):
