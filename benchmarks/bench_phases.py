@@ -30,7 +30,7 @@ def main() -> int:
             env = {**os.environ, **lab.env()}
             for phase in [f"phase{i}" for i in range(6)]:
                 state = next((s for expr, s in MAIN_JOB if phase in expr), None)
-                argv = [sys.executable, "-m", "pytest", "-m", phase, "--inventory", str(lab.inventory_path), "-q",
+                argv = [sys.executable, "-m", "pytest", "-m", phase, f"--inventory={lab.inventory_path}", "-q",
                         "-p", "no:cacheprovider"]
                 t = time.perf_counter()
                 if state:

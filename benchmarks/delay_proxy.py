@@ -45,6 +45,10 @@ class DelayProxy:
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
+        # connections cancelled at shutdown are expected, not worth a traceback on stderr
+        self._loop.set_exception_handler(
+            lambda loop, ctx: None if isinstance(ctx.get("exception"), asyncio.CancelledError)
+            else loop.default_exception_handler(ctx))
         self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()

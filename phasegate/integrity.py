@@ -192,7 +192,7 @@ class _Walk:
             self.broken(repository, tag, reference if ":" in reference else "", "manifest", 404, path)
             return
         except DigestMismatch as e:
-            self.broken(repository, tag, e.expected, "manifest", "digest-mismatch", path)
+            self.broken(repository, tag, e.digest, "manifest", "digest-mismatch", path)
             return
         except ServerAnswer as e:  # one object the registry cannot serve (distribution: 500 for rotten manifest bytes)
             self.broken(repository, tag, reference if ":" in reference else "", "manifest", e.status, path)

@@ -24,6 +24,7 @@ import contextlib
 import json
 import re
 import secrets as _secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -57,10 +58,11 @@ class NotLabelled(Broken):
 
 class GuardedRESTClient(rest.RESTClientObject):
     def __init__(self, configuration, *, guard: WriteGuard, timeout: tuple[float, float], retries: int,
-                 backoff: float, where: str):
+                 backoff: float, where: str, total: float = 120.0):
         super().__init__(configuration)
         self._guard = guard
         self._timeout = timeout
+        self._total = max(total, timeout[1])
         self._retries = retries
         self._backoff = backoff
         self._where = where
@@ -78,27 +80,85 @@ class GuardedRESTClient(rest.RESTClientObject):
         delay = self._backoff
         for attempt in range(1, attempts + 1):
             try:
-                response = super().request(method, url, **kwargs)
+                response = self._within_deadline(method, url, kwargs)
             except ApiException as e:
                 if not e.status:  # TLS failures come back this way (status 0)
                     raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: "
                                       f"{_reason(Exception(e.reason))}") from None
                 _raise_unjudgeable(e.status, e.body, method, path)
                 raise
-            except urllib3.exceptions.TimeoutError as e:
-                raise TimedOut(f"Kubernetes API {self._where}: {method} {path}: no answer within "
-                               f"{self._timeout[1]:.0f}s ({type(e).__name__})") from None
+            except _DeadlinePassed:
+                raise TimedOut(f"Kubernetes API {self._where}: {method} {path}: no complete answer within the "
+                               f"total timeout ({self._total:g}s)") from None
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                if attempt < attempts:
+                cause = getattr(e, "reason", None) or e  # urllib3 wraps what happened in MaxRetryError
+                if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or isinstance(e, TimeoutError):
+                    # not retried: the server may still be working on it (as in phasegate.http)
+                    raise TimedOut(f"Kubernetes API {self._where}: {method} {path}: no answer within "
+                                   f"{self._timeout[1]:g}s (read timeout)") from None
+                if attempt < attempts:  # connect errors, or a connection that broke: a read may be sent again
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: cannot connect "
-                                  f"({_reason(e)})") from None
+                broke = isinstance(cause, (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError))
+                raise Unreachable(f"Kubernetes API {self._where}: {method} {path}: "
+                                  f"{'connection broke' if broke else 'cannot connect'} ({_reason(e)})") from None
             if response.status >= 400:  # clients >= 37 raise later, from the deserializer
                 _raise_unjudgeable(response.status, response.data, method, path)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _within_deadline(self, method, url, kwargs):
+        """One exchange, ended at the total deadline.
+
+        urllib3 only has per-read timeouts, so an API server that dribbles its
+        answer a byte at a time never trips them. The exchange (body included,
+        even for `_preload_content=False`) runs on a helper thread; past the
+        deadline the gate gets its verdict and the helper is left to its own
+        read timeout (it holds one pooled connection until then).
+        """
+        box: dict = {}
+        done = threading.Event()
+
+        def exchange():
+            try:
+                response = rest.RESTClientObject.request(self, method, url, **kwargs)
+                # read the body here, inside the deadline (clients >= 37 read it later, in the ApiClient)
+                if hasattr(response, "response") and callable(getattr(response, "read", None)):
+                    response.read()
+                else:
+                    _ = getattr(response, "data", None)
+                box["response"] = response
+            except BaseException as e:  # handed to the caller's thread
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=exchange, name="kube-exchange", daemon=True).start()
+        if not done.wait(self._total):
+            raise _DeadlinePassed()
+        if "error" in box:
+            raise box["error"]
+        return box["response"]
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+class MalformedAnswer(Broken):
+    """A 2xx whose body is not the object the API documents (not JSON, wrong shape)."""
+
+
+class _ApiClient(k8s.ApiClient):
+    """The official ApiClient; a body it cannot turn into the model is a verdict, not a traceback."""
+
+    def deserialize(self, *args, **kwargs):
+        try:
+            return super().deserialize(*args, **kwargs)
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            raise MalformedAnswer(f"Kubernetes API answered a body that is not the documented object "
+                                  f"({type(e).__name__})") from None
 
 
 def _reason(e: Exception) -> str:
@@ -183,11 +243,11 @@ class Kube:
         except (k8s_config.ConfigException, OSError, TypeError) as e:
             raise Broken(f"kubeconfig {c.kubeconfig or '(default)'}: {redact(str(e))}") from None
         configuration.retries = 0  # the guarded client retries reads itself, never writes
-        api = k8s.ApiClient(configuration)
+        api = _ApiClient(configuration)
         t = inv.timeouts
         api.rest_client = GuardedRESTClient(
             configuration, guard=guard or GUARD, timeout=(min(t.connect, c.request_timeout), c.request_timeout),
-            retries=t.retries, backoff=t.backoff, where=configuration.host)
+            retries=t.retries, backoff=t.backoff, where=configuration.host, total=t.total)
         return cls(api, c, poll_interval=t.poll_interval, where=configuration.host)
 
     def close(self) -> None:

@@ -41,28 +41,34 @@ import httpx
 from phasegate import http
 from phasegate.images import INDEX_TYPES, MANIFEST_TYPES, Image, Index
 from phasegate.secrets import Secret, redact, register_basic
-from phasegate.verdict import AuthError, Broken, ServerError
+from phasegate.verdict import AuthError, Broken, GateFailed, ServerError
 
 ACCEPT = ", ".join(MANIFEST_TYPES)
 PAGE = 100  # Forgejo caps n at 100
 CHUNK = 1 << 16
 
 
-class NotFound(LookupError):
-    """The registry answered 404 for a manifest, blob or repository (an answer, not a glitch)."""
+class NotFound(GateFailed):
+    """The registry answered 404 for a manifest, blob or repository (an answer, not a glitch).
+
+    Callers that expect absence catch it; anywhere else it is the gate's verdict
+    (a GateFailed: expected it there, seen 404, where), never a traceback.
+    """
 
     def __init__(self, what: str, code: str = ""):
         self.what = what
         self.code = code
-        super().__init__(f"{what}: not found (404{' ' + code if code else ''})")
+        super().__init__(expected="the registry serves it", seen=f"not found (404{' ' + code if code else ''})",
+                         where=what)
 
 
-class DigestMismatch(Exception):
-    """The bytes served do not hash to the digest they were asked for."""
+class DigestMismatch(GateFailed):
+    """The bytes served do not hash to the digest they were asked for (a corrupt object: a verdict)."""
 
     def __init__(self, what: str, expected: str, actual: str):
-        self.what, self.expected, self.actual = what, expected, actual
-        super().__init__(f"{what}: content hashes to {actual}, expected {expected}")
+        self.what, self.digest, self.actual = what, expected, actual
+        super().__init__(expected=f"content that hashes to {expected}", seen=f"content hashes to {actual}",
+                         where=what)
 
 
 class ServerAnswer(ServerError):

@@ -30,6 +30,10 @@ class PromQLError(Broken):
     """Prometheus refused the query (bad PromQL, bad range): the gate cannot judge."""
 
 
+class MalformedAnswer(Broken):
+    """A 200 whose JSON is not what the API documents: the gate cannot judge (never "no data")."""
+
+
 def iso(ts: float | dt.datetime) -> str:
     """A timestamp as people read it in a verdict: 2026-06-01T10:15:00Z."""
     if isinstance(ts, dt.datetime):
@@ -130,6 +134,8 @@ class Prometheus:
             raise Broken(f"{what}: unexpected HTTP {r.status_code} from {self.url} (is this a Prometheus?)")
         if body.get("status") != "success":
             raise PromQLError(f"{what}: {body.get('errorType')}: {body.get('error')}")
+        if not isinstance(body.get("data"), dict):
+            raise MalformedAnswer(f"{what}: answer without a data object from {self.url} (is this a Prometheus?)")
         return body["data"]
 
     def query(self, promql: str, at: float | dt.datetime | None = None) -> Result:
@@ -170,20 +176,35 @@ class Prometheus:
     def alert_rules(self) -> list[AlertRule]:
         """Every alerting rule loaded (`/api/v1/rules?type=alert`)."""
         data = self._get("/api/v1/rules", {"type": "alert"})
-        out = []
-        for g in data.get("groups", []):
-            for r in g.get("rules", []):
-                if r.get("type") != "alerting":
-                    continue
-                out.append(AlertRule(
-                    name=r.get("name", ""), query=r.get("query", ""), duration=float(r.get("duration", 0) or 0),
-                    labels=r.get("labels") or {}, annotations=r.get("annotations") or {},
-                    group=g.get("name", ""), file=g.get("file", ""),
-                ))
-        return out
+        try:
+            return _alert_rules(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise MalformedAnswer(f"Prometheus /api/v1/rules: malformed rule groups ({type(e).__name__})") from None
+
+
+def _alert_rules(data: dict) -> list[AlertRule]:
+    out = []
+    for g in data["groups"]:
+        for r in g.get("rules", []):
+            if r.get("type") != "alerting":
+                continue
+            out.append(AlertRule(
+                name=r.get("name", ""), query=r.get("query", ""), duration=float(r.get("duration", 0) or 0),
+                labels=r.get("labels") or {}, annotations=r.get("annotations") or {},
+                group=g.get("name", ""), file=g.get("file", ""),
+            ))
+    return out
 
 
 def _result(promql: str, at: float | None, data: dict) -> Result:
+    try:
+        return _parse_result(promql, at, data)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise MalformedAnswer(f"Prometheus answered a malformed {str(data.get('resultType'))[:20]!r} result for "
+                              f"{promql!r} ({type(e).__name__})") from None
+
+
+def _parse_result(promql: str, at: float | None, data: dict) -> Result:
     rtype = data.get("resultType", "")
     raw = data.get("result")
     series: list[Series] = []
@@ -243,17 +264,25 @@ class Pushgateway:
             raise http.status_error(r, "Pushgateway metrics")
         if r.status_code != 200:
             raise Broken(f"Pushgateway /api/v1/metrics: unexpected HTTP {r.status_code} from {self.url}")
-        out = []
-        for g in r.json().get("data", []):
-            metrics: dict[str, list[tuple[dict, float]]] = {}
-            push_time = None
-            for name, fam in g.items():
-                if name == "labels" or not isinstance(fam, dict):
-                    continue
-                for m in fam.get("metrics", []):
-                    value = float(m.get("value", "nan"))
-                    metrics.setdefault(name, []).append((m.get("labels", {}), value))
-                if name == "push_time_seconds":
-                    push_time = value
-            out.append({"labels": g.get("labels", {}), "metrics": metrics, "push_time": push_time})
-        return out
+        try:
+            return _groups(r.json())
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise MalformedAnswer(f"Pushgateway /api/v1/metrics: malformed answer from {self.url} "
+                                  f"({type(e).__name__})") from None
+
+
+def _groups(doc: dict) -> list[dict]:
+    out = []
+    for g in doc.get("data", []):
+        metrics: dict[str, list[tuple[dict, float]]] = {}
+        push_time = None
+        for name, fam in g.items():
+            if name == "labels" or not isinstance(fam, dict):
+                continue
+            for m in fam.get("metrics", []):
+                value = float(m.get("value", "nan"))
+                metrics.setdefault(name, []).append((m.get("labels", {}), value))
+            if name == "push_time_seconds":
+                push_time = value
+        out.append({"labels": g.get("labels", {}), "metrics": metrics, "push_time": push_time})
+    return out

@@ -34,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_INVENTORY] = inventory_config.load(config.getoption("--inventory"))
     except inventory_config.InventoryError as e:
         raise pytest.UsageError(str(e)) from None
+    args = [str(a) for a in config.invocation_params.args]
+    explicit_root = any(a.startswith(("--rootdir", "-c", "--config-file")) for a in args)
+    if "--inventory" in args and not explicit_root and (
+            config.inipath is None or not (config.rootpath / "features").is_dir()):
+        # pytest picks its root directory before plugin options exist: a separate PATH was taken for a
+        # directory to collect, and the gates' own settings (testpaths, features/) were not found.
+        raise pytest.UsageError("write --inventory=PATH (one word, with '='): with a space pytest took PATH for "
+                                "the tests' root directory")
     pytest_report.configure(config, config.stash[_INVENTORY])
 
 

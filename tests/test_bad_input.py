@@ -143,16 +143,26 @@ def _gates(args: list[str], env: dict | None = None, cwd: Path = REPO) -> subpro
                                   "project-listed-twice", "secret-reference-unknown"])
 def test_gate_run_with_a_bad_inventory_is_one_line(tmp_path, name):
     path = write_inventory(tmp_path, name)
-    p = _gates(["-m", "phase0", "--inventory", str(path)])
+    p = _gates(["-m", "phase0", f"--inventory={path}"])
     assert p.returncode == pytest.ExitCode.USAGE_ERROR, p.stdout + p.stderr
     line = one_line(p.stderr + p.stdout)
     assert line.startswith("ERROR: ") and all(w in line for w in INVENTORY_ERRORS[name][1]), line
 
 
 def test_gate_run_with_a_missing_inventory_is_one_line(tmp_path):
-    p = _gates(["-m", "phase0", "--inventory", str(tmp_path / "nowhere.toml")])
+    p = _gates(["-m", "phase0", f"--inventory={tmp_path / 'nowhere.toml'}"])
     assert p.returncode == pytest.ExitCode.USAGE_ERROR
     assert "file not found" in one_line(p.stderr + p.stdout)
+
+
+def test_inventory_path_as_a_separate_word_is_one_line(tmp_path):
+    """`--inventory PATH` (a space) makes pytest take PATH for the tests' root before the plugin loads:
+    without the plugin's check, the gates' collection breaks with 15 tracebacks."""
+    path = tmp_path / "inventory.toml"
+    path.write_text((REPO / "phasegate.toml").read_text())
+    p = _gates(["-m", "phase0", "--inventory", str(path), "--collect-only"])
+    assert p.returncode == pytest.ExitCode.USAGE_ERROR, p.stdout + p.stderr
+    assert "--inventory=PATH" in one_line(p.stderr + p.stdout)
 
 
 def test_gate_run_with_a_missing_secret_is_one_line(tmp_path):

@@ -5,8 +5,9 @@ For every @writes scenario of features/: kill the run after step 1, 2, ... N
 (each run starts from what the previous kill left: its start-of-run sweep must
 cope), check that everything new in the lab carries the suite's names, then
 run the scenario whole: it passes and the lab is back to what it was.
-Kubernetes objects (namespaces with the suite's prefix and label) join when
-the cluster area's writing gates and stand-in land.
+The lab's objects are read from the servers' own stores: Forgejo package
+versions and the Kubernetes stand-in's namespaces, Jobs and Pods (a Pod is
+the suite's when its namespace or its owning Job carries the suite's label).
 """
 
 from __future__ import annotations
@@ -60,15 +61,55 @@ def _main_job_state(tags: set[str]) -> str | None:
 
 
 def lab_objects(lab) -> set[str]:
-    """What the lab holds that a gate could have created: Forgejo package versions (repository:version)."""
+    """What the lab holds that a gate could have created, read from the lab servers' own stores:
+    Forgejo package versions, and the Kubernetes namespaces, Jobs and Pods of the API stand-in."""
     forgejo = lab["registries"].forgejo
-    return {f"{v.repository}:{v.version}" for v in forgejo.versions()}
+    out = {f"package {v.repository}:{v.version}" for v in forgejo.versions()}
+    return out | set(_cluster_objects(lab))
 
 
-def suite_names(inventory) -> tuple[str, ...]:
-    """Prefixes of everything the suite may create (config: forgejo smoke image)."""
-    f = inventory.forgejo
-    return (f"{f.owner}/{f.smoke_image}:",)
+def _cluster_objects(lab) -> dict[str, dict]:
+    api = lab["cluster"].api
+    out = {}
+    for kind in ("Namespace", "Job", "Pod"):
+        for o in api.list(kind):
+            md = o["metadata"]
+            out[f"{kind} {md['namespace'] + '/' if md.get('namespace') else ''}{md['name']}"] = o
+    return out
+
+
+def foreign_objects(lab, inventory, keys: set[str]) -> list[str]:
+    """Of `keys` (new since the run started), those that do not carry the suite's names.
+
+    The suite's own: the smoke package; namespaces with the prefix and the label; Jobs with the label;
+    Pods in such a namespace or owned by such a Job.
+    """
+    f, c = inventory.forgejo, inventory.cluster
+    label_key, _, label_value = c.test_label.partition("=")
+    objects = _cluster_objects(lab)
+
+    def labelled(o) -> bool:
+        return (o["metadata"].get("labels") or {}).get(label_key) == (label_value or "true")
+
+    own_jobs = {k.split(" ", 1)[1] for k, o in objects.items() if k.startswith("Job ") and labelled(o)}
+
+    def own(key: str) -> bool:
+        kind, name = key.split(" ", 1)
+        if kind == "package":
+            return name.startswith(f"{f.owner}/{f.smoke_image}:")
+        o = objects.get(key)
+        if o is None:  # gone again already: nothing left behind
+            return True
+        if kind == "Namespace":
+            return name.startswith(c.test_prefix) and labelled(o)
+        if kind == "Job":
+            return labelled(o)
+        ns = name.split("/", 1)[0]
+        owners = {f"{ns}/{r['name']}" for r in o["metadata"].get("ownerReferences") or [] if r.get("kind") == "Job"}
+        return (ns.startswith(c.test_prefix) and f"Namespace {ns}" in objects and labelled(objects[f"Namespace {ns}"])) \
+            or bool(owners & own_jobs)
+
+    return sorted(k for k in keys if not own(k))
 
 
 SCENARIOS = writing_scenarios()
@@ -86,18 +127,18 @@ def test_killed_after_every_step_then_rerun_clean(lab, gates, scenario, kill_poi
 def _kill_and_rerun(lab, gates, scenario, kill_points):
     from phasegate.config import load
 
-    own = suite_names(load(lab.inventory_path))
+    inventory = load(lab.inventory_path)
     before = lab_objects(lab)
     for n in kill_points:
         run = gates(scenario=scenario, args=["-p", "tests.crash_at"], env={"CRASH_AFTER_STEP": str(n)})
         assert run.returncode == -9, (f"the run was not killed after step {n}: the scenario did not get that far "
                                       f"(did the previous kill's leftovers break it?)\n{run.summary()}")
         assert not run.leaks, run.leaks
-        new = lab_objects(lab) - before
-        foreign = sorted(x for x in new if not x.startswith(own))
+        foreign = foreign_objects(lab, inventory, lab_objects(lab) - before)
         assert not foreign, f"killed after step {n}, the lab holds objects without the suite's names: {foreign}"
     run = gates(scenario=scenario)
     assert run.passed() == [scenario], f"the rerun after the crashes did not pass\n{run.summary()}"
+    lab["cluster"].settle()
     assert lab_objects(lab) == before, f"left behind: {sorted(lab_objects(lab) ^ before)}"
 
 
@@ -112,8 +153,7 @@ def test_deletion_refuses_everything_but_the_suites_own_names(lab, monkeypatch):
     inv = load(lab.inventory_path)
     before = lab_objects(lab)
     mark = lab["registries"].forgejo.mark()
-    targets = sorted({x.rsplit(":", 1)[0] if not x.split(":", 1)[1].startswith("sha256") else x.split(":sha256")[0]
-                      for x in before})
+    targets = sorted({v.repository for v in lab["registries"].forgejo.versions()})
     assert targets, "the lab's Forgejo holds no package to try"
     smoke = SmokePackage.from_inventory(inv)
     with smoke.packages(inv, HttpSettings.from_timeouts(inv.timeouts)) as api, GUARD.writes_allowed("refusal test"):
@@ -125,3 +165,41 @@ def test_deletion_refuses_everything_but_the_suites_own_names(lab, monkeypatch):
                 api.delete(name, "latest")
     assert lab_objects(lab) == before
     assert not lab["registries"].forgejo.writes(mark), "a refused delete never reaches the server"
+
+
+def test_kubernetes_deletion_refuses_everything_the_suite_did_not_create(lab, monkeypatch):
+    """delete_namespace / delete_job / sweep, pointed at the lab cluster's real objects and at look-alikes
+    (the prefix without the label, the label without the prefix): each is refused, nothing is deleted."""
+    from phasegate.config import load
+    from phasegate.http import GUARD
+    from phasegate.kube import Kube, NotLabelled
+
+    for k, v in lab.env().items():
+        monkeypatch.setenv(k, v)
+    inv = load(lab.inventory_path)
+    api = lab["cluster"].api
+    key, _, value = inv.cluster.test_label.partition("=")
+    lookalikes = {f"{inv.cluster.test_prefix}unlabelled": {}, "not-the-suites": {key: value}}
+    for name, labels in lookalikes.items():
+        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+    jobs = [(j["metadata"]["namespace"], j["metadata"]["name"]) for j in api.list("Job")
+            if (j["metadata"].get("labels") or {}).get(key) != value]
+    assert jobs, "the lab cluster holds no Job to try"
+    try:
+        before = lab_objects(lab)
+        kube = Kube.from_inventory(inv)
+        try:
+            with GUARD.writes_allowed("refusal test"):
+                for ns in sorted({o["metadata"]["name"] for o in api.list("Namespace")}):
+                    with pytest.raises(NotLabelled):
+                        kube.delete_namespace(ns)
+                for ns, name in jobs:
+                    with pytest.raises(NotLabelled):
+                        kube.delete_job(ns, name)
+                assert kube.sweep() == [], "sweep deletes only prefix + label"
+        finally:
+            kube.close()
+        assert lab_objects(lab) == before
+    finally:
+        for name in lookalikes:
+            api.delete("Namespace", name)

@@ -2,9 +2,9 @@
 
 Write evidence comes from the lab servers themselves, not from the suite:
 the access logs of the real docker-registry processes (registry-private and
-the Forgejo stand-in's engine), the Forgejo stand-in's request log, and any
-other lab component that offers the same `mark()` / `writes(since)` pair
-(the Kubernetes stand-in, when it lands, joins by offering it).
+the Forgejo stand-in's engine), the Forgejo stand-in's request log, the Kubernetes API stand-in's request
+log, and any other lab component that offers the same `mark()` /
+`writes(since)` pair.
 A second test runs a read-only gate that tries to push and proves the guard
 stopped it before a byte left (a verdict, and still no write in the lab).
 """
@@ -77,14 +77,17 @@ def test_every_readonly_gate_writes_nothing(lab, gates):
     assert not run.leaks, run.leaks
     writes = evidence.writes()
     assert not writes, f"read-only gates wrote to the lab ({len(writes)}):\n" + "\n".join(writes[:20])
-    assert {"private", "forgejo"} <= set(evidence.sources())
+    assert {"private", "forgejo", "cluster"} <= set(evidence.sources())
 
 
 def test_write_evidence_sees_a_write(lab):
-    """The evidence can fail: a DELETE of a manifest that does not exist (a write that changes nothing)
-    shows up in registry-private's access log and in the Forgejo stand-in's request log."""
+    """The evidence can fail: a DELETE of something that does not exist (a write that changes nothing)
+    shows up in registry-private's access log, the Forgejo stand-in's and the Kubernetes API's request logs."""
     from phasegate.config import load
+    from kubernetes.client.exceptions import ApiException
+
     from phasegate.http import GUARD
+    from phasegate.kube import Kube
     from phasegate.lab.evil import WRONG_DIGEST
     from phasegate.oci import NotFound, RegistryClient, UnexpectedStatus
     from phasegate.verdict import AuthError
@@ -98,12 +101,20 @@ def test_write_evidence_sees_a_write(lab):
             with RegistryClient.from_inventory(inv, registry, user) as c, GUARD.writes_allowed("evidence self-test"):
                 with pytest.raises((NotFound, UnexpectedStatus, AuthError)):
                     c.delete_manifest(f"{inv.forgejo.owner}/guard-probe", WRONG_DIGEST)
+        kube = Kube.from_inventory(inv)
+        try:
+            with GUARD.writes_allowed("evidence self-test"), pytest.raises(ApiException) as e:
+                kube.core.delete_namespace(f"{inv.cluster.test_prefix}guard-probe")
+            assert e.value.status == 404
+        finally:
+            kube.close()
     finally:
         os.environ.clear()
         os.environ.update(saved)
     writes = evidence.writes()
     assert any(w.startswith("private access log: DELETE") for w in writes), writes
     assert any(w.startswith("forgejo: DELETE") for w in writes), writes
+    assert any(w.startswith("cluster: DELETE /api/v1/namespaces/") for w in writes), writes
 
 
 PROBE = '''

@@ -205,6 +205,12 @@ class RunContext:
 Runner = Callable[[RunContext], tuple[int, str]]
 
 
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    path: str
+
+
 class KubeStandin:
     def __init__(self, *, token: str, cert: Path, key: Path, nodes: dict[str, ContainerdNode],
                  clone_source: tuple[str, str] = ("kyverno", "registry-credentials"),
@@ -257,6 +263,13 @@ class KubeStandin:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+
+    # -- write evidence (tests/test_readonly_guard.py): what the API was asked, not what the suite says --
+    def mark(self) -> int:
+        return len(self.requests)
+
+    def writes(self, since: int = 0) -> list["ApiRequest"]:
+        return [ApiRequest(m, p) for m, p in self.requests[since:] if m not in ("GET", "HEAD", "OPTIONS")]
 
     def register_runner(self, namespace: str, cronjob: str, fn: Runner) -> None:
         """Jobs of CronJob `namespace/cronjob` run `fn` (see module doc)."""
