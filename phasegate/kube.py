@@ -153,9 +153,24 @@ class MalformedAnswer(Broken):
 class _ApiClient(k8s.ApiClient):
     """The official ApiClient; a body it cannot turn into the model is a verdict, not a traceback."""
 
-    def deserialize(self, *args, **kwargs):
+    _PLAIN = frozenset({"str", "int", "float", "bool", "object", "date", "datetime", "file", "bytearray", "bytes"})
+
+    def deserialize(self, response, response_type, *args, **kwargs):
+        # client 36 passes the RESTResponse, 37 the text; 36 turns a body that is not JSON into an empty
+        # model (a Deployment with every field None), so the shape is checked here, before the models
+        if isinstance(response_type, str) and response_type not in self._PLAIN:
+            text = getattr(response, "data", response)
+            try:
+                doc = json.loads(text)
+            except (ValueError, TypeError):
+                raise MalformedAnswer(f"Kubernetes API answered a body that is not JSON where a {response_type} "
+                                      "was due") from None
+            want = list if response_type.startswith("list[") else dict
+            if not isinstance(doc, want):
+                raise MalformedAnswer(f"Kubernetes API answered a JSON {type(doc).__name__} where a "
+                                      f"{response_type} was due") from None
         try:
-            return super().deserialize(*args, **kwargs)
+            return super().deserialize(response, response_type, *args, **kwargs)
         except (ValueError, TypeError, AttributeError, KeyError) as e:
             raise MalformedAnswer(f"Kubernetes API answered a body that is not the documented object "
                                   f"({type(e).__name__})") from None
