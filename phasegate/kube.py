@@ -146,6 +146,15 @@ class _DeadlinePassed(Exception):
     pass
 
 
+def _register_credentials(configuration) -> None:
+    """The kubeconfig's token, password and key never reach a verdict (an API server may echo them back)."""
+    for value in (configuration.api_key or {}).values():
+        register(str(value).split(" ", 1)[-1])
+    if configuration.username and configuration.password:
+        register_basic(configuration.username, configuration.password)
+    register(getattr(configuration, "password", None))
+
+
 class MalformedAnswer(Broken):
     """A 2xx whose body is not the object the API documents (not JSON, wrong shape)."""
 
@@ -257,6 +266,7 @@ class Kube:
                                         client_configuration=configuration, persist_config=False)
         except (k8s_config.ConfigException, OSError, TypeError) as e:
             raise Broken(f"kubeconfig {c.kubeconfig or '(default)'}: {redact(str(e))}") from None
+        _register_credentials(configuration)
         configuration.retries = 0  # the guarded client retries reads itself, never writes
         api = _ApiClient(configuration)
         t = inv.timeouts

@@ -105,6 +105,8 @@ _PATTERNS = [
     # Authorization: Basic xxx / Bearer xxx / token xxx  (also {'Authorization': 'Bearer xxx'})
     (re.compile(r"(?i)((?:proxy-)?authorization" + _Q + r"\s*[:=]\s*['\"]?\s*(?:basic|bearer|token)\s+)[^\s'\",}]+"),
      r"\1" + REDACTED),
+    # "Bearer xxx" / "Basic xxx" anywhere in free text (a server echoing the header into its error)
+    (re.compile(r"\b((?:Bearer|Basic)\s+)(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + REDACTED),
     # token=..., password=..., access_token=... in query strings or form bodies
     (re.compile(r"(?i)\b((?:access_)?token|password|passwd|secret|pat)=(?!\*\*\*)([^&\s'\"]+)"), r"\1=" + REDACTED),
     # JSON / Python-repr fields carrying credentials ("password": "x", 'auth': 'x')

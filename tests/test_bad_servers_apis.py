@@ -19,12 +19,13 @@ import trustme
 
 from phasegate import config, http
 from phasegate.lab import evil
-from phasegate.secrets import Secret
+from phasegate.secrets import redact
 from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable, WriteRefused
 
 TIMEOUTS = config.Timeouts(connect=1.0, read=0.5, total=1.5, retries=2, backoff=0.05, poll_interval=0.05)
 SETTINGS = http.HttpSettings.from_timeouts(TIMEOUTS)
-TOKEN = Secret("pgcanary-kube-token-0123456789abcdef", "kube token")
+# a plain string on purpose: only the kubeconfig knows it, so phasegate.kube must register it itself
+KUBE_TOKEN = "pgcanary-kube-token-0123456789abcdef"
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,7 +76,7 @@ def kube(tmp_path, ca):
     def make(server: evil.EvilServer, trusted: trustme.CA | None = None) -> Kube:
         bundle = tmp_path / f"ca-{len(made)}.pem"
         (trusted or ca).cert_pem.write_to_path(str(bundle))
-        path = kubeconfig(tmp_path / f"kubeconfig-{len(made)}", server=server.url, ca=bundle, token=TOKEN.reveal())
+        path = kubeconfig(tmp_path / f"kubeconfig-{len(made)}", server=server.url, ca=bundle, token=KUBE_TOKEN)
         cluster = dataclasses.replace(config.Cluster(), kubeconfig=str(path), request_timeout=1.5)
         k = Kube.from_inventory(_Inv(cluster=cluster, timeouts=TIMEOUTS))
         made.append(k)
@@ -198,6 +199,12 @@ def test_kubernetes_error_text_never_carries_the_token(serve, kube, ca):
     with pytest.raises(Broken) as e:
         kube(s).deployment("forgejo", "forgejo")
     one_line(e.value)
+
+
+def test_the_kubeconfig_token_is_redacted_wherever_it_appears(serve, kube, ca):
+    """Not only after "Bearer": a server may quote the bare token (found by the gate-level canary run)."""
+    kube(serve(evil.hang(), tls=tls_for(ca, "127.0.0.1")))
+    assert KUBE_TOKEN not in redact(f"token {KUBE_TOKEN} refused"), "building the client registers the token"
 
 
 # -- Prometheus and the Pushgateway ------------------------------------------------------

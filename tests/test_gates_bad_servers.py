@@ -1,9 +1,9 @@
 """Every gate of every phase, pointed at a bad server, ends with a one-line verdict: no hang, no traceback, no leak.
 
-The lab inventory is copied with every http(s) URL replaced by one
-phasegate.lab.evil server (and small timeouts), then all gates run as a user
-runs them (tests/harness.py: junit, Allure results and cache are searched for
-the lab's secrets). Gates that never touch HTTP (static files, the cluster)
+The lab inventory is copied with every http(s) URL, and the kubeconfig's API
+server, replaced by one phasegate.lab.evil server (and small timeouts), then
+all gates run as a user runs them (tests/harness.py: junit, Allure results and
+cache are searched for the lab's secrets). Gates that never touch HTTP (static files, the VM over SSH)
 may pass; every other one must be red with a verdict: `FAILED: expected /
 seen / where` or `BROKEN (<kind>): ...`. pytest-timeout inside the run is the
 hang backstop (a timeout is not a verdict, so it fails this test).
@@ -35,10 +35,24 @@ def rewrite_urls(node, url: str):
     return node
 
 
+def bad_kubeconfig(path: str, tmp_path, url: str) -> str:
+    """The lab's kubeconfig with its API server replaced by `url` (the token stays: it must not leak)."""
+    import yaml
+
+    cfg = yaml.safe_load(open(path).read())
+    for c in cfg["clusters"]:
+        c["cluster"] = {"server": url}
+    out = tmp_path / "bad-server-kubeconfig"
+    out.write_text(yaml.safe_dump(cfg))
+    return str(out)
+
+
 def bad_inventory(lab, tmp_path, url: str):
     raw = tomllib.loads(lab.inventory_path.read_text())
     raw = rewrite_urls(raw, url)
     raw["timeouts"] = {**raw.get("timeouts", {}), **TIMEOUTS}
+    raw["cluster"] = {**raw["cluster"], "kubeconfig": bad_kubeconfig(raw["cluster"]["kubeconfig"], tmp_path, url),
+                      "request_timeout": TIMEOUTS["total"], "wait_timeout": 3.0}
     path = tmp_path / "bad-server-inventory.toml"
     path.write_text(tomli_w.dumps(raw))
     return path
@@ -52,14 +66,33 @@ BEHAVIOURS = {
 }
 
 
-@pytest.mark.parametrize("behaviour", list(BEHAVIOURS))
-def test_every_gate_ends_with_a_verdict(lab, gates, tmp_path, behaviour):
-    server = evil.EvilServer(BEHAVIOURS[behaviour]()).start()
+@pytest.fixture(scope="module")
+def bad_server_runs(lab, gates, tmp_path_factory):
+    """All gates against each bad server, the runs side by side.
+
+    Safe to run at once: every URL and the Kubernetes API of these runs point at
+    their own bad server, so no run writes to the shared lab; the runs mostly
+    wait on timeouts, so together they take about as long as the slowest.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    servers = {b: evil.EvilServer(make()).start() for b, make in BEHAVIOURS.items()}
     try:
-        inventory = bad_inventory(lab, tmp_path, server.url)
-        run = gates(ALL_PHASES, args=[f"--inventory={inventory}", "--timeout=120"], timeout=850)
+        def run(behaviour):
+            inventory = bad_inventory(lab, tmp_path_factory.mktemp(behaviour), servers[behaviour].url)
+            return gates(ALL_PHASES, args=[f"--inventory={inventory}", "--timeout=120"], timeout=850)
+
+        with ThreadPoolExecutor(len(servers)) as pool:
+            runs = dict(zip(servers, pool.map(run, servers)))
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
+    return {b: (runs[b], servers[b].count()) for b in servers}
+
+
+@pytest.mark.parametrize("behaviour", list(BEHAVIOURS))
+def test_every_gate_ends_with_a_verdict(bad_server_runs, behaviour):
+    run, requests_seen = bad_server_runs[behaviour]
     assert run.results, f"no gates collected\n{run.summary()}"
     assert not run.leaks, f"secrets leaked: {run.leaks}"
     assert "Traceback" not in run.stdout + run.stderr, run.stdout[-3000:]
@@ -70,4 +103,4 @@ def test_every_gate_ends_with_a_verdict(lab, gates, tmp_path, behaviour):
         assert msg.startswith(("FAILED: ", "BROKEN (")), f"{r['scenario']}: not a verdict:\n{msg[:2000]}"
         assert "Timeout" not in msg.split("\n", 1)[0] or "BROKEN (TimedOut)" in msg, msg
         assert "Traceback" not in msg and "Error: " not in msg.split(":", 1)[0], msg
-    assert server.count() > 0, "the gates never reached the bad server: the rewrite missed their URLs"
+    assert requests_seen > 0, "the gates never reached the bad server: the rewrite missed their URLs"
