@@ -35,8 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except inventory_config.InventoryError as e:
         raise pytest.UsageError(str(e)) from None
     args = [str(a) for a in config.invocation_params.args]
-    explicit_root = any(a.startswith(("--rootdir", "-c", "--config-file")) for a in args)
-    if "--inventory" in args and not explicit_root and (
+    explicit = config.args_source == pytest.Config.ArgsSource.ARGS or any(
+        a.startswith(("--rootdir", "-c", "--config-file")) for a in args)  # the user named what to collect
+    if "--inventory" in args and not explicit and (
             config.inipath is None or not (config.rootpath / "features").is_dir()):
         # pytest picks its root directory before plugin options exist: a separate PATH was taken for a
         # directory to collect, and the gates' own settings (testpaths, features/) were not found.
