@@ -114,8 +114,9 @@ class GuardedRESTClient(rest.RESTClientObject):
         urllib3 only has per-read timeouts, so an API server that dribbles its
         answer a byte at a time never trips them. The exchange (body included,
         even for `_preload_content=False`) runs on a helper thread; past the
-        deadline the gate gets its verdict and the helper is left to its own
-        read timeout (it holds one pooled connection until then).
+        deadline the gate gets its verdict and the helper, a daemon thread
+        holding one connection, is left until the server stops or goes quiet
+        for a read timeout.
         """
         box: dict = {}
         done = threading.Event()
