@@ -44,3 +44,20 @@ def inventory_of():
     from phasegate import config
 
     return lambda lab: config.load(lab.inventory_path)
+
+
+@pytest.fixture
+def serve():
+    """serve(behaviour, **kw): a phasegate.lab.evil server on loopback, stopped after the test."""
+    from phasegate.lab import evil
+
+    started: list[evil.EvilServer] = []
+
+    def start(behaviour, **kw) -> evil.EvilServer:
+        s = evil.EvilServer(behaviour, **kw).start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()

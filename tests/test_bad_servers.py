@@ -24,20 +24,6 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def serve():
-    started: list[evil.EvilServer] = []
-
-    def start(behaviour, **kw) -> evil.EvilServer:
-        s = evil.EvilServer(behaviour, **kw).start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture
 def client():
     clients = []
 
@@ -86,7 +72,7 @@ def test_server_that_never_reads_times_out(serve, client):
 
 def test_tls_server_that_never_handshakes_is_unreachable(serve, client, tmp_path):
     ca = trustme.CA()
-    ctx = _server_tls(ca, "127.0.0.1")
+    ctx = evil.tls_context(ca, "127.0.0.1")
     s = serve(evil.hang(), tls=ctx, handshake=False)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
@@ -223,17 +209,9 @@ def test_read_only_guard_refuses_writes_before_they_leave(serve, client, method)
 # -- TLS ----------------------------------------------------------------------------
 
 
-def _server_tls(ca: trustme.CA, *names: str):
-    import ssl
-
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(ctx)
-    return ctx
-
-
 def test_tls_certificate_for_the_wrong_name(serve, client, tmp_path):
     ca = trustme.CA()
-    s = serve(evil.status(200), tls=_server_tls(ca, "wrong-name.test"))
+    s = serve(evil.status(200), tls=evil.tls_context(ca, "wrong-name.test"))
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     with pytest.raises(Unreachable) as e:
@@ -246,7 +224,7 @@ def test_tls_certificate_for_the_wrong_name(serve, client, tmp_path):
 
 def test_tls_certificate_from_an_unknown_ca(serve, client, tmp_path):
     trusted, unknown = trustme.CA(), trustme.CA()
-    s = serve(evil.status(200), tls=_server_tls(unknown, "127.0.0.1"))
+    s = serve(evil.status(200), tls=evil.tls_context(unknown, "127.0.0.1"))
     bundle = tmp_path / "ca.pem"
     trusted.cert_pem.write_to_path(str(bundle))
     with pytest.raises(Unreachable) as e:
@@ -419,7 +397,7 @@ def test_integrity_cli_one_line_exit_2(serve, fault):
 
 def test_integrity_cli_tls_wrong_name_one_line(serve, tmp_path):
     ca = trustme.CA()
-    s = serve(evil.status(200), tls=_server_tls(ca, "wrong-name.test"))
+    s = serve(evil.status(200), tls=evil.tls_context(ca, "wrong-name.test"))
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     p = _cli(s.url, "--ca-bundle", str(bundle))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import ssl
 
 import pytest
 import trustme
@@ -37,29 +36,9 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
-@pytest.fixture
-def serve():
-    started: list[evil.EvilServer] = []
-
-    def start(behaviour, **kw) -> evil.EvilServer:
-        s = evil.EvilServer(behaviour, **kw).start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
-
-
 @pytest.fixture(scope="module")
 def ca():
     return trustme.CA()
-
-
-def tls_for(ca: trustme.CA, *names: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(ctx)
-    return ctx
 
 
 # -- Kubernetes ------------------------------------------------------------------------
@@ -128,7 +107,7 @@ KUBE_CASES = [(f, c) for f in KUBE_FAULTS for c in KUBE_CALLS if not (c == "pod 
 @pytest.mark.parametrize("fault,call", KUBE_CASES, ids=[f"{f}-{c}" for f, c in KUBE_CASES])
 def test_kubernetes_api_fault_ends_with_a_one_line_verdict(serve, kube, ca, call, fault):
     behaviour, cls, words = KUBE_FAULTS[fault]
-    s = serve(behaviour, tls=tls_for(ca, "127.0.0.1"))
+    s = serve(behaviour, tls=evil.tls_context(ca, "127.0.0.1"))
     with pytest.raises(Broken) as e:
         KUBE_CALLS[call](kube(s))
     assert isinstance(e.value, cls), f"{type(e.value).__name__}: {e.value}"
@@ -137,7 +116,7 @@ def test_kubernetes_api_fault_ends_with_a_one_line_verdict(serve, kube, ca, call
 
 
 def test_kubernetes_read_timeout_is_not_retried(serve, kube, ca):
-    s = serve(evil.hang(), tls=tls_for(ca, "127.0.0.1"))
+    s = serve(evil.hang(), tls=evil.tls_context(ca, "127.0.0.1"))
     with pytest.raises(TimedOut):
         kube(s).deployment("forgejo", "forgejo")
     assert s.count("GET") == 1
@@ -145,7 +124,7 @@ def test_kubernetes_read_timeout_is_not_retried(serve, kube, ca):
 
 def test_kubernetes_404_is_an_answer_never_retried(serve, kube, ca):
     s = serve(evil.status(404, status_json(404, "NotFound", 'deployments.apps "forgejo" not found'),
-                          {"Content-Type": "application/json"}), tls=tls_for(ca, "127.0.0.1"))
+                          {"Content-Type": "application/json"}), tls=evil.tls_context(ca, "127.0.0.1"))
     assert kube(s).deployment("forgejo", "forgejo") is None
     assert s.count("GET") == 1, "a retry would hide a 404 behind a later answer"
 
@@ -155,7 +134,7 @@ def test_kubernetes_connection_refused_is_retried_then_unreachable(kube, ca):
 
     dead = evil.EvilServer(evil.hang())
     dead.port = free_port()  # never started: nothing listens there
-    dead.tls = tls_for(ca, "127.0.0.1")
+    dead.tls = evil.tls_context(ca, "127.0.0.1")
     with pytest.raises(Unreachable) as e:
         kube(dead).deployment("forgejo", "forgejo")
     assert "cannot connect" in one_line(e.value)
@@ -165,7 +144,7 @@ def test_kubernetes_connection_refused_is_retried_then_unreachable(kube, ca):
                          ids=["wrong name", "unknown CA"])
 def test_kubernetes_tls_certificate_problems_are_unreachable_without_retry(serve, kube, ca, names, trusted):
     server_ca = ca if trusted == "ours" else trustme.CA()
-    s = serve(evil.status(200, b"{}"), tls=tls_for(server_ca, *names))
+    s = serve(evil.status(200, b"{}"), tls=evil.tls_context(server_ca, *names))
     with pytest.raises(Unreachable) as e:
         kube(s, trusted=ca).deployment("forgejo", "forgejo")
     assert "certificate" in one_line(e.value)
@@ -174,7 +153,7 @@ def test_kubernetes_tls_certificate_problems_are_unreachable_without_retry(serve
 
 @pytest.mark.parametrize("method", ["POST", "PATCH", "DELETE"])
 def test_kubernetes_writes_are_refused_before_the_wire_unless_allowed(serve, kube, ca, method):
-    s = serve(evil.status(201, b"{}"), tls=tls_for(ca, "127.0.0.1"))
+    s = serve(evil.status(201, b"{}"), tls=evil.tls_context(ca, "127.0.0.1"))
     k = kube(s)
     write = {"POST": lambda: k.create_namespace(k.fresh_name("probe")),
              "PATCH": lambda: k.rollout_restart("forgejo", "forgejo"),
@@ -187,7 +166,7 @@ def test_kubernetes_writes_are_refused_before_the_wire_unless_allowed(serve, kub
 
 def test_kubernetes_write_that_gets_503_is_not_retried(serve, kube, ca):
     s = serve(evil.status(503, status_json(503, "ServiceUnavailable", "busy"), {"Content-Type": "application/json"}),
-              tls=tls_for(ca, "127.0.0.1"))
+              tls=evil.tls_context(ca, "127.0.0.1"))
     k = kube(s)
     with http.GUARD.writes_allowed("test"), pytest.raises(ServerError):
         k.create_namespace(k.fresh_name("probe"))
@@ -195,7 +174,7 @@ def test_kubernetes_write_that_gets_503_is_not_retried(serve, kube, ca):
 
 
 def test_kubernetes_error_text_never_carries_the_token(serve, kube, ca):
-    s = serve(evil.echo_credentials(), tls=tls_for(ca, "127.0.0.1"))
+    s = serve(evil.echo_credentials(), tls=evil.tls_context(ca, "127.0.0.1"))
     with pytest.raises(Broken) as e:
         kube(s).deployment("forgejo", "forgejo")
     one_line(e.value)
@@ -203,7 +182,7 @@ def test_kubernetes_error_text_never_carries_the_token(serve, kube, ca):
 
 def test_the_kubeconfig_token_is_redacted_wherever_it_appears(serve, kube, ca):
     """Not only after "Bearer": a server may quote the bare token (found by the gate-level canary run)."""
-    kube(serve(evil.hang(), tls=tls_for(ca, "127.0.0.1")))
+    kube(serve(evil.hang(), tls=evil.tls_context(ca, "127.0.0.1")))
     assert KUBE_TOKEN not in redact(f"token {KUBE_TOKEN} refused"), "building the client registers the token"
 
 
@@ -294,7 +273,8 @@ def test_prometheus_empty_result_is_data_not_an_error(serve, prometheus):
 
 
 def test_prometheus_tls_from_an_unknown_ca_is_unreachable(serve, prometheus, ca, tmp_path):
-    s = serve(evil.body(prom_ok({"resultType": "vector", "result": []})), tls=tls_for(trustme.CA(), "127.0.0.1"))
+    s = serve(evil.body(prom_ok({"resultType": "vector", "result": []})),
+              tls=evil.tls_context(trustme.CA(), "127.0.0.1"))
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     with pytest.raises(Unreachable) as e:

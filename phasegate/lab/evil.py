@@ -67,6 +67,13 @@ _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 401: "Unauthorized", 404
             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
+def tls_context(ca, *names: str) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate from `ca` (a trustme.CA) for `names`."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(ctx)
+    return ctx
+
+
 class EvilServer:
     def __init__(self, behaviour: Behaviour, *, tls: ssl.SSLContext | None = None, handshake: bool = True,
                  read_request: bool = True):
