@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import secrets as _secrets
@@ -339,17 +340,24 @@ def _first_node(c: Cluster) -> ContainerdNode:
     return c.nodes[NODE_NAMES[1]]
 
 
-def _pull_secret_fault(lab, change):
-    c = _cluster(lab)
-    before = c.api.get("Secret", PULL_SECRET, "kyverno")
-    current = json.loads(base64.b64decode(before["data"][".dockerconfigjson"]))["auths"]
-    entries = {k: (v["username"], v["password"]) for k, v in current.items()}
-    change(c, entries)
-    c.set_pull_secret(entries)
+@contextlib.contextmanager
+def _restored(c: Cluster, kind: str, name: str, namespace: str):
+    """A fault's undo: the object as it is now is put back on exit, also when the fault fails half-way."""
+    before = c.api.get(kind, name, namespace)
     try:
-        yield
+        yield before
     finally:
         c.api.put(before)
+
+
+def _pull_secret_fault(lab, change):
+    c = _cluster(lab)
+    with _restored(c, "Secret", PULL_SECRET, "kyverno") as before:
+        current = json.loads(base64.b64decode(before["data"][".dockerconfigjson"]))["auths"]
+        entries = {k: (v["username"], v["password"]) for k, v in current.items()}
+        change(c, entries)
+        c.set_pull_secret(entries)
+        yield
 
 
 @fault("clone-secret-missing-auths-entry", component="cluster",
@@ -412,13 +420,12 @@ def _mirror_bare_ip(lab):
 def _mutate_forgejo(lab, fn):
     c = _cluster(lab)
     f = c.inv.forgejo
-    before = c.api.get("Deployment", f.deployment, f.namespace)
-    c.api.mutate("Deployment", f.deployment, f.namespace, fn)
-    c.settle()
     try:
-        yield
+        with _restored(c, "Deployment", f.deployment, f.namespace):
+            c.api.mutate("Deployment", f.deployment, f.namespace, fn)
+            c.settle()
+            yield
     finally:
-        c.api.put(before)
         c.settle()
 
 
@@ -442,16 +449,13 @@ def _env_missing(lab):
 def _pvc(lab):
     c = _cluster(lab)
     cl = c.inv.cluster
-    before = c.api.get("PersistentVolumeClaim", cl.forgejo_pvc, c.inv.forgejo.namespace)
 
     def fn(p):
         p["spec"]["resources"]["requests"]["storage"] = "5Gi"
         p["status"]["capacity"]["storage"] = "5Gi"
-    c.api.mutate("PersistentVolumeClaim", cl.forgejo_pvc, c.inv.forgejo.namespace, fn)
-    try:
+    with _restored(c, "PersistentVolumeClaim", cl.forgejo_pvc, c.inv.forgejo.namespace):
+        c.api.mutate("PersistentVolumeClaim", cl.forgejo_pvc, c.inv.forgejo.namespace, fn)
         yield
-    finally:
-        c.api.put(before)
 
 
 @fault("ingress-buffering-1m", component="cluster",
@@ -459,13 +463,10 @@ def _pvc(lab):
 def _buffering(lab):
     c = _cluster(lab)
     ns = c.inv.forgejo.namespace
-    before = c.api.get("Middleware", "forgejo-buffering", ns)
-    c.api.mutate("Middleware", "forgejo-buffering", ns,
-                 lambda m: m["spec"]["buffering"].__setitem__("maxRequestBodyBytes", 1048576))
-    try:
+    with _restored(c, "Middleware", "forgejo-buffering", ns):
+        c.api.mutate("Middleware", "forgejo-buffering", ns,
+                     lambda m: m["spec"]["buffering"].__setitem__("maxRequestBodyBytes", 1048576))
         yield
-    finally:
-        c.api.put(before)
 
 
 def _project(c: Cluster, index: int):
@@ -550,34 +551,30 @@ def _missing_layer(lab):
             description="registry-credentials holds only the Forgejo entry; nodes have no registry-private hosts.toml")
 def _decommission_cluster(lab):
     c = _cluster(lab)
-    before = c.api.get("Secret", PULL_SECRET, "kyverno")
-    c.set_pull_secret(c._credentials(private=False))
-    removed = {}
-    for node in c.nodes.values():
-        for h in c.private_hosts:
-            path = node.hosts_toml(h)
-            if path.exists():
-                removed[path] = path.read_text()
-                path.unlink()
-    try:
-        yield
-    finally:
-        for path, text in removed.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        c.api.put(before)
+    with _restored(c, "Secret", PULL_SECRET, "kyverno"):
+        c.set_pull_secret(c._credentials(private=False))
+        removed = {}
+        try:
+            for node in c.nodes.values():
+                for h in c.private_hosts:
+                    path = node.hosts_toml(h)
+                    if path.exists():
+                        removed[path] = path.read_text()
+                        path.unlink()
+            yield
+        finally:
+            for path, text in removed.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
 
 
 @fault("decommission-kept-private-auths", component="cluster",
        description="after decommission, registry-credentials still carries the registry-private entries")
 def _kept_auths(lab):
     c = _cluster(lab)
-    before = c.api.get("Secret", PULL_SECRET, "kyverno")
-    c.set_pull_secret(c._credentials(private=True))
-    try:
+    with _restored(c, "Secret", PULL_SECRET, "kyverno"):
+        c.set_pull_secret(c._credentials(private=True))
         yield
-    finally:
-        c.api.put(before)
 
 
 @fault("decommission-node-keeps-private-hosts-toml", component="cluster",
