@@ -153,7 +153,8 @@ def _register_credentials(configuration) -> None:
         register(str(value).split(" ", 1)[-1])
     if configuration.username and configuration.password:
         register_basic(configuration.username, configuration.password)
-    register(getattr(configuration, "password", None))
+    else:
+        register(configuration.password)
 
 
 class MalformedAnswer(Broken):
