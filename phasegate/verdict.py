@@ -62,3 +62,22 @@ class WriteRefused(Broken):
 def check(ok: bool, *, expected: str, seen: str, where: str, evidence: str = "") -> None:
     if not ok:
         raise GateFailed(expected, seen, where, evidence)
+
+
+class Pending(Exception):
+    """A window is still open and nothing is wrong so far (day N of M, what is still needed).
+
+    Not a failure and not a pass: its own outcome in pytest, Allure and the pushed metrics
+    (Argo Rollouts' Inconclusive while the analysis runs). The exit verdict stays red until the
+    window is complete only where the caller asks for a final verdict.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
+
+
+class NotJudged(Exception):
+    """The inventory explicitly opts this gate out; the message carries the inventory's reason."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
