@@ -41,10 +41,16 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# Python packages from the hash-pinned lock (scripts/lock.sh writes it from pyproject.toml): the
+# exact versions and files CI tested, nothing resolved anew. The lock holds the build backend too, so
+# the editable install of phasegate itself builds without fetching an unpinned setuptools; the
+# venv's own pip is used as it comes (an unpinned `pip install --upgrade pip` would be the one
+# package taken from outside the lock).
+LOCK=requirements-dev.lock
 stamp=.venv/.phasegate-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$LOCK" -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --require-hashes -r "$LOCK"
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
 # The HTML report (phasegate report): Allure 3 (npm `allure`, Java-free) and Allure 2
