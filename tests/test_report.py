@@ -196,11 +196,13 @@ def test_allure3_renders_one_file_without_analytics_or_secrets_and_keeps_history
     for _ in range(2):
         done = report.render(example_run["results"], tmp_path / "html", history, engine="allure3")
     assert done.engine == "allure3" and done.index == tmp_path / "html" / "index.html"
-    html = done.index.read_text()
-    assert CANARY not in html
-    assert "googletagmanager" not in html and "gtag(" not in html
-    # the single file carries its data inline: nothing to fetch, so it opens from file://
-    assert 'd("widgets/statistic.json"' in html
+    assert set(done.pages) == {"dashboard", "awesome"}
+    for page in [done.index, *done.pages.values()]:
+        text = page.read_text()
+        assert CANARY not in text
+        assert "googletagmanager" not in text and "gtag(" not in text
+    # each page is one file carrying its data inline: nothing to fetch, so it opens from file://
+    assert 'd("widgets/statistic.json"' in done.gates_page.read_text()
     assert len((history / "history.jsonl").read_text().splitlines()) == 2  # one line per run: the trend
 
 
