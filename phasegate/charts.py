@@ -198,3 +198,56 @@ def draw(data: CriterionData, *, title: str = "", width: float = 9.0, height: fl
         ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3,
                   frameon=False)
     return fig
+
+
+# -- a table as an image (the Phase 3 cutover matrix) ------------------------------------------
+
+CELL_COLOURS = {"ok": ("#e5f6e5", "#14621b"), "bad": ("#fbe4e4", "#9b1c1c"), "broken": ("#fff4d6", "#7a5200"),
+                "none": ("#ffffff", "#777777")}
+
+
+def table_png(title: str, columns: list[str], rows: list[tuple[str, list[tuple[str, str]]]], note: str = "",
+              subtitle: str = "", dpi: int = 100) -> bytes:
+    """A coloured table as PNG: `rows` are (first cell, [(text, kind)]) with kind one of
+    CELL_COLOURS. An image shows at its natural size in the report (an HTML attachment's frame
+    cannot size itself from file://). Laid out by hand, in inches: one character ~0.075 in."""
+    import textwrap
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    char, row_h, pad = 0.075, 0.26, 0.08
+    texts = [[redact(first)] + [redact(t) for t, _ in cols] for first, cols in rows]
+    widths = [(max(len(str(columns[c])), *(len(r[c]) for r in texts)) + 1) * char + 2 * pad if texts
+              else (len(str(columns[c])) + 1) * char + 2 * pad for c in range(len(columns))]
+    width = max(sum(widths), 5.0) + 0.2
+    head = [redact(title)] + textwrap.wrap(redact(subtitle), int(width / 0.062)) if subtitle else [redact(title)]
+    foot = textwrap.wrap(redact(note), int(width / 0.065)) if note else []
+    top = 0.1 + 0.24 * len(head) + 0.08
+    height = top + row_h * (len(rows) + 1) + 0.1 + 0.18 * len(foot) + 0.05
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    for i, line in enumerate(head):
+        ax.text(0.1, 0.1 + 0.24 * i, line, va="top", fontsize=11 if i == 0 else 9,
+                fontweight="bold" if i == 0 else "normal")
+    grid = [([str(c) for c in columns], ["head"] * len(columns))]
+    grid += [(t, ["first"] + [k for _, k in cols]) for t, (_, cols) in zip(texts, rows)]
+    for r, (cells, kinds) in enumerate(grid):
+        y, x = top + r * row_h, 0.1
+        for c, (text, kind) in enumerate(zip(cells, kinds)):
+            bg, fg = {"head": ("#f3f3f3", "#000000"), "first": ("#ffffff", "#000000")}.get(kind) \
+                or CELL_COLOURS.get(kind, CELL_COLOURS["none"])
+            ax.add_patch(Rectangle((x, y), widths[c], row_h, facecolor=bg, edgecolor="#cccccc", linewidth=0.8))
+            ax.text(x + pad, y + row_h / 2, text, va="center", fontsize=9, color=fg,
+                    fontweight="bold" if kind in ("head", "first") else "normal")
+            x += widths[c]
+    for i, line in enumerate(foot):
+        ax.text(0.1, top + row_h * (len(rows) + 1) + 0.1 + 0.18 * i, line, va="top", fontsize=8, color="#444444")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()

@@ -769,10 +769,13 @@ CUTOVER_CHECKS: tuple[tuple[str, re.Pattern], ...] = (
     ("integrity", re.compile(r"integrity", re.I)),
     ("order", re.compile(r"before it|cutover order|in order", re.I)),
 )
+MATRIX_COLUMNS = ("template", "rollout", "pods", "digest", "integrity", "order")
 MATRIX_NAME = "Phase 3 cutover matrix"
-_CELL = {"passed": ("ok", "&#10004; passed"), "failed": ("bad", "&#10008; failed"),
-         "broken": ("broken", "&#9888; could not judge"), "skipped": ("none", "not judged"),
-         "unknown": ("none", "not judged")}
+# Allure step status -> (cell kind, text). Steps after a red one do not run (Allure: skipped).
+_CELL = {"passed": ("ok", "\u2714 passed"), "failed": ("bad", "\u2718 failed"),
+         "broken": ("broken", "\u26a0 could not judge"), "skipped": ("none", "not run"),
+         "unknown": ("none", "not run")}
+NO_STEP = ("none", "no step")  # the scenario has no step for this check
 
 
 @dataclass(frozen=True)
@@ -828,35 +831,54 @@ def read_results(results_dir: Path) -> list[dict]:
     return out
 
 
+MATRIX_NOTE = ("Each cell is the row's own step for that check; not run: the row stopped at an earlier red step; "
+               "no step: the scenario has no step for it.")
+
+
+def _cell(cell: MatrixCell | None) -> tuple[str, str]:
+    return _CELL.get(cell.status, ("none", cell.status)) if cell else NO_STEP
+
+
+def matrix_summary(rows: Sequence[MatrixRow]) -> str:
+    red = [r.project for r in rows if r.status != "passed"]
+    return f"{len(rows) - len(red)} of {len(rows)} project(s) cut over" + (f"; not cut over: {', '.join(red)}" if red else "")
+
+
+def matrix_png(rows: Sequence[MatrixRow]) -> bytes:
+    from phasegate import charts
+
+    checks = list(MATRIX_COLUMNS)
+    table = [(r.project, [_cell(r.cells.get(c))[::-1] for c in checks]) for r in rows]
+    return charts.table_png(MATRIX_NAME, ["project", *checks], table, MATRIX_NOTE, subtitle=matrix_summary(rows))
+
+
 def matrix_html(rows: Sequence[MatrixRow]) -> str:
-    checks = [c for c, _ in CUTOVER_CHECKS]
+    checks = list(MATRIX_COLUMNS)
     head = "".join(f"<th>{c}</th>" for c in ["project", *checks])
     body = []
     for row in rows:
         cells = [f"<td><b>{html.escape(redact(row.project))}</b></td>"]
         for check in checks:
             cell = row.cells.get(check)
-            cls, text = _CELL.get(cell.status, ("none", cell.status)) if cell else ("none", "not reached")
+            cls, text = _cell(cell)
             tip = f" title='{html.escape(redact(cell.message.splitlines()[0]))}'" if cell and cell.message else ""
-            cells.append(f"<td class='{cls}'{tip}>{text}</td>")
+            cells.append(f"<td class='{cls}'>{html.escape(text)}</td>".replace("'>", f"'{tip}>", 1))
         body.append("<tr>" + "".join(cells) + "</tr>")
-    red = [r.project for r in rows if r.status != "passed"]
-    summary = (f"{len(rows) - len(red)} of {len(rows)} project(s) cut over"
-               + (f"; not cut over: {', '.join(red)}" if red else ""))
+    summary = matrix_summary(rows)
     css = _CSS.replace("</style>", "td.broken{background:#fff4d6;color:#7a5200}td.none{color:#777}</style>")
     return (f"<!doctype html><html><head><meta charset='utf-8'>{css}</head><body>"
             f"<h3>{MATRIX_NAME}</h3><p>{html.escape(redact(summary))}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            "<p>Each cell is the row's own step for that check; <i>not reached</i>: the row stopped before it.</p>"
+            f"<p>{html.escape(MATRIX_NOTE)}</p>"
             "</body></html>")
 
 
 def matrix_markdown(rows: Sequence[MatrixRow]) -> str:
-    checks = [c for c, _ in CUTOVER_CHECKS]
+    checks = list(MATRIX_COLUMNS)
     mark = {"passed": "yes", "failed": "**NO**", "broken": "could not judge"}
     lines = ["| project | " + " | ".join(checks) + " |", "|" + "---|" * (len(checks) + 1)]
     for row in rows:
-        vals = [mark.get(row.cells[c].status, "not judged") if c in row.cells else "not reached" for c in checks]
+        vals = [mark.get(row.cells[c].status, _cell(row.cells[c])[1]) if c in row.cells else NO_STEP[1] for c in checks]
         lines.append(f"| {redact(row.project)} | " + " | ".join(vals) + " |")
     return "\n".join(lines) + "\n"
 
@@ -873,11 +895,13 @@ def write_cutover_matrix(results_dir: Path, out_dir: Path) -> Path | None:
     out_dir.mkdir(parents=True, exist_ok=True)
     now = int(time.time() * 1000)
     attachments = []
-    for ext, mime, body in (("html", "text/html", matrix_html(rows)), ("md", "text/markdown", matrix_markdown(rows))):
+    # the image first: it shows at its natural size (an HTML frame cannot size itself from file://)
+    for ext, mime, body, suffix in (("png", "image/png", matrix_png(rows), ""),
+                                    ("html", "text/html", redact(matrix_html(rows)).encode(), " (HTML)"),
+                                    ("md", "text/markdown", redact(matrix_markdown(rows)).encode(), " (Markdown)")):
         source = f"{uuid.uuid4()}-attachment.{ext}"
-        (out_dir / source).write_text(redact(body), encoding="utf-8")
-        attachments.append({"name": MATRIX_NAME + (" (Markdown)" if ext == "md" else ""), "source": source,
-                            "type": mime, "timestamp": now})
+        (out_dir / source).write_bytes(body)
+        attachments.append({"name": MATRIX_NAME + suffix, "source": source, "type": mime, "timestamp": now})
     (out_dir / f"{uuid.uuid4()}-globals.json").write_text(json.dumps({"attachments": attachments, "errors": []}),
                                                           encoding="utf-8")
     return out_dir

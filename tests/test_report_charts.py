@@ -160,11 +160,21 @@ def test_the_matrix_is_each_rows_own_steps_mapped_by_a_tolerant_table():
                       "order": "failed"}
     assert third == {"digest": "broken", "pods": "passed"}
     page = report.matrix_html(rows)
-    assert "1 of 3 project(s) cut over" not in page and "0 of 3 project(s) cut over" in page
-    assert page.count("not reached") == 5 + 1 + 4 + 1  # payslip 5, job-hunter digest, fire-planner 4, legend
+    assert "0 of 3 project(s) cut over; not cut over: payslip-ingest, job-hunter, fire-planner" in page
+    assert page.count(">no step<") == 5 + 1 + 4  # payslip 5, job-hunter digest, fire-planner 4
     md = report.matrix_markdown(rows)
-    assert md.splitlines()[0] == "| project | template | rollout | digest | pods | integrity | order |"
-    assert "| payslip-ingest | **NO** | not reached |" in md
+    assert md.splitlines()[0] == "| project | template | rollout | pods | digest | integrity | order |"
+    assert "| payslip-ingest | **NO** | no step | no step | no step | no step | no step |" in md
+    assert "| fire-planner | no step | no step | yes | could not judge | no step | no step |" in md
+    png = report.matrix_png(rows)
+    assert png[:4] == b"\x89PNG"
+
+
+def test_steps_after_a_red_one_show_as_not_run():
+    rows = report.cutover_matrix([_row("freedify", 1, [("Then its pod template images come from Forgejo", "failed"),
+                                                       ("And its rollout is complete", "skipped")])])
+    assert report._cell(rows[0].cells["rollout"]) == ("none", "not run")
+    assert report._cell(rows[0].cells.get("order")) == report.NO_STEP
 
 
 def test_the_matrix_goes_into_the_report_as_global_attachments(tmp_path):
@@ -173,8 +183,9 @@ def test_the_matrix_goes_into_the_report_as_global_attachments(tmp_path):
     (res / "a-result.json").write_text(json.dumps(_row("payslip-ingest", 1, [("Then its rollout is complete", "passed")])))
     out = report.write_cutover_matrix(res, tmp_path / "matrix")
     globals_ = json.loads(next(out.glob("*-globals.json")).read_text())
-    names = [a["name"] for a in globals_["attachments"]]
-    assert names == [report.MATRIX_NAME, f"{report.MATRIX_NAME} (Markdown)"]
-    assert "payslip-ingest" in (out / globals_["attachments"][0]["source"]).read_text()
+    names = [(a["name"], a["type"]) for a in globals_["attachments"]]
+    assert names == [(report.MATRIX_NAME, "image/png"), (f"{report.MATRIX_NAME} (HTML)", "text/html"),
+                     (f"{report.MATRIX_NAME} (Markdown)", "text/markdown")]
+    assert "payslip-ingest" in (out / globals_["attachments"][1]["source"]).read_text()
     (res / "a-result.json").write_text(json.dumps(_row("x", 1, [("Then its rollout is complete", "passed")], "phase2")))
     assert report.write_cutover_matrix(res, tmp_path / "none") is None  # no Phase 3 row, no matrix
