@@ -112,11 +112,14 @@ class Browser:
     def goto(self, url: str):
         self.call("Page.navigate", page=True, url=url)
 
-    def screenshot(self, path: Path, element: str | None = None, margin: int = 8) -> None:
+    def screenshot(self, path: Path, element: str | None = None, margin: int = 8, top: str | None = None) -> None:
+        """The page, or the box of `element` (from the top of `top`, when given)."""
         params: dict = {"format": "png"}
         if element:
             x, y, w, h = self.js(f"(() => {{ const r = ({element}).getBoundingClientRect(); "
-                                 "return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()")
+                                 f"const t = ({top or 'null'}); const q = t ? t.getBoundingClientRect() : r; "
+                                 "const x0 = Math.min(q.x, r.x), y0 = Math.min(q.y, r.y); "
+                                 "return [x0 + scrollX, y0 + scrollY, Math.max(q.right, r.right) - x0, r.bottom - y0]; })()")
             params["clip"] = {"x": max(0, x - margin), "y": max(0, y - margin), "width": w + 2 * margin,
                               "height": h + 2 * margin, "scale": 1}
             params["captureBeyondViewport"] = True
@@ -232,7 +235,9 @@ def test_a_bake_verdict_shows_the_chart_of_what_it_judged(days, browser):
     browser.wait_for(image, "the chart drawn inline")
     browser.js(f"{image}.scrollIntoView({{block: 'center'}})")
     shot = SHOTS / "report-bake-chart.png"
-    browser.screenshot(shot, f"{image}.parentElement")
+    # from the step that judged ("Then the bake criterion ... holds") down to the chart
+    step = _leaf('Then the bake criterion "forgejo never near OOM" holds')
+    browser.screenshot(shot, f"{image}.parentElement", top=step)
     _keep(shot, "report-bake-chart.png")
 
 
@@ -257,7 +262,9 @@ def test_the_phase3_report_shows_the_cutover_matrix_first(days, browser):
     image = "[...document.querySelectorAll('img')].find(i => i.naturalWidth > 400)"
     browser.wait_for(image, "the matrix drawn inline")
     shot = SHOTS / "report-cutover-matrix.png"
-    browser.screenshot(shot, f"{image}")
+    # from the report's tabs (its first page) down to the matrix
+    tabs = "[...document.querySelectorAll('*')].find(e => e.children.length && /^Results\\s*\\d+$/.test(e.textContent.trim()))"
+    browser.screenshot(shot, f"{image}.parentElement", top=tabs)
     _keep(shot, "report-cutover-matrix.png")
 
 
