@@ -175,7 +175,15 @@ def draw(data: CriterionData, *, title: str = "", width: float = 9.0, height: fl
     for x, label, dx, ha in ((start, "window start", 3, "left"), (end, "window end", -3, "right")):
         ax.axvline(x, color="#424242", linewidth=1.1)
         ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(dx, -12), ha=ha,
-                    textcoords="offset points", fontsize=8, color="#424242")
+                    textcoords="offset points", fontsize=8, color="#424242",
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    values = [v for pts in data.series.values() for _, v in pts] + [v for _, v in data.offending]
+    values += [data.threshold.value] if data.threshold is not None else []
+    values = [v for v in values if v == v]
+    if values:  # room above the highest value (or threshold) for the labels; zero in view for counts
+        lo, hi = min(0.0, *values), max(values)
+        span = (hi - lo) or 1.0
+        ax.set_ylim(lo - 0.05 * span, hi + 0.2 * span)
     if data.window_open:
         days = (data.window_end - data.window_start) / 86400
         day = (data.now - data.window_start) / 86400
