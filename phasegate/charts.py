@@ -13,7 +13,7 @@ bake criteria (they attach it as the Allure attachment "criterion-data") and thi
      "threshold": {"value": 0.9, "label": "90% of the limit"} | null,
      "window_start": ts, "window_end": ts, "now": ts,
      "offending": [[ts, value], ...], "holes": [[start, end], ...],
-     "title": "...", "unit": "..."}           # title and unit optional
+     "title": "...", "unit": "..."}   # optional; "criterion" (phasegate.bake's name) = title
 
 Drawn with matplotlib (Agg backend: no display, no fonts or files fetched; the object API,
 not pyplot, so nothing global is shared between charts). Every text drawn passes
@@ -78,7 +78,7 @@ class CriterionData:
             series={str(k): _points(v) for k, v in (d.get("series") or {}).items()},
             window_start=float(d["window_start"]), window_end=float(d["window_end"]), now=float(d["now"]),
             threshold=threshold, offending=_points(d.get("offending")), holes=_points(d.get("holes")),
-            title=str(d.get("title", "") or ""), unit=str(d.get("unit", "") or ""),
+            title=str(d.get("title") or d.get("criterion") or ""), unit=str(d.get("unit", "") or ""),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -774,7 +774,7 @@ MATRIX_NAME = "Phase 3 cutover matrix"
 # Allure step status -> (cell kind, text). Steps after a red one do not run (Allure: skipped).
 _CELL = {"passed": ("ok", "\u2714 passed"), "failed": ("bad", "\u2718 failed"),
          "broken": ("broken", "\u26a0 could not judge"), "skipped": ("none", "not run"),
-         "unknown": ("none", "not run")}
+         "unknown": ("none", "pending / not judged")}  # Pending and NotJudged are Allure's unknown
 NO_STEP = ("none", "no step")  # the scenario has no step for this check
 
 

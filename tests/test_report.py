@@ -261,3 +261,28 @@ def test_executor_outside_ci_is_none_and_cutover_rows_mark_unchecked_cells():
     rows = report.cutover_rows([{"project": "freedify", "stack_flipped": True}])
     assert rows[0][0] == "freedify" and rows[0][1] is True
     assert rows[0][2] == report.Cell(None, "not checked")
+
+
+def test_the_trend_keeps_pending_apart_from_passed(tmp_path):
+    """Pending and not-judged gates are Allure's `unknown` (skipped stays skipped): each run of the
+    dashboard's trend counts them apart from `passed`, so the bake's open days never look green."""
+    import base64
+    import re
+    import uuid
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, status in (("green", "passed"), ("window open", "unknown"), ("skipped", "skipped")):
+        doc = {"uuid": str(uuid.uuid4()), "historyId": name, "testCaseId": name, "fullName": name, "name": name,
+               "status": status, "stage": "finished", "start": 1, "stop": 2,
+               "labels": [{"name": "phase", "value": "phase2"}], "steps": []}
+        (results / f"{doc['uuid']}-result.json").write_text(json.dumps(doc))
+    history = tmp_path / "history"
+    for day in (1, 2):
+        done = report.render(results, tmp_path / f"html{day}", history, engine="allure3")
+    page = done.pages["dashboard"].read_text()
+    charts = json.loads(base64.b64decode(re.search(r'd\("widgets/charts.json","([^"]*)"\)', page).group(1)))
+    trend = next(c for c in charts["general"].values() if c["type"] == "statusDynamics")
+    assert trend["title"] == report.TREND_TITLE
+    assert not trend.get("statuses")  # no status filtered out of the trend
+    assert [p["statistic"] for p in trend["data"]][:2] == [{"total": 3, "passed": 1, "unknown": 1, "skipped": 1}] * 2

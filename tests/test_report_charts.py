@@ -56,6 +56,11 @@ def test_the_json_contract_round_trips_and_tolerates_other_shapes():
     assert loose.threshold == charts.Threshold(2.0, "two") and loose.series == {"s": [(START, 1.0)]}
     assert not loose.window_open and loose.holes == [(START, START + 60)]
     assert charts.CriterionData.from_json({**d.to_json(), "threshold": None}).threshold is None
+    # phasegate.bake's own dataclass (asdict): the name is "criterion", tuples, no unit
+    bake_shape = {"criterion": "probe never stale", "series": {"s": [(START, 1.0)]}, "threshold": {"value": 60.0,
+                  "label": "60 min"}, "window_start": START, "window_end": START + DAY, "now": START,
+                  "offending": [], "holes": []}
+    assert charts.CriterionData.from_json(json.dumps(bake_shape)).title == "probe never stale"
 
 
 def test_holes_are_the_spans_longer_than_the_tolerance_without_a_sample():
@@ -174,6 +179,8 @@ def test_steps_after_a_red_one_show_as_not_run():
     rows = report.cutover_matrix([_row("freedify", 1, [("Then its pod template images come from Forgejo", "failed"),
                                                        ("And its rollout is complete", "skipped")])])
     assert report._cell(rows[0].cells["rollout"]) == ("none", "not run")
+    rows = report.cutover_matrix([_row("infra-ci", 1, [("Then its rollout is complete", "unknown")])])
+    assert report._cell(rows[0].cells["rollout"]) == ("none", "pending / not judged")
     assert report._cell(rows[0].cells.get("order")) == report.NO_STEP
 
 
