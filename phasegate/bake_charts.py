@@ -32,7 +32,12 @@ def _data(judge: BakeJudge, title: str, **kw) -> CriterionData:
     return CriterionData(window_start=w.start, window_end=w.end, now=w.now, title=title, **kw)
 
 
-def criterion_data(judge: BakeJudge, name: str) -> CriterionData | None:
+def criterion_data(judge: BakeJudge, name: str):
+    """The judge's own data for `name` when it keeps it (`judge.data[name]`, anything with
+    `to_json()`), else rebuilt here; None for a criterion this cannot draw."""
+    own = getattr(judge, "data", None)
+    if isinstance(own, dict) and name in own:
+        return own[name]
     inv, w = judge.inv, judge.window
     if name == "zero integrity failures and alerts":
         res = judge.samples(judge.promql("failures"))

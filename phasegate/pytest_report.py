@@ -10,8 +10,6 @@
 - The results get environment.properties, categories.json and executor.json at start, and a
   redaction pass over everything written at the end.
 - `--push-metrics` sends each gate's outcome to the Pushgateway at the end.
-- Every "criterion-data" attachment (a bake criterion's chart data) gets its chart as a PNG
-  beside it (`CriterionCharts`); `CriterionChartsFromJudge` is the interim source of that data.
 """
 
 from __future__ import annotations
@@ -234,7 +232,9 @@ class ReportPlugin:
 
 
 # --------------------------------------------------------------------------
-# Charts of the bake criteria (issue 21)
+# Charts of the bake criteria (issue 21): every "criterion-data" attachment (a bake criterion's
+# chart data) gets its chart as a PNG beside it (CriterionCharts); CriterionChartsFromJudge is the
+# interim source of that data until the bake steps attach it themselves.
 # --------------------------------------------------------------------------
 
 

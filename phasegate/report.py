@@ -709,8 +709,9 @@ def strip_analytics(index: Path) -> None:
 
 
 def attach_criterion_data(data) -> None:
-    """A criterion's chart data (phasegate.charts.CriterionData) as the JSON attachment
-    "criterion-data"; the chart hook (pytest_report.CriterionCharts) draws it next to it."""
+    """A criterion's chart data (phasegate.charts.CriterionData, or anything whose `to_json()` gives
+    the same JSON) as the attachment "criterion-data"; the chart hook (pytest_report.CriterionCharts)
+    draws it next to it."""
     from phasegate import charts
 
     allure = _allure()

@@ -196,3 +196,17 @@ def test_the_matrix_goes_into_the_report_as_global_attachments(tmp_path):
     assert "payslip-ingest" in (out / globals_["attachments"][1]["source"]).read_text()
     (res / "a-result.json").write_text(json.dumps(_row("x", 1, [("Then its rollout is complete", "passed")], "phase2")))
     assert report.write_cutover_matrix(res, tmp_path / "none") is None  # no Phase 3 row, no matrix
+
+
+def test_the_interim_adapter_prefers_the_judges_own_data():
+    from phasegate import bake_charts
+
+    class Own:
+        def to_json(self):
+            return {"criterion": "probe never stale", "series": {}, "threshold": None, "window_start": START,
+                    "window_end": START + DAY, "now": START, "offending": [], "holes": []}
+
+    class Judge:
+        data = {"probe never stale": Own()}
+
+    assert isinstance(bake_charts.criterion_data(Judge(), "probe never stale"), Own)
