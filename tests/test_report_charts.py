@@ -210,3 +210,22 @@ def test_the_interim_adapter_prefers_the_judges_own_data():
         data = {"probe never stale": Own()}
 
     assert isinstance(bake_charts.criterion_data(Judge(), "probe never stale"), Own)
+
+
+@pytest.mark.parametrize("step, check", [
+    # today's wording (features/phase3_cutover.feature)
+    ("Then every project before it in the cutover order is cut over", "order"),
+    ("And its pod template images come from Forgejo", "template"),
+    ("And its rollout is complete", "rollout"),
+    ("And every running pod of it runs the image Forgejo serves for its tag", "pods"),
+    ("And its image passes the integrity check on Forgejo", "integrity"),
+    # the wording of the rows that judge their own project first (cutover rework)
+    ("Then its pod templates name Forgejo for the project's images", "template"),
+    ("And its rollouts are complete", "rollout"),
+    ("And every running pod of it runs its templates' images", "pods"),
+    ("And every running pod of it runs the digest Forgejo serves for its tag", "digest"),
+    ("And its images pass the integrity check on Forgejo", "integrity"),
+    ('Given the project "payslip-ingest" of the inventory', None),
+])
+def test_step_wording_maps_to_its_check(step, check):
+    assert report._check_of(step) == check
