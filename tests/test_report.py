@@ -210,10 +210,13 @@ def test_allure2_fallback_renders_and_keeps_history(example_run, tmp_path):
     if report.allure2_binary() is None:
         pytest.fail("Allure 2 (npm allure-commandline) or java missing: run scripts/setup.sh")
     history = tmp_path / "history"
-    done = report.render(example_run["results"], tmp_path / "html2", history, engine="allure2")
+    for _ in range(2):
+        done = report.render(example_run["results"], tmp_path / "html2", history, engine="allure2")
     assert done.engine == "allure2" and done.index.is_file()
     assert "googletagmanager" not in done.index.read_text()
     assert (history / "allure2" / "history.json").is_file()
+    # the overview's trend widget: one point per run
+    assert len(json.loads((history / "allure2" / "history-trend.json").read_text())) == 2
 
 
 def test_verdicts_are_in_the_pushgateway(example_run, pushgateway):
