@@ -655,6 +655,7 @@ def _render_allure3(results_dir, output_dir, history_dir, report_name, history_l
         if not page.exists():
             raise ReportError(f"Allure 3 wrote no {page.relative_to(output_dir)} under {output_dir}")
         strip_analytics(page)
+    link_files(index, ALLURE3_PLUGINS)
     return Rendered("allure3", index, output_dir, pages)
 
 
@@ -737,6 +738,18 @@ def attach_criterion_chart(data, *, title: str = "") -> None:
 # leads the summary page the report opens on.
 ALLURE3_PLUGINS = ("dashboard", "awesome")
 TREND_TITLE = "Runs over time (the bake's daily runs): passed, failed, broken, pending"
+
+
+def link_files(summary: Path, plugins: Iterable[str]) -> None:
+    """The summary page links each plugin's report as `<plugin>/`: a web server answers that with
+    its index.html, a browser on file:// with a directory listing. Link the file itself."""
+    text = summary.read_text(encoding="utf-8")
+    for plugin in plugins:
+        old, new = f'"href":"{plugin}/"', f'"href":"{plugin}/index.html"'
+        if old not in text and new not in text:
+            raise ReportError(f"{summary}: no link to the {plugin} report (Allure's summary page changed?)")
+        text = text.replace(old, new)
+    summary.write_text(text, encoding="utf-8")
 
 
 def plugins_allure3(report_name: str, history_limit: int) -> dict[str, Any]:

@@ -197,6 +197,8 @@ def test_the_report_opens_on_the_trend_of_both_runs(days, browser):
     browser.wait_for(_leaf("phasegate: trend across runs"), "the dashboard's card")
     cards = browser.js("(() => { const t = document.body.innerText; return [t.indexOf('Dashboard'), t.indexOf('Awesome')]; })()")
     assert -1 < cards[0] < cards[1], cards
+    links = browser.js("[...document.querySelectorAll('a')].map(a => a.href)")
+    assert rendered.pages["dashboard"].as_uri() in links and rendered.pages["awesome"].as_uri() in links, links
 
     charts = json.loads(_embedded(rendered.pages["dashboard"])["widgets/charts.json"])["general"]
     trend = next(c for c in charts.values() if c["type"] == "statusDynamics")
@@ -205,7 +207,7 @@ def test_the_report_opens_on_the_trend_of_both_runs(days, browser):
     assert runs[-1]["failed"] >= 1 + 10 and runs[-1]["passed"] == 1  # day 2: this run
     assert len(runs) == 2 or (len(runs) == 3 and runs[1] == runs[2])  # history + this run (3.18 lists it twice)
 
-    browser.goto(rendered.pages["dashboard"].as_uri())
+    browser.goto(rendered.pages["dashboard"].as_uri())  # where the dashboard's card leads
     widget = f"{_leaf(report.TREND_TITLE)}.closest('section, article, [class*=widget], [class*=Widget]') || {_leaf(report.TREND_TITLE)}.parentElement.parentElement"
     browser.wait_for(f"{widget}.querySelectorAll('svg rect, svg path').length > 4", "the trend's bars")
     shot = SHOTS / "report-trend.png"
