@@ -271,10 +271,10 @@ class CriterionChartsFromJudge:
     def pytest_bdd_before_step(self, request, feature, scenario, step, step_func):
         self.before = self.charts.seen
 
-    def _attach(self, step_func_args):
+    def _attach(self, step_func_args, exception=None):
         judge = step_func_args.get("bake_judge")
-        if judge is None or self.charts.seen != self.before:
-            return
+        if judge is None or self.charts.seen != self.before or isinstance(exception, Broken):
+            return  # no judge, its own data attached, or its sources could not be read (nothing to draw)
         from phasegate import bake_charts
 
         names = [step_func_args["criterion"]] if "criterion" in step_func_args else list(judge.criteria())
@@ -285,6 +285,7 @@ class CriterionChartsFromJudge:
                     report.attach_criterion_data(data)
             except Exception as e:  # a chart must never hide the verdict
                 print(f"phasegate report: no chart for {name!r}: {redact(str(e))}", file=sys.stderr)
+                break  # a source that failed once would fail (and wait) for every other criterion too
 
     @pytest.hookimpl(tryfirst=True)  # while the step is still the open Allure step
     def pytest_bdd_after_step(self, request, feature, scenario, step, step_func, step_func_args):
@@ -292,7 +293,7 @@ class CriterionChartsFromJudge:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
-        self._attach(step_func_args)
+        self._attach(step_func_args, exception)
 
 
 def register_criterion_charts(config: pytest.Config) -> None:
