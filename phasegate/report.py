@@ -741,8 +741,9 @@ TREND_TITLE = "Runs over time (the bake's daily runs): passed, failed, broken, p
 
 
 def link_files(summary: Path, plugins: Iterable[str]) -> None:
-    """The summary page links each plugin's report as `<plugin>/`: a web server answers that with
-    its index.html, a browser on file:// with a directory listing. Link the file itself."""
+    """The summary page links each plugin's report as `<plugin>/` (`href: `${context.id}/``,
+    @allurereport/core 3.18.0 dist/report.js:868): a web server answers that with its index.html,
+    a browser on file:// with a directory listing. Link the file itself."""
     text = summary.read_text(encoding="utf-8")
     for plugin in plugins:
         old, new = f'"href":"{plugin}/"', f'"href":"{plugin}/index.html"'
@@ -755,7 +756,9 @@ def link_files(summary: Path, plugins: Iterable[str]) -> None:
 def plugins_allure3(report_name: str, history_limit: int) -> dict[str, Any]:
     """The allurerc `plugins`: each one self-contained file (a browser refuses the multi-file
     report's data fetches from file://). The dashboard draws the history (one bar per run, each
-    status its own colour: a pending gate, which is not `passed`, never looks green)."""
+    status its own colour: a pending gate, which is not `passed`, never looks green). Options:
+    @allurereport/plugin-dashboard 3.18.0 dist/model.d.ts:9 (layout), @allurereport/charts-api
+    dist/types.d.ts:224 (statusDynamics: title, limit, statuses; no `statuses` = all of them)."""
     layout = [
         {"type": "statusDynamics", "title": TREND_TITLE, "limit": history_limit},
         {"type": "currentStatus", "title": "This run"},
@@ -898,9 +901,11 @@ def matrix_markdown(rows: Sequence[MatrixRow]) -> str:
 
 
 def write_cutover_matrix(results_dir: Path, out_dir: Path) -> Path | None:
-    """The matrix as Allure *global attachments* (HTML and Markdown) in a results folder of its
-    own, read beside the run's results: Allure 3 shows them on the report's first page. None
-    when the run has no Phase 3 row."""
+    """The matrix as Allure *global attachments* (image, HTML, Markdown) in a results folder of its
+    own, read beside the run's results: Allure 3 shows them on the report's first page (tab Global
+    Attachments). A `*-globals.json` {attachments: [{name, source, type, timestamp}]} is what
+    Allure 3 reads as globals (@allurereport/reader 3.18.0 dist/allure2/index.js:113, :343).
+    None when the run has no Phase 3 row."""
     rows = cutover_matrix(read_results(results_dir))
     if not rows:
         return None
