@@ -655,7 +655,8 @@ def _render_allure3(results_dir, output_dir, history_dir, report_name, history_l
         if not page.exists():
             raise ReportError(f"Allure 3 wrote no {page.relative_to(output_dir)} under {output_dir}")
         strip_analytics(page)
-    link_files(index, ALLURE3_PLUGINS)
+    # a Phase 3 run opens on its cutover matrix: the gates' card leads to the Global Attachments tab
+    link_files(index, ALLURE3_PLUGINS, anchors={"awesome": "#globalAttachments"} if matrix else {})
     return Rendered("allure3", index, output_dir, pages)
 
 
@@ -740,13 +741,13 @@ ALLURE3_PLUGINS = ("dashboard", "awesome")
 TREND_TITLE = "Runs over time (the bake's daily runs): passed, failed, broken, pending"
 
 
-def link_files(summary: Path, plugins: Iterable[str]) -> None:
+def link_files(summary: Path, plugins: Iterable[str], anchors: Mapping[str, str] | None = None) -> None:
     """The summary page links each plugin's report as `<plugin>/` (`href: `${context.id}/``,
     @allurereport/core 3.18.0 dist/report.js:868): a web server answers that with its index.html,
     a browser on file:// with a directory listing. Link the file itself."""
-    text = summary.read_text(encoding="utf-8")
+    text, anchors = summary.read_text(encoding="utf-8"), anchors or {}
     for plugin in plugins:
-        old, new = f'"href":"{plugin}/"', f'"href":"{plugin}/index.html"'
+        old, new = f'"href":"{plugin}/"', f'"href":"{plugin}/index.html{anchors.get(plugin, "")}"'
         if old not in text and new not in text:
             raise ReportError(f"{summary}: no link to the {plugin} report (Allure's summary page changed?)")
         text = text.replace(old, new)

@@ -289,3 +289,14 @@ def test_the_trend_keeps_pending_apart_from_passed(tmp_path):
     assert trend["title"] == report.TREND_TITLE
     assert not trend.get("statuses")  # no status filtered out of the trend
     assert [p["statistic"] for p in trend["data"]][:2] == [{"total": 3, "passed": 1, "unknown": 1, "skipped": 1}] * 2
+
+
+def test_the_summary_links_files_and_a_phase3_run_opens_on_its_matrix(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text('x{"pluginId":"dashboard","href":"dashboard/"},{"pluginId":"awesome","href":"awesome/"}y')
+    report.link_files(page, report.ALLURE3_PLUGINS, anchors={"awesome": "#globalAttachments"})
+    assert page.read_text() == ('x{"pluginId":"dashboard","href":"dashboard/index.html"},'
+                                '{"pluginId":"awesome","href":"awesome/index.html#globalAttachments"}y')
+    page.write_text('{"href":"dashboard/"}')
+    with pytest.raises(report.ReportError, match="no link to the awesome report"):
+        report.link_files(page, report.ALLURE3_PLUGINS)
