@@ -23,11 +23,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
-from phasegate import report
+from phasegate import charts, report
 from tests.canary import leaks_in_tree
 from tests.test_report_browser import CHROMIUM_FLAGS, CHROMIUM_OWN, _RefusingProxy
 
@@ -295,3 +297,24 @@ def test_no_lab_secret_in_the_views(days):
     values = days["lab"].secret_values()
     leaks = leaks_in_tree(days["results"], values) + leaks_in_tree(days["rendered"].output, values)
     assert not leaks, leaks
+
+
+def test_an_open_window_draws_today_and_what_is_still_to_come(days, gates, tmp_path):
+    """The same lab with a 30-day bake: the window is open (today inside it), and the chart of the
+    criterion judged today marks today, shades the days still to come and the days without data."""
+    inv = tomllib.loads(days["lab"].inventory_path.read_text())
+    inv["bake"]["days"] = 30
+    longer = tmp_path / "inventory.toml"
+    longer.write_text(tomli_w.dumps(inv))
+    gates(scenario=NEAR_OOM, alluredir=tmp_path / "results", args=[f"--inventory={longer}"])
+    step = _result(tmp_path / "results", NEAR_OOM)["steps"][-1]
+    atts = {a["name"]: tmp_path / "results" / a["source"] for a in step["attachments"]}
+    data = charts.CriterionData.from_json(atts["criterion-data"].read_text())
+    assert data.window_open and data.window_end - data.window_start == 30 * 86400
+    assert data.holes and data.holes[-1][1] == pytest.approx(data.now)  # no data from the history's end to now
+    texts = " ".join(t.get_text() for t in charts.draw(data).findobj(lambda a: hasattr(a, "get_text")))
+    assert "today (day " in texts and "of 30)" in texts and "still to come" in texts
+    assert atts[CHART].read_bytes()[:4] == b"\x89PNG"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(atts[CHART], SHOTS / "report-bake-chart-open-window.png")
+    _keep(SHOTS / "report-bake-chart-open-window.png", "report-bake-chart-open-window.png")
