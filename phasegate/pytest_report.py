@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import allure_commons
 import pytest
 
 from phasegate import report
@@ -52,6 +53,7 @@ def configure(config: pytest.Config, inv) -> None:
         raise pytest.UsageError("--push-metrics: no Pushgateway (set metrics.pushgateway_url in the inventory "
                                 "or pass --pushgateway URL)")
     config.pluginmanager.register(ReportPlugin(config, inv), "phasegate-report")
+    register_criterion_charts(config)
 
 
 def _pushgateway_url(config: pytest.Config, inv) -> str:
@@ -227,3 +229,78 @@ class ReportPlugin:
             tr.write_line(line)
         else:
             print(line, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# Charts of the bake criteria (issue 21): every "criterion-data" attachment (a bake criterion's
+# chart data) gets its chart as a PNG beside it (CriterionCharts); CriterionChartsFromJudge is the
+# interim source of that data until the bake steps attach it themselves.
+# --------------------------------------------------------------------------
+
+
+class CriterionCharts:
+    """An allure-commons plugin: whenever a step attaches "criterion-data" (the JSON of a
+    phasegate.charts.CriterionData), its chart is drawn and attached beside it, in the same step."""
+
+    def __init__(self):
+        self.seen = 0  # criterion-data attachments so far (CriterionChartsFromJudge reads it)
+
+    @allure_commons.hookimpl(trylast=True)  # after the listener wrote the data: the chart follows it
+    def attach_data(self, body, name, attachment_type, extension):
+        from phasegate import charts
+
+        if name != charts.ATTACHMENT_NAME:
+            return
+        self.seen += 1
+        try:
+            report.attach_criterion_chart(charts.CriterionData.from_json(body))
+        except Exception as e:  # a chart must never hide the verdict
+            print(f"phasegate report: could not draw the criterion chart: {redact(str(e))}", file=sys.stderr)
+
+
+class CriterionChartsFromJudge:
+    """INTERIM (swap at merge, with phasegate/bake_charts.py): a bake step that judged with a
+    `bake_judge` leaves no chart data yet, so after the step the data is rebuilt from the judge
+    (phasegate.bake_charts) and attached as "criterion-data"; skipped when the step attached
+    its own. A step with a `criterion` gets that one; the exit verdict step gets every one."""
+
+    def __init__(self, charts: CriterionCharts):
+        self.charts = charts
+        self.before = 0
+
+    def pytest_bdd_before_step(self, request, feature, scenario, step, step_func):
+        self.before = self.charts.seen
+
+    def _attach(self, step_func_args, exception=None):
+        judge = step_func_args.get("bake_judge")
+        if judge is None or self.charts.seen != self.before or isinstance(exception, Broken):
+            return  # no judge, its own data attached, or its sources could not be read (nothing to draw)
+        from phasegate import bake_charts
+
+        names = [step_func_args["criterion"]] if "criterion" in step_func_args else list(judge.criteria())
+        for name in names:
+            try:
+                data = bake_charts.criterion_data(judge, name)
+                if data is not None:
+                    report.attach_criterion_data(data)
+            except Exception as e:  # a chart must never hide the verdict
+                print(f"phasegate report: no chart for {name!r}: {redact(str(e))}", file=sys.stderr)
+                break  # a source that failed once would fail (and wait) for every other criterion too
+
+    @pytest.hookimpl(tryfirst=True)  # while the step is still the open Allure step
+    def pytest_bdd_after_step(self, request, feature, scenario, step, step_func, step_func_args):
+        self._attach(step_func_args)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
+        self._attach(step_func_args, exception)
+
+
+def register_criterion_charts(config: pytest.Config) -> None:
+    """Charts only when Allure results are written (attaching is a no-op otherwise)."""
+    if not getattr(config.option, "allure_report_dir", None):
+        return
+    charts = CriterionCharts()
+    allure_commons.plugin_manager.register(charts)
+    config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(charts))
+    config.pluginmanager.register(CriterionChartsFromJudge(charts), "phasegate-criterion-charts")

@@ -562,8 +562,15 @@ def push_verdicts(client, base_url: str, job: str, verdicts: Iterable[Verdict], 
 @dataclass(frozen=True)
 class Rendered:
     engine: str  # "allure3" | "allure2"
-    index: Path  # open this (a single self-contained file for Allure 3)
+    index: Path  # open this (Allure 3: the summary page linking the dashboard and the report)
     output: Path
+    # Allure 3: "dashboard" (the trend across runs) and "awesome" (the gates), each one
+    # self-contained file; Allure 2: {"awesome": index} (one file with its own trend widget)
+    pages: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+
+    @property
+    def gates_page(self) -> Path:
+        return self.pages.get("awesome", self.index)
 
 
 def allure3_binary() -> Path | None:
@@ -628,8 +635,7 @@ def _render_allure3(results_dir, output_dir, history_dir, report_name, history_l
         "categories": CATEGORIES,
         # the awesome report as one self-contained file: it opens from file:// (the multi-file
         # report fetches its data and a browser refuses that from file://)
-        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": report_name,
-                                             "groupBy": ["parentSuite", "suite", "subSuite"]}}},
+        "plugins": plugins_allure3(report_name, history_limit),
     }
     if history_dir:
         history_dir.mkdir(parents=True, exist_ok=True)
@@ -638,16 +644,20 @@ def _render_allure3(results_dir, output_dir, history_dir, report_name, history_l
     with tempfile.TemporaryDirectory(prefix="phasegate-allure3-") as tmp:
         rc = Path(tmp) / "allurerc.json"
         rc.write_text(json.dumps(config), encoding="utf-8")
-        _run([str(binary), "generate", str(results_dir), "--config", str(rc), "--output", str(output_dir)],
-             timeout, Path(tmp))
-    index = output_dir / "index.html"
-    if not index.exists():
-        found = sorted(output_dir.rglob("index.html"))
-        if not found:
-            raise ReportError(f"Allure 3 wrote no index.html under {output_dir}")
-        index = found[0]
-    strip_analytics(index)
-    return Rendered("allure3", index, output_dir)
+        dirs = [str(results_dir)]
+        matrix = write_cutover_matrix(results_dir, Path(tmp) / "matrix")
+        if matrix:
+            dirs.append(str(matrix))
+        _run([str(binary), "generate", *dirs, "--config", str(rc), "--output", str(output_dir)], timeout, Path(tmp))
+    pages = {name: output_dir / name / "index.html" for name in ALLURE3_PLUGINS}
+    index = output_dir / "index.html"  # the summary page: one card per plugin, the dashboard first
+    for page in [index, *pages.values()]:
+        if not page.exists():
+            raise ReportError(f"Allure 3 wrote no {page.relative_to(output_dir)} under {output_dir}")
+        strip_analytics(page)
+    # a Phase 3 run opens on its cutover matrix: the gates' card leads to the Global Attachments tab
+    link_files(index, ALLURE3_PLUGINS, anchors={"awesome": "#globalAttachments"} if matrix else {})
+    return Rendered("allure3", index, output_dir, pages)
 
 
 def _render_allure2(results_dir, output_dir, history_dir, report_name, history_limit, timeout) -> Rendered:
@@ -672,7 +682,8 @@ def _render_allure2(results_dir, output_dir, history_dir, report_name, history_l
                 if previous.exists():
                     shutil.rmtree(previous)
                 shutil.copytree(Path(tmp) / "history", previous)
-    return Rendered("allure2", output_dir / "index.html", output_dir)
+    index = output_dir / "index.html"
+    return Rendered("allure2", index, output_dir, {"awesome": index})
 
 
 # Both Allure 2 and 3 put Google Analytics into every report (Allure 3 unconditionally): a
@@ -692,3 +703,227 @@ def strip_analytics(index: Path) -> None:
         raise ReportError(f"{index}: could not remove the Allure template's analytics tag")
     if clean != text:
         index.write_text(clean, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------
+# Charts of the bake criteria (issue 21): "criterion-data" JSON -> an inline PNG
+# --------------------------------------------------------------------------
+
+
+def attach_criterion_data(data) -> None:
+    """A criterion's chart data (phasegate.charts.CriterionData, or anything whose `to_json()` gives
+    the same JSON) as the attachment "criterion-data"; the chart hook (pytest_report.CriterionCharts)
+    draws it next to it."""
+    from phasegate import charts
+
+    allure = _allure()
+    allure.attach(redact(json.dumps(data.to_json())), name=charts.ATTACHMENT_NAME,
+                  attachment_type=allure.attachment_type.JSON)
+
+
+def attach_criterion_chart(data, *, title: str = "") -> None:
+    """The chart of a criterion as a PNG attachment (Allure shows images inline)."""
+    from phasegate import charts
+
+    allure = _allure()
+    name = charts.CHART_NAME.format(title=title or data.title or "bake criterion")
+    allure.attach(charts.render_png(data, title=title), name=redact(name), attachment_type=allure.attachment_type.PNG)
+
+
+# --------------------------------------------------------------------------
+# Allure 3's plugins: the trend across runs (dashboard) and the gates (awesome)
+# --------------------------------------------------------------------------
+
+# Both ship with the `allure` 3.18.0 package scripts/setup.sh pins (@allurereport/plugin-dashboard
+# and plugin-awesome are its exact-version dependencies). The dashboard comes first: its card
+# leads the summary page the report opens on.
+ALLURE3_PLUGINS = ("dashboard", "awesome")
+TREND_TITLE = "Runs over time (the bake's daily runs): passed, failed, broken, pending"
+
+
+def link_files(summary: Path, plugins: Iterable[str], anchors: Mapping[str, str] | None = None) -> None:
+    """The summary page links each plugin's report as `<plugin>/` (`href: `${context.id}/``,
+    @allurereport/core 3.18.0 dist/report.js:868): a web server answers that with its index.html,
+    a browser on file:// with a directory listing. Link the file itself."""
+    text, anchors = summary.read_text(encoding="utf-8"), anchors or {}
+    for plugin in plugins:
+        old, new = f'"href":"{plugin}/"', f'"href":"{plugin}/index.html{anchors.get(plugin, "")}"'
+        if old not in text and new not in text:
+            raise ReportError(f"{summary}: no link to the {plugin} report (Allure's summary page changed?)")
+        text = text.replace(old, new)
+    summary.write_text(text, encoding="utf-8")
+
+
+def plugins_allure3(report_name: str, history_limit: int) -> dict[str, Any]:
+    """The allurerc `plugins`: each one self-contained file (a browser refuses the multi-file
+    report's data fetches from file://). The dashboard draws the history (one bar per run, each
+    status its own colour: a pending gate, which is not `passed`, never looks green). Options:
+    @allurereport/plugin-dashboard 3.18.0 dist/model.d.ts:9 (layout), @allurereport/charts-api
+    dist/types.d.ts:224 (statusDynamics: title, limit, statuses; no `statuses` = all of them)."""
+    layout = [
+        {"type": "statusDynamics", "title": TREND_TITLE, "limit": history_limit},
+        {"type": "currentStatus", "title": "This run"},
+        {"type": "statusTransitions", "title": "What changed since the previous run", "limit": history_limit},
+    ]
+    return {
+        "dashboard": {"options": {"singleFile": True, "reportName": f"{report_name}: trend across runs",
+                                  "layout": layout}},
+        # steps expanded (Allure's default opens failed ones only): a green criterion's chart is
+        # one click away, not two
+        "awesome": {"options": {"singleFile": True, "reportName": report_name,
+                                "groupBy": ["parentSuite", "suite", "subSuite"], "stepTreeExpansion": "expanded"}},
+    }
+
+
+# --------------------------------------------------------------------------
+# The Phase 3 cutover matrix (project x check), derived from the rows' own steps
+# --------------------------------------------------------------------------
+
+# Step text -> check, first match wins: tolerant of wording (the rows' steps may be reworded
+# or split); a step that matches nothing is not a column.
+CUTOVER_CHECKS: tuple[tuple[str, re.Pattern], ...] = (
+    ("template", re.compile(r"pod template|template image", re.I)),
+    ("rollout", re.compile(r"rollout|rolled out", re.I)),
+    ("digest", re.compile(r"digest|imageID", re.I)),
+    ("pods", re.compile(r"running pod|pods? (of it )?run", re.I)),
+    ("integrity", re.compile(r"integrity", re.I)),
+    ("order", re.compile(r"before it|cutover order|in order", re.I)),
+)
+MATRIX_COLUMNS = ("template", "rollout", "pods", "digest", "integrity", "order")
+MATRIX_NAME = "Phase 3 cutover matrix"
+# Allure step status -> (cell kind, text). Steps after a red one do not run (Allure: skipped).
+_CELL = {"passed": ("ok", "\u2714 passed"), "failed": ("bad", "\u2718 failed"),
+         "broken": ("broken", "\u26a0 could not judge"), "skipped": ("none", "not run"),
+         "unknown": ("none", "pending / not judged")}  # Pending and NotJudged are Allure's unknown
+NO_STEP = ("none", "no step")  # the scenario has no step for this check
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    status: str  # an Allure step status; "" when the row never reached the step
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    project: str
+    status: str  # the row's own Allure status
+    cells: Mapping[str, MatrixCell]
+
+
+def _check_of(step_name: str) -> str | None:
+    return next((check for check, rx in CUTOVER_CHECKS if rx.search(step_name)), None)
+
+
+def cutover_matrix(results: Iterable[Mapping[str, Any]]) -> list[MatrixRow]:
+    """One row per Phase 3 result that names a project, in the order the rows ran; each cell is
+    the status of the row's step for that check (a check split into several steps takes the
+    worst of them)."""
+    worst = ["passed", "skipped", "unknown", "broken", "failed"]
+    rows = []
+    for r in sorted(results, key=lambda r: r.get("start", 0)):
+        lbl = {x.get("name"): x.get("value") for x in r.get("labels", [])}
+        params = {p.get("name"): p.get("value") for p in r.get("parameters", [])}
+        project = lbl.get("project") or params.get("project")
+        if lbl.get("phase") != "phase3" or not project:
+            continue
+        cells: dict[str, MatrixCell] = {}
+        for step in r.get("steps", []):
+            check = _check_of(step.get("name", ""))
+            if check is None:
+                continue
+            status = step.get("status") or "unknown"
+            message = (step.get("statusDetails") or {}).get("message", "")
+            prev = cells.get(check)
+            if prev is None or worst.index(status if status in worst else "unknown") > worst.index(prev.status):
+                cells[check] = MatrixCell(status if status in worst else "unknown", message)
+        rows.append(MatrixRow(project, r.get("status", "unknown"), cells))
+    return rows
+
+
+def read_results(results_dir: Path) -> list[dict]:
+    out = []
+    for path in Path(results_dir).glob("*-result.json"):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+MATRIX_NOTE = ("Each cell is the row's own step for that check; not run: the row stopped at an earlier red step; "
+               "no step: the scenario has no step for it.")
+
+
+def _cell(cell: MatrixCell | None) -> tuple[str, str]:
+    return _CELL.get(cell.status, ("none", cell.status)) if cell else NO_STEP
+
+
+def matrix_summary(rows: Sequence[MatrixRow]) -> str:
+    red = [r.project for r in rows if r.status != "passed"]
+    return f"{len(rows) - len(red)} of {len(rows)} project(s) cut over" + (f"; not cut over: {', '.join(red)}" if red else "")
+
+
+def matrix_png(rows: Sequence[MatrixRow]) -> bytes:
+    from phasegate import charts
+
+    checks = list(MATRIX_COLUMNS)
+    table = [(r.project, [_cell(r.cells.get(c))[::-1] for c in checks]) for r in rows]
+    return charts.table_png(MATRIX_NAME, ["project", *checks], table, MATRIX_NOTE, subtitle=matrix_summary(rows))
+
+
+def matrix_html(rows: Sequence[MatrixRow]) -> str:
+    checks = list(MATRIX_COLUMNS)
+    head = "".join(f"<th>{c}</th>" for c in ["project", *checks])
+    body = []
+    for row in rows:
+        cells = [f"<td><b>{html.escape(redact(row.project))}</b></td>"]
+        for check in checks:
+            cell = row.cells.get(check)
+            cls, text = _cell(cell)
+            tip = f" title='{html.escape(redact(cell.message.splitlines()[0]))}'" if cell and cell.message else ""
+            cells.append(f"<td class='{cls}'>{html.escape(text)}</td>".replace("'>", f"'{tip}>", 1))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    summary = matrix_summary(rows)
+    css = _CSS.replace("</style>", "td.broken{background:#fff4d6;color:#7a5200}td.none{color:#777}</style>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'>{css}</head><body>"
+            f"<h3>{MATRIX_NAME}</h3><p>{html.escape(redact(summary))}</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"<p>{html.escape(MATRIX_NOTE)}</p>"
+            "</body></html>")
+
+
+def matrix_markdown(rows: Sequence[MatrixRow]) -> str:
+    checks = list(MATRIX_COLUMNS)
+    mark = {"passed": "yes", "failed": "**NO**", "broken": "could not judge"}
+    lines = ["| project | " + " | ".join(checks) + " |", "|" + "---|" * (len(checks) + 1)]
+    for row in rows:
+        vals = [mark.get(row.cells[c].status, _cell(row.cells[c])[1]) if c in row.cells else NO_STEP[1] for c in checks]
+        lines.append(f"| {redact(row.project)} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_cutover_matrix(results_dir: Path, out_dir: Path) -> Path | None:
+    """The matrix as Allure *global attachments* (image, HTML, Markdown) in a results folder of its
+    own, read beside the run's results: Allure 3 shows them on the report's first page (tab Global
+    Attachments). A `*-globals.json` {attachments: [{name, source, type, timestamp}]} is what
+    Allure 3 reads as globals (@allurereport/reader 3.18.0 dist/allure2/index.js:113, :343).
+    None when the run has no Phase 3 row."""
+    rows = cutover_matrix(read_results(results_dir))
+    if not rows:
+        return None
+    import uuid
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = int(time.time() * 1000)
+    attachments = []
+    # the image first: it shows at its natural size (an HTML frame cannot size itself from file://)
+    for ext, mime, body, suffix in (("png", "image/png", matrix_png(rows), ""),
+                                    ("html", "text/html", redact(matrix_html(rows)).encode(), " (HTML)"),
+                                    ("md", "text/markdown", redact(matrix_markdown(rows)).encode(), " (Markdown)")):
+        source = f"{uuid.uuid4()}-attachment.{ext}"
+        (out_dir / source).write_bytes(body)
+        attachments.append({"name": MATRIX_NAME + suffix, "source": source, "type": mime, "timestamp": now})
+    (out_dir / f"{uuid.uuid4()}-globals.json").write_text(json.dumps({"attachments": attachments, "errors": []}),
+                                                          encoding="utf-8")
+    return out_dir

@@ -196,11 +196,13 @@ def test_allure3_renders_one_file_without_analytics_or_secrets_and_keeps_history
     for _ in range(2):
         done = report.render(example_run["results"], tmp_path / "html", history, engine="allure3")
     assert done.engine == "allure3" and done.index == tmp_path / "html" / "index.html"
-    html = done.index.read_text()
-    assert CANARY not in html
-    assert "googletagmanager" not in html and "gtag(" not in html
-    # the single file carries its data inline: nothing to fetch, so it opens from file://
-    assert 'd("widgets/statistic.json"' in html
+    assert set(done.pages) == {"dashboard", "awesome"}
+    for page in [done.index, *done.pages.values()]:
+        text = page.read_text()
+        assert CANARY not in text
+        assert "googletagmanager" not in text and "gtag(" not in text
+    # each page is one file carrying its data inline: nothing to fetch, so it opens from file://
+    assert 'd("widgets/statistic.json"' in done.gates_page.read_text()
     assert len((history / "history.jsonl").read_text().splitlines()) == 2  # one line per run: the trend
 
 
@@ -208,10 +210,13 @@ def test_allure2_fallback_renders_and_keeps_history(example_run, tmp_path):
     if report.allure2_binary() is None:
         pytest.fail("Allure 2 (npm allure-commandline) or java missing: run scripts/setup.sh")
     history = tmp_path / "history"
-    done = report.render(example_run["results"], tmp_path / "html2", history, engine="allure2")
+    for _ in range(2):
+        done = report.render(example_run["results"], tmp_path / "html2", history, engine="allure2")
     assert done.engine == "allure2" and done.index.is_file()
     assert "googletagmanager" not in done.index.read_text()
     assert (history / "allure2" / "history.json").is_file()
+    # the overview's trend widget: one point per run
+    assert len(json.loads((history / "allure2" / "history-trend.json").read_text())) == 2
 
 
 def test_verdicts_are_in_the_pushgateway(example_run, pushgateway):
@@ -259,3 +264,39 @@ def test_executor_outside_ci_is_none_and_cutover_rows_mark_unchecked_cells():
     rows = report.cutover_rows([{"project": "freedify", "stack_flipped": True}])
     assert rows[0][0] == "freedify" and rows[0][1] is True
     assert rows[0][2] == report.Cell(None, "not checked")
+
+
+def test_the_trend_keeps_pending_apart_from_passed(tmp_path):
+    """Pending and not-judged gates are Allure's `unknown` (skipped stays skipped): each run of the
+    dashboard's trend counts them apart from `passed`, so the bake's open days never look green."""
+    import base64
+    import re
+    import uuid
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, status in (("green", "passed"), ("window open", "unknown"), ("skipped", "skipped")):
+        doc = {"uuid": str(uuid.uuid4()), "historyId": name, "testCaseId": name, "fullName": name, "name": name,
+               "status": status, "stage": "finished", "start": 1, "stop": 2,
+               "labels": [{"name": "phase", "value": "phase2"}], "steps": []}
+        (results / f"{doc['uuid']}-result.json").write_text(json.dumps(doc))
+    history = tmp_path / "history"
+    for day in (1, 2):
+        done = report.render(results, tmp_path / f"html{day}", history, engine="allure3")
+    page = done.pages["dashboard"].read_text()
+    charts = json.loads(base64.b64decode(re.search(r'd\("widgets/charts.json","([^"]*)"\)', page).group(1)))
+    trend = next(c for c in charts["general"].values() if c["type"] == "statusDynamics")
+    assert trend["title"] == report.TREND_TITLE
+    assert not trend.get("statuses")  # no status filtered out of the trend
+    assert [p["statistic"] for p in trend["data"]][:2] == [{"total": 3, "passed": 1, "unknown": 1, "skipped": 1}] * 2
+
+
+def test_the_summary_links_files_and_a_phase3_run_opens_on_its_matrix(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text('x{"pluginId":"dashboard","href":"dashboard/"},{"pluginId":"awesome","href":"awesome/"}y')
+    report.link_files(page, report.ALLURE3_PLUGINS, anchors={"awesome": "#globalAttachments"})
+    assert page.read_text() == ('x{"pluginId":"dashboard","href":"dashboard/index.html"},'
+                                '{"pluginId":"awesome","href":"awesome/index.html#globalAttachments"}y')
+    page.write_text('{"href":"dashboard/"}')
+    with pytest.raises(report.ReportError, match="no link to the awesome report"):
+        report.link_files(page, report.ALLURE3_PLUGINS)
