@@ -1,0 +1,17 @@
+"""Steps of the outcome example: each raises the verdict its text names."""
+
+from pytest_bdd import parsers, scenarios, then
+
+from phasegate.verdict import GateFailed, NotJudged, Pending
+
+scenarios("outcome.feature")
+
+
+@then(parsers.parse('the criterion "{what}"'))
+def criterion(what):
+    if what == "pending":
+        raise Pending("day 5 of 14 (2026-06-06 .. now); still needed: 9 more successful retention runs")
+    if what == "not judged":
+        raise NotJudged("[bake] not_judged: healthz history (no Uptime Kuma credentials in this environment)")
+    if what == "failed":
+        raise GateFailed(expected="zero integrity failures", seen="3 @ 2026-06-09T10:00:00Z", where="PromQL x")
