@@ -104,6 +104,11 @@ class UptimeKuma:
         self._events: list[tuple[str, list]] = []
         self._deadline = time.monotonic() + settings.total
 
+    @classmethod
+    def from_inventory(cls, inv, settings: http.HttpSettings) -> "UptimeKuma":
+        k = inv.uptime_kuma
+        return cls(k.url, settings, username=k.username, password=inv.secret(k.password_secret), ca_bundle=k.ca_bundle)
+
     def close(self) -> None:
         self._http.close()
 
