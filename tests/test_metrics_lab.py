@@ -208,8 +208,12 @@ def test_the_read_only_bake_sends_no_write_to_any_lab_server(lab, gates):
     forgejo0 = forgejo.mark() if forgejo else 0
     kube0 = len(kube.requests) if kube else 0
 
+    loki, kuma = lab["loki"], lab["uptime_kuma"]
+    loki0, kuma0 = len(loki.requests), len(kuma.refused_events)
     run = gates("phase2 and readonly")
     assert run.results and not run.failed(), run.summary()
+    assert loki.requests[loki0:] and not [r for r in loki.requests[loki0:] if r[0] != "GET"], "the bake wrote to Loki"
+    assert kuma.refused_events[kuma0:] == [], "the bake emitted a non-read Uptime Kuma event"
 
     assert _pushgateway_writes(m.pushgateway_url) == push0, "the bake pushed to the Pushgateway"
     assert _prometheus_writes(m.prometheus_url) == prom0, "the bake used a Prometheus write/admin endpoint"
