@@ -127,6 +127,8 @@ class UptimeKuma:
 
     def _get(self) -> list[str]:
         r = self._http.get(PATH, params=self._params())
+        if r.status_code >= 500:
+            raise http.status_error(r, f"Uptime Kuma {PATH}")
         if r.status_code != 200:
             raise UptimeKumaError(f"Uptime Kuma {PATH}: HTTP {r.status_code} (is this Uptime Kuma?)")
         return [p for p in r.text.split(SEP) if p]
@@ -134,6 +136,8 @@ class UptimeKuma:
     def _post(self, packets: list[str]) -> None:
         r = self._http.post(PATH, params=self._params(), content=SEP.join(packets).encode(),
                             headers={"Content-Type": "text/plain;charset=UTF-8"})
+        if r.status_code >= 500:
+            raise http.status_error(r, f"Uptime Kuma {PATH}")
         if r.status_code != 200:
             raise UptimeKumaError(f"Uptime Kuma {PATH}: HTTP {r.status_code} on send")
 

@@ -14,7 +14,9 @@ from phasegate.lab.uptime_kuma import UptimeKumaStandin
 from phasegate.loki import Loki, LokiError
 from phasegate.secrets import Secret
 from phasegate.uptime_kuma import UptimeKuma, parse_time
-from phasegate.verdict import AuthError, WriteRefused
+from phasegate.lab import evil
+from phasegate.uptime_kuma import UptimeKumaError
+from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable, WriteRefused
 
 SETTINGS = HttpSettings(connect=2, read=5, total=30, retries=1, backoff=0.05)
 
@@ -58,9 +60,9 @@ def test_loki_lines_of_a_selector_with_a_line_filter_paged_forward(loki):
 
 def test_loki_client_sends_only_reads(loki):
     with Loki(loki.url, SETTINGS) as client:
-        mark = len(loki.requests)
+        mark = loki.mark()
         client.lines('{namespace="forgejo"}', 0, 10)
-    assert all(m == "GET" for m, _ in loki.requests[mark:])
+    assert loki.requests[mark:] and loki.writes(mark) == []
 
 
 def test_uptime_kuma_history_of_a_monitor_over_socket_io(kuma):
@@ -91,11 +93,52 @@ def test_uptime_kuma_client_refuses_a_writing_event_in_a_read_only_gate(kuma):
     GUARD.set(False)
     with UptimeKuma(kuma.url, SETTINGS, username="admin", password=Secret(kuma.password)) as client:
         client.login()
+        mark = kuma.mark()
         with pytest.raises(WriteRefused, match="deleteMonitor"):
             client.emit("deleteMonitor", 1)
-    assert kuma.refused_events == []  # it never left the process
+    assert kuma.writes(mark) == []  # it never left the process
 
 
 def test_heartbeat_times_from_sqlite_and_mariadb():
     assert parse_time("2026-06-09 14:00:00.123") == pytest.approx(1781013600.123)
     assert parse_time("2026-06-09T14:00:00.000Z") == 1781013600.0
+
+
+# -- bad servers: every fault ends with a one-line verdict -------------------------------------
+
+BAD = {
+    "never answers": (evil.hang(), TimedOut),
+    "answers 503": (evil.status(503), ServerError),
+    "closes mid-body": (evil.close_mid_body(), Unreachable),
+    "not the API (HTML)": (evil.body(b"<html>login</html>", content_type="text/html"), Broken),
+    "invalid JSON": (evil.body(b'{"status":"succ'), Broken),
+}
+FAST = HttpSettings(connect=1, read=1, total=4, retries=1, backoff=0.05)
+
+
+@pytest.mark.parametrize("fault", list(BAD))
+def test_loki_bad_server_is_a_verdict(serve, fault):
+    behaviour, cls = BAD[fault]
+    s = serve(behaviour)
+    with Loki(s.url, FAST) as client, pytest.raises(Broken) as e:
+        client.lines('{namespace="forgejo"}', 0, 10)
+    assert isinstance(e.value, cls) and "\n" not in str(e.value), f"{type(e.value).__name__}: {e.value}"
+
+
+@pytest.mark.parametrize("fault", list(BAD))
+def test_uptime_kuma_bad_server_is_a_verdict(serve, fault):
+    behaviour, cls = BAD[fault]
+    s = serve(behaviour)
+    if cls is Broken:
+        cls = UptimeKumaError  # a 200 that is not an Engine.IO open packet
+    with UptimeKuma(s.url, FAST, username="admin", password=Secret("pgcanary-k-0123456789")) as client, \
+            pytest.raises(Broken) as e:
+        client.login()
+    assert isinstance(e.value, cls) and "pgcanary" not in str(e.value), f"{type(e.value).__name__}: {e.value}"
+
+
+def test_loki_404_is_an_answer_never_retried(serve):
+    s = serve(evil.status(404))
+    with Loki(s.url, FAST) as client, pytest.raises(LokiError, match="HTTP 404"):
+        client.lines('{namespace="forgejo"}', 0, 10)
+    assert s.count("GET") == 1

@@ -23,7 +23,7 @@ import json
 import re
 import threading
 
-from phasegate.lab.loopback import Handler, LoopbackServer
+from phasegate.lab.loopback import Handler, LoopbackServer, Write
 
 NS = 1_000_000_000
 MAX_ENTRIES = 5000  # Loki's limits_config.max_entries_limit_per_query default
@@ -179,5 +179,9 @@ class LokiStandin:
     def env(self) -> dict:
         return {}
 
-    def writes(self) -> list[tuple[str, str]]:
-        return [r for r in self.requests if r[0] not in ("GET", "HEAD")]
+    # write evidence (tests/test_readonly_guard.py): anything but a read since a mark
+    def mark(self) -> int:
+        return len(self.requests)
+
+    def writes(self, since: int = 0) -> list[Write]:
+        return [Write(m, p) for m, p in self.requests[since:] if m not in ("GET", "HEAD")]

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import NamedTuple
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+class Write(NamedTuple):
+    """A request that would change the stand-in's state (the read-only guard's evidence)."""
+
+    method: str
+    path: str
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -25,7 +25,7 @@ import secrets as _secrets
 import threading
 import time
 
-from phasegate.lab.loopback import Handler, LoopbackServer
+from phasegate.lab.loopback import Handler, LoopbackServer, Write
 
 SEP = "\x1e"
 PING_INTERVAL_MS = 1000  # the real server's is 25000; a short one keeps the lab's long-polls short
@@ -174,3 +174,11 @@ class UptimeKumaStandin:
 
     def env(self) -> dict:
         return {"PHASEGATE_UPTIME_KUMA_PASSWORD": self.password}
+
+    # write evidence (tests/test_readonly_guard.py): Socket.IO carries reads in POSTs too, so the evidence is
+    # every event other than `login` / `getMonitorBeats`
+    def mark(self) -> int:
+        return len(self.refused_events)
+
+    def writes(self, since: int = 0) -> list[Write]:
+        return [Write("EMIT", event) for event in self.refused_events[since:]]
