@@ -331,6 +331,13 @@ def test_day_5_of_a_clean_bake_exits_0_every_criterion_passed_or_pending(lab, ga
         results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
         pending = [r for r in results if r["status"] == "unknown"]
         assert pending and all(r["statusDetails"]["message"].startswith("PENDING: ") for r in pending)
+        # each bake criterion carries its chart data for the report
+        data = [a for r in results for st in r.get("steps", []) for a in st.get("attachments", [])
+                if a["name"] == "criterion-data"]
+        assert len(data) >= 8
+        doc = json.loads(((tmp_path / "allure") / data[0]["source"]).read_text())
+        assert {"criterion", "series", "threshold", "window_start", "window_end", "now", "offending",
+                "holes"} <= set(doc)
         # the pushed metrics: a state per gate
         import httpx
 
@@ -390,7 +397,7 @@ REPLAY_RED = {
     "PVC headroom": ["2026-06-09T12:00:00Z"],  # the PVC at its 50Gi autoresize cap
     "DRY_RUN flipped": ["2026-06-10T04:00:03Z", "2026-06-13T04:00:03Z"],  # first deleting run (day 4); stuck dry
     "Sunday GC cycle": ["2026-06-14"],  # no deleting run on either Sunday: retention stuck in DRY_RUN
-    "healthz green over the window": ["2026-06-13T14:"],  # 6Gi rejected by the quota: 0 pods ~6 min
+    "healthz green over the window": ["2026-06-13T14:10"],  # 6Gi rejected by the quota: 0 pods ~6 min
 }
 
 
@@ -402,3 +409,17 @@ def test_the_replay_of_may_june_2026_turns_exactly_the_broken_criteria_red_with_
     for criterion, times in REPLAY_RED.items():
         for t in times:
             assert t in red[criterion], f"{criterion}: {t} not named:\n{red[criterion]}"
+
+
+def test_the_weekly_full_verify_is_pending_on_other_days_naming_the_next_run():
+    inv = config.load(REPO / "phasegate.toml")
+    saturday = dt.datetime(2026, 6, 13, 7, 0, tzinfo=dt.timezone.utc).timestamp()
+    with pytest.raises(Pending, match="runs on Sundays; next on 2026-06-14"):
+        bake.full_verify_weekly(inv, HttpSettings(), now=saturday)
+
+
+def test_holes_are_found_anywhere_and_at_the_edges():
+    assert bake.holes_in([0, 120, 240], 0, 240, 600) == []
+    assert bake.holes_in([0, 120, 48 * 3600, 48 * 3600 + 120], 0, 48 * 3600 + 120, 600) == [(120, 48 * 3600)]
+    assert bake.holes_in([3600], 0, 7200, 600) == [(0, 3600), (3600, 7200)]
+    assert bake.holes_in([], 0, 7200, 600) == [(0, 7200)]
