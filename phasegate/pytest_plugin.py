@@ -90,6 +90,16 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     excinfo = call.excinfo
     outcome = open_outcome(excinfo.value if excinfo is not None else None)
+    if outcome and call.when == "setup":
+        # raised by a fixture before the scenario began: the call phase cannot run, so the report is a
+        # skip to pytest, counted under its own word (pytest_report_teststatus), exit status 0
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"{OUTCOME_WORDS[outcome].upper()}: "
+                                                                   f"{redact(str(excinfo.value))}")
+        report.phasegate_outcome = outcome
+        report.phasegate_message = redact(str(excinfo.value))
+        report.user_properties.append(("phasegate_outcome", outcome))
+        return report
     if outcome and call.when == "call":
         # Pending / NotJudged: nothing is wrong, so the run's exit status stays 0; the outcome is its own
         # (pytest_report_teststatus below: "N pending", "N not judged" in the summary), never a pass or a skip.
@@ -124,7 +134,7 @@ def open_outcome(exc: BaseException | None) -> str:
 
 def pytest_report_teststatus(report, config):
     outcome = getattr(report, "phasegate_outcome", "")
-    if outcome and report.when == "call":
+    if outcome and (report.when == "call" or (report.when == "setup" and report.skipped)):
         word = OUTCOME_WORDS[outcome]
         return word, "P" if outcome == "pending" else "N", (word.upper(), {"yellow": True})
     return None

@@ -174,13 +174,14 @@ class ReportPlugin:
         gate = gate_of(item)
         if gate is None or not gate.phase:
             return
-        if rep.when == "setup" and rep.failed and self.results_dir:
+        exc = call.excinfo.value if call.excinfo is not None else None
+        opened = isinstance(exc, (Pending, NotJudged)) and rep.when in ("setup", "call")
+        if rep.when == "setup" and (rep.failed or opened) and self.results_dir:
             self._result_for_setup_error(item, gate, rep, call)
         prev = self.outcomes.get(item.nodeid, (gate, "passed"))[1]
-        exc = call.excinfo.value if call.excinfo is not None else None
-        if rep.when == "call" and isinstance(exc, Pending):
+        if opened and isinstance(exc, Pending):
             self.outcomes[item.nodeid] = (gate, report.PENDING)
-        elif rep.when == "call" and isinstance(exc, NotJudged):
+        elif opened:
             self.outcomes[item.nodeid] = (gate, report.NOT_JUDGED)
         elif rep.failed:
             # GateFailed (an AssertionError) is a product defect; anything else could not be judged
@@ -197,11 +198,17 @@ class ReportPlugin:
         link = report.plan_link(gate.phase, self.inv.report)
         labels = report.labels(gate, self.inv.report) + [("feature", gate.feature), ("framework", "pytest-bdd")]
         labels += [("tag", m.name) for m in item.iter_markers() if not m.args and not m.kwargs]
+        status = "failed" if isinstance(exc, AssertionError) else "broken"
+        message = call.excinfo.exconly() if call.excinfo else "setup failed"
+        trace = rep.longreprtext
+        if isinstance(exc, (Pending, NotJudged)):  # a fixture said so before the scenario began
+            state = report.PENDING if isinstance(exc, Pending) else report.NOT_JUDGED
+            status, message, trace = "unknown", report.OUTCOME_PREFIX[state] + str(exc), ""
+            labels.append((report.OUTCOME_LABEL, state))
         report.write_result(
             self.results_dir, name=gate.name,
             full_name=f"{os.path.normpath(sc.feature.rel_filename)}:{sc.name}",
-            status="failed" if isinstance(exc, AssertionError) else "broken",
-            message=call.excinfo.exconly() if call.excinfo else "setup failed", trace=rep.longreprtext,
+            status=status, message=message, trace=trace,
             labels=labels, links=[link] if link else [], params=gate.params,
             start_ms=int(call.start * 1000), stop_ms=int(call.stop * 1000))
 

@@ -563,7 +563,9 @@ def mark_open_outcomes(results_dir: Path, since: float | None = None) -> int:
         details = doc.setdefault("statusDetails", {})
         message = str(details.get("message", ""))
         message = re.sub(r"^phasegate\.verdict\.(Pending|NotJudged): ", "", message)
-        details["message"] = OUTCOME_PREFIX[state] + message
+        if not message.startswith(OUTCOME_PREFIX[state]):
+            message = OUTCOME_PREFIX[state] + message
+        details["message"] = message
         details["trace"] = ""
         doc["status"] = "unknown"
         for step in doc.get("steps", []):

@@ -78,7 +78,7 @@ def test_pending_and_not_judged_are_outcomes_of_their_own_and_exit_0(tmp_path, p
     proc, results = _run(tmp_path / "open", pushgateway, "phase2 and not red")
     assert proc.returncode == 0, proc.stdout[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
-    assert "1 passed" in last and "1 pending" in last and "1 not judged" in last, last
+    assert "1 passed" in last and "1 pending" in last and "2 not judged" in last, last
     assert "skipped" not in last
     assert "day 5 of 14" in proc.stdout and "still needed: 9 more successful retention runs" in proc.stdout
     # Allure: own status, own category, a label, the message visible
@@ -100,6 +100,10 @@ def test_pending_and_not_judged_are_outcomes_of_their_own_and_exit_0(tmp_path, p
     assert states["A criterion whose window is still open"] == {"state": "pending", "passed": None}
     assert states["A criterion the inventory opts out of"] == {"state": "not_judged", "passed": None}
     assert states["A criterion that holds"] == {"state": "passed", "passed": "1"}
+    # opted out by a fixture, before the scenario began: still its own outcome, in the report too
+    early = results["A gate whose client the inventory opts out of before it starts"]
+    assert early["status"] == "unknown" and early["statusDetails"]["message"].startswith("NOT JUDGED: [docker_api]")
+    assert states["A gate whose client the inventory opts out of before it starts"]["state"] == "not_judged"
 
 
 def test_a_failure_beside_pending_exits_1(tmp_path, pushgateway):

@@ -17,3 +17,7 @@ Feature: Outcomes of a gate
   @phase2 @readonly @red
   Scenario: A criterion that is broken so far
     Then the criterion "failed"
+
+  @phase2 @readonly
+  Scenario: A gate whose client the inventory opts out of before it starts
+    Then the criterion "holds"
