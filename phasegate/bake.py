@@ -450,6 +450,9 @@ class BakeJudge:
         need = self.inv.bake.min_retention_runs
         data = self._new_data(name, Threshold(need, f"{need} successful runs"))
         w = self.window
+        # the CronJob's series exists all along (unlike its Jobs'): a hole in it is a hole in what KSM saw
+        self.require_whole_window(self.samples(self.promql("cronjob_last_success")),
+                                  "the retention CronJob's last-successful time (kube-state-metrics)", data)
         runs = self.retention_runs()
         data.series = {"retention run succeeded": [(r.started, 1.0 if r.succeeded else 0.0) for r in runs]}
         ok = [r for r in runs if r.succeeded]
