@@ -109,7 +109,8 @@ class MetricQueries:
     )
     restarts: str = 'kube_pod_container_status_restarts_total{namespace="$namespace", container="$container"}'
     oom_events: str = 'container_oom_events_total{namespace="$namespace", container="$container"}'
-    # Jobs the CronJob controller creates are named <cronjob>-<scheduled time in unix minutes>
+    # Jobs the CronJob controller creates are named <cronjob>-<scheduled time in unix minutes> (kubernetes
+    # pkg/controller/cronjob/cronjob_controllerv2.go getJobName); a Job created by hand is not a scheduled run
     job_start: str = 'kube_job_status_start_time{namespace="$namespace", job_name=~"$cronjob-[0-9]+"}'
     job_failed: str = 'kube_job_status_failed{namespace="$namespace", job_name=~"$cronjob-[0-9]+"}'
     cronjob_last_success: str = 'kube_cronjob_status_last_successful_time{namespace="$namespace", cronjob="$cronjob"}'

@@ -4,7 +4,8 @@ Why this interface (docs/design.md, "Uptime Kuma"): it is the only one that retu
 heartbeats over a chosen period. `getMonitorBeats(monitorID, period)` answers every heartbeat newer
 than `period` hours (louislam/uptime-kuma server/server.js, "getMonitorBeats": `SELECT * FROM heartbeat
 WHERE monitor_id = ? AND time > <now - period hours> ORDER BY time ASC`). The public status-page API
-(`/api/status-page/heartbeat/<slug>`) returns the last 100 beats only (8h at 300s), the badges an
+(`/api/status-page/heartbeat/<slug>`) serves only monitors on a published status page, and the last
+100 beats (1.x; 8h at 300s) or a page's `heartbeat_bar_days` (2.x), the badges an
 aggregate percentage, `/metrics` the current state; and the real Prometheus does not scrape Uptime
 Kuma (PCV:524-536 @ 5d22b449). The real cluster talks to it the same way: `external-monitor-sync`
 logs in as `admin` over Socket.IO (uptime-kuma-api; stacks/uptime-kuma/modules/uptime-kuma/main.tf:

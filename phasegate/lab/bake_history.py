@@ -422,7 +422,7 @@ def _retention(h: History, g, names: Names, times, t0, days, events, of, last) -
         if scheduled > last:
             break
         # the CronJob controller names a Job <cronjob>-<scheduled time in minutes> (kubernetes
-        # pkg/controller/cronjob/utils.go getJobName); Jobs live 3600 s after finishing (CT:45-59 @6d5204db)
+        # pkg/controller/cronjob/cronjob_controllerv2.go getJobName: "%s-%d", unix seconds / 60); Jobs live 3600 s after finishing (CT:45-59 @6d5204db)
         job_name = f"{cj}-{int(scheduled) // 60}"
         pod = f"{job_name}-{_hash(job_name)[:5]}"
         ok = day not in failed_days
