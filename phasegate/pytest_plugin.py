@@ -90,25 +90,19 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     excinfo = call.excinfo
     outcome = open_outcome(excinfo.value if excinfo is not None else None)
-    if outcome and call.when == "setup":
-        # raised by a fixture before the scenario began: the call phase cannot run, so the report is a
-        # skip to pytest, counted under its own word (pytest_report_teststatus), exit status 0
-        report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"{OUTCOME_WORDS[outcome].upper()}: "
-                                                                   f"{redact(str(excinfo.value))}")
-        report.phasegate_outcome = outcome
-        report.phasegate_message = redact(str(excinfo.value))
-        report.user_properties.append(("phasegate_outcome", outcome))
-        return report
-    if outcome and call.when == "call":
+    if outcome and call.when in ("setup", "call"):
         # Pending / NotJudged: nothing is wrong, so the run's exit status stays 0; the outcome is its own
-        # (pytest_report_teststatus below: "N pending", "N not judged" in the summary), never a pass or a skip.
-        report.outcome = "passed"
-        report.longrepr = None
-        report.phasegate_outcome = outcome
+        # (pytest_report_teststatus below: "N pending", "N not judged" in the summary). Raised by a fixture
+        # before the scenario began, the call phase cannot run: to pytest a skip, counted under its own word.
+        message = redact(str(excinfo.value))
+        report.phasegate_outcome, report.phasegate_message = outcome, message
         report.user_properties.append(("phasegate_outcome", outcome))
-        report.sections.append((f"phasegate {OUTCOME_WORDS[outcome]}", redact(str(excinfo.value))))
-        report.phasegate_message = redact(str(excinfo.value))
+        if call.when == "setup":
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, f"{OUTCOME_WORDS[outcome].upper()}: {message}")
+        else:
+            report.outcome, report.longrepr = "passed", None
+            report.sections.append((f"phasegate {OUTCOME_WORDS[outcome]}", message))
         return report
     if excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken)):
         # A verdict, not a traceback: the message says expected / seen / where.
