@@ -101,6 +101,7 @@ OWN_CRITERION = {
     "bake-forgejo-oomkilled": "forgejo never near OOM",
     "bake-memory-hole-48h": "forgejo never near OOM",
     "bake-pvc-at-autoresize-cap": "PVC headroom",
+    "bake-no-pod-logs-days-3-5": "DRY_RUN flipped",
     # no DELETE succeeds, so no Sunday GC cycle either: both are truly broken
     "bake-cleanup-403": ("DRY_RUN flipped", "Sunday GC cycle"),
     "bake-healthz-hole-48h": "healthz green over the window",
