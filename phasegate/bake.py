@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from string import Template
 
 from phasegate import config, units
@@ -233,11 +234,11 @@ class BakeJudge:
                 evidence="holes:\n" + _listing([f"{iso(a)} .. {iso(b)} ({(b - a) / 3600:.1f} h)" for a, b in holes]))
 
     def _verdict(self, data: CriterionData, *, expected: str, where: str, bad: list[str], seen: str = "",
-                 still_needed: str = "") -> None:
+                 still_needed: str = "", extra: str = "") -> None:
         """Red with the offending samples; else, while the window is open, Pending with what is still needed."""
         if bad:
             raise _with(GateFailed(expected=expected, seen=seen or f"{len(bad)} offending sample(s), first: {bad[0]}",
-                                   where=where, evidence=f"offending samples:\n{_listing(bad)}"), data)
+                                   where=where, evidence=f"offending samples:\n{_listing(bad)}{extra}"), data)
         if not self.window.complete:
             need = still_needed or f"the rest of the window, to {iso(self.window.end)}"
             raise _with(Pending(f"{data.criterion}: no violation so far; {self.window.so_far()}; "
@@ -500,7 +501,8 @@ class BakeJudge:
                 expected="a Summary line in Loki for every successful retention run",
                 seen=f"no data: Loki holds no Summary line of {len(nolog)} run(s), first {nolog[0].job_name} "
                      f"started {iso(nolog[0].started)}",
-                where=where, evidence="runs without their log:\n" + _listing([r.line(w) for r in nolog])), data)
+                where=where, evidence="runs without their log:\n" + _listing([r.line(w) for r in nolog])
+                + self._declared_text(nolog)), data)
         bad = []
         for r in runs:
             if r.started >= flip and r.dry_run:
@@ -512,15 +514,45 @@ class BakeJudge:
             for f in r.fails:
                 bad.append(f"{r.job_name}: FAIL {f} (the DELETE was refused; the job still exits 0)")
                 data.offending.append((r.started, 0.0))
+        declared = self.declared_dry_run()
         deleting = [r for r in runs if r.started >= flip and r.dry_run is False and r.deleted > 0]
         expected = (f"DRY_RUN=true before day {flip_day} ({iso(flip)}), false from then on, "
                     "deleting runs observed afterwards, no DELETE refused")
         if not bad and not deleting and (w.complete or w.until >= flip + DAY):
             bad = [f"no run from day {flip_day} on deleted anything"]
         self._verdict(data, expected=expected, where=where, bad=bad,
+                      extra=self._declared_text([r for r in runs if r.started >= flip or not r.dry_run]) if declared else "",
                       seen=f"{len(bad)} run(s) off plan, first: {bad[0]}" if bad else "",
                       still_needed=(f"the flip to DRY_RUN=false on day {flip_day} ({iso(flip)[:10]}) and deleting "
                                     f"runs after it" if w.until < flip else "deleting runs on the remaining days"))
+
+    def declared_dry_run(self) -> list:
+        """The DRY_RUN local's history in the infra repository checkout ([] without one): what was declared,
+        to set beside what the job's lines show (never judged on its own: a commit is not a deployment)."""
+        from phasegate import infra_repo
+
+        r, spec = self.inv.retention, self.inv.infra_repo
+        root = Path(spec.path)
+        if not root.is_absolute() and self.inv.source:
+            root = Path(self.inv.source).resolve().parent / root
+        try:
+            return infra_repo.declared_history(root, r.terraform_file, r.dry_run_local)
+        except Exception:  # evidence only: a broken checkout must not hide the verdict
+            return []
+
+    def _declared_text(self, runs: list[RetentionRun]) -> str:
+        history = self.declared_dry_run()
+        if not history:
+            return ""
+        lines = []
+        for run in runs:
+            before = [d for d in history if d.t <= run.started]
+            if before:
+                d = before[-1]
+                lines.append(f"{run.job_name} ({iso(run.started)}): {self.inv.retention.dry_run_local} = {d.value} "
+                             f"declared since {iso(d.t)} ({d.commit})")
+        return ("\ninfra repository " + self.inv.retention.terraform_file + " (declared, not observed):\n"
+                + _listing(lines)) if lines else ""
 
     def sunday_gc_cycle(self) -> None:
         name = "Sunday GC cycle"

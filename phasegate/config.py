@@ -174,6 +174,8 @@ class Retention:
     keep_substring: str = "cache"  # tags containing it are kept (buildkit caches)
     dry_run_env: str = "DRY_RUN"
     phase0_dry_run: str = "true"
+    dry_run_local: str = "forgejo_cleanup_dry_run"  # the Terraform local DRY_RUN comes from (CT:17-18 @6d5204db)
+    terraform_file: str = "stacks/forgejo/cleanup.tf"  # in the infra repository ([infra_repo] path)
 
 
 @dataclass(frozen=True)

@@ -424,3 +424,26 @@ def test_holes_are_found_anywhere_and_at_the_edges():
     assert bake.holes_in([0, 120, 48 * 3600, 48 * 3600 + 120], 0, 48 * 3600 + 120, 600) == [(120, 48 * 3600)]
     assert bake.holes_in([3600], 0, 7200, 600) == [(0, 3600), (3600, 7200)]
     assert bake.holes_in([], 0, 7200, 600) == [(0, 7200)]
+
+
+def test_the_dry_run_locals_history_is_read_from_the_infra_repositorys_git_log(tmp_path):
+    """The cross-check's source: every change of the local over the checkout's history (the real sequence)."""
+    import subprocess
+
+    from phasegate import infra_repo
+
+    repo = tmp_path / "infra"
+    (repo / "stacks" / "forgejo").mkdir(parents=True)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@lab.test", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@lab.test", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    for when, value in (("2026-05-07T15:53:08Z", "true"), ("2026-06-09T14:23:33Z", "false"),
+                        ("2026-06-10T09:22:47Z", "true")):
+        (repo / "stacks/forgejo/cleanup.tf").write_text(f"locals {{\n  forgejo_cleanup_dry_run = {value}\n}}\n")
+        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+        subprocess.run(["git", "-C", str(repo), "commit", "-qm", value], check=True,
+                       env={**env, "GIT_COMMITTER_DATE": when, "GIT_AUTHOR_DATE": when})
+    history = infra_repo.declared_history(repo, "stacks/forgejo/cleanup.tf", "forgejo_cleanup_dry_run")
+    assert [(iso(d.t), d.value) for d in history] == [
+        ("2026-05-07T15:53:08Z", "true"), ("2026-06-09T14:23:33Z", "false"), ("2026-06-10T09:22:47Z", "true")]
+    assert infra_repo.declared_history(tmp_path, "stacks/forgejo/cleanup.tf", "forgejo_cleanup_dry_run") == []
