@@ -95,31 +95,48 @@ class Forgejo:
 
 @dataclass(frozen=True)
 class MetricQueries:
-    """PromQL templates of the bake gates; `$instance`, `$namespace`, `$container`,
-    `$cronjob`, `$alert` are filled in from the inventory (string.Template)."""
+    """PromQL templates of the bake gates; `$instance`, `$namespace`, `$container`, `$cronjob`,
+    `$alert`, `$pvc` are filled in from the inventory (string.Template). Every series named here is one
+    the real Prometheus keeps (docs/inventory.md, "Bake signals"; phasegate/lab/scrape_config.py)."""
 
     failures: str = 'registry_manifest_integrity_failures{instance="$instance"}'
     catalog_accessible: str = 'registry_manifest_integrity_catalog_accessible{instance="$instance"}'
     last_run: str = 'registry_manifest_integrity_last_run_timestamp{instance="$instance"}'
     alert: str = 'ALERTS{alertname="$alert", alertstate="firing", instance="$instance"}'
-    container_alert: str = 'ALERTS{alertname="$alert", alertstate="firing", namespace="$namespace"}'
     working_set: str = 'container_memory_working_set_bytes{namespace="$namespace", container="$container"}'
     memory_limit: str = (
         'kube_pod_container_resource_limits{namespace="$namespace", container="$container", resource="memory"}'
     )
-    oom_killed: str = (
-        'kube_pod_container_status_last_terminated_reason{namespace="$namespace", container="$container",'
-        ' reason="OOMKilled"}'
-    )
     restarts: str = 'kube_pod_container_status_restarts_total{namespace="$namespace", container="$container"}'
-    job_owner: str = 'kube_job_owner{namespace="$namespace", owner_kind="CronJob", owner_name="$cronjob"}'
-    job_succeeded: str = 'kube_job_status_succeeded{namespace="$namespace"}'
-    job_start: str = 'kube_job_status_start_time{namespace="$namespace"}'
-    job_completion: str = 'kube_job_status_completion_time{namespace="$namespace"}'
-    # The retention job pushes its summary line as metrics (see README, "DRY_RUN signal").
-    cleanup_dry_run: str = 'forgejo_cleanup_dry_run{job="$cronjob"}'
-    cleanup_to_delete: str = 'forgejo_cleanup_to_delete{job="$cronjob"}'
-    healthz: str = 'probe_success{instance="$instance"}'
+    oom_events: str = 'container_oom_events_total{namespace="$namespace", container="$container"}'
+    # Jobs the CronJob controller creates are named <cronjob>-<scheduled time in unix minutes> (kubernetes
+    # pkg/controller/cronjob/cronjob_controllerv2.go getJobName); a Job created by hand is not a scheduled run
+    job_start: str = 'kube_job_status_start_time{namespace="$namespace", job_name=~"$cronjob-[0-9]+"}'
+    job_failed: str = 'kube_job_status_failed{namespace="$namespace", job_name=~"$cronjob-[0-9]+"}'
+    cronjob_last_success: str = 'kube_cronjob_status_last_successful_time{namespace="$namespace", cronjob="$cronjob"}'
+    pvc_used: str = 'kubelet_volume_stats_used_bytes{namespace="$namespace", persistentvolumeclaim="$pvc"}'
+    pvc_capacity: str = 'kubelet_volume_stats_capacity_bytes{namespace="$namespace", persistentvolumeclaim="$pvc"}'
+
+
+@dataclass(frozen=True)
+class Loki:
+    """Loki (pod logs shipped by Alloy): the retention job's own lines. `$namespace`, `$container` filled in."""
+
+    url: Url = Url("http://loki.monitoring.svc.cluster.local:3100")
+    ca_bundle: str = ""
+    cleanup_lines: str = '{namespace="$namespace", job="$namespace/$container"} |~ "^(Summary: |  deleted |  FAIL )"'
+
+
+@dataclass(frozen=True)
+class UptimeKuma:
+    """Uptime Kuma: the external /api/healthz monitor's heartbeats (Socket.IO, logged in)."""
+
+    url: Url = Url("http://uptime-kuma.uptime-kuma.svc.cluster.local")
+    ca_bundle: str = ""
+    username: str = "admin"
+    password_secret: str = "uptime_kuma_password"  # key into [secrets]
+    healthz_monitor: str = "[External] forgejo"
+    max_beat_gap_minutes: int = 15  # 300 s checks: a longer gap is "no data"
 
 
 @dataclass(frozen=True)
@@ -130,7 +147,7 @@ class Metrics:
     pushgateway_url: Url = Url("http://prometheus-prometheus-pushgateway.monitoring:9091")
     ca_bundle: str = ""
     forgejo_instance: str = "forgejo.viktorbarzin.me"  # `instance` label of the Forgejo probe
-    private_instance: str = "registry.viktorbarzin.me"
+    private_instance: str = "registry.viktorbarzin.me:5050"  # the old probe's instance label (MON:252-431)
     probe_namespace: str = "monitoring"
     probe_cronjob: str = "forgejo-integrity-probe"
     probe_push_job: str = "forgejo-integrity-probe"  # Pushgateway job label
@@ -139,8 +156,7 @@ class Metrics:
     integrity_alerts: list[str] = field(default_factory=lambda: [
         "RegistryManifestIntegrityFailure", "RegistryIntegrityProbeStale", "RegistryCatalogInaccessible"])
     failure_alert: str = "RegistryManifestIntegrityFailure"
-    near_oom_alert: str = "ContainerNearOOM"
-    healthz_instance: str = "https://forgejo.viktorbarzin.me/api/healthz"  # external monitor's target
+    healthz_instance: str = "https://forgejo.viktorbarzin.me/api/healthz"  # the Uptime Kuma monitor's target URL
     probe_job_timeout: float = 600.0  # seconds a Job from the probe CronJob may take (Phase 0)
     queries: MetricQueries = field(default_factory=MetricQueries)
 
@@ -158,6 +174,8 @@ class Retention:
     keep_substring: str = "cache"  # tags containing it are kept (buildkit caches)
     dry_run_env: str = "DRY_RUN"
     phase0_dry_run: str = "true"
+    dry_run_local: str = "forgejo_cleanup_dry_run"  # the Terraform local DRY_RUN comes from (CT:17-18 @6d5204db)
+    terraform_file: str = "stacks/forgejo/cleanup.tf"  # in the infra repository ([infra_repo] path)
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,12 @@ class Bake:
     dry_run_flip_day: int = 7  # runs from this day of the bake on must delete (DRY_RUN=false)
     gc_weekday: str = "Sunday"
     healthz_now_timeout: float = 10.0
+    max_hole_minutes: int = 10  # a longer gap in a needed Prometheus series is "no data" (2 min scrapes)
+    pvc: str = "forgejo-data-encrypted"
+    pvc_storage_limit: str = "50Gi"  # resize.topolvm.io/storage_limit: the autoresize cap
+    pvc_max_used_of_limit: float = 0.8  # used bytes at or above this share of the cap = no headroom
+    full_verify_weekday: str = "Sunday"  # every byte of every Forgejo image, once a week
+    not_judged: dict[str, str] = field(default_factory=dict)  # criterion -> why it is explicitly not judged
 
 
 @dataclass(frozen=True)
@@ -427,6 +451,8 @@ class Inventory:
     bake: Bake = field(default_factory=Bake)
     registry_vm: RegistryVm = field(default_factory=RegistryVm)
     github: GitHub = field(default_factory=GitHub)
+    loki: Loki = field(default_factory=Loki)
+    uptime_kuma: UptimeKuma = field(default_factory=UptimeKuma)
     docker_api: DockerApi = field(default_factory=DockerApi)
     report: Report = field(default_factory=Report)
     infra_repo: InfraRepo = field(default_factory=InfraRepo)

@@ -830,3 +830,40 @@ def gate_doc(co: InfraCheckout, doc, headings: list[str], markers: list[str]) ->
     what = (f"{doc.path} is gone or marked superseded by {doc.replaced_by}" if doc.replaced_by
             else f"{doc.path} exists and mentions registry-private only as history ({doc.update})")
     _fail(what, findings)
+
+
+# -- the history of one declared value (the bake's DRY_RUN cross-check) ------------------------------
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A value as a commit of the infra repository declared it."""
+
+    t: float  # committer time, unix seconds
+    commit: str
+    value: str
+
+
+def declared_history(root: Path | str, rel: str, name: str, *, timeout: float = 30.0) -> list[Declared]:
+    """Every change of `name = <value>` (an HCL local or attribute) in `rel` over the checkout's git
+    history, oldest first; [] when the checkout has no git history (a plain copy, the lab's)."""
+    import subprocess
+
+    root = Path(root)
+    if not (root / ".git").exists():
+        return []
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*=\s*(\S+)", re.M)
+    try:
+        log = subprocess.run(["git", "-C", str(root), "log", "--format=%H %ct", "--", rel],
+                             capture_output=True, text=True, timeout=timeout, check=True).stdout.split("\n")
+        out: list[Declared] = []
+        for line in reversed([x for x in log if x.strip()]):
+            sha, ct = line.split()
+            text = subprocess.run(["git", "-C", str(root), "show", f"{sha}:{rel}"], capture_output=True,
+                                  text=True, timeout=timeout).stdout
+            m = pattern.search(text)
+            if m and (not out or out[-1].value != m.group(1)):
+                out.append(Declared(float(ct), sha[:8], m.group(1)))
+        return out
+    except (subprocess.SubprocessError, OSError, ValueError) as e:
+        raise Broken(f"git history of {rel} in {root}: {type(e).__name__}") from None

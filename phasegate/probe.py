@@ -82,18 +82,25 @@ def run_once(kube, m: config.Metrics, *, timeout: float) -> ProbeRun:
 
 def check_pushed(pgw: Pushgateway, m: config.Metrics, run: ProbeRun) -> None:
     """The Pushgateway holds this run's push for the Forgejo instance: fresh, catalog readable, zero failures."""
-    where = f"Pushgateway {pgw.url} group job={m.probe_push_job} instance={m.forgejo_instance}"
-    groups = [g for g in pgw.groups()
-              if g["labels"].get("job") == m.probe_push_job and g["labels"].get("instance") == m.forgejo_instance]
-    if not groups:
-        raise GateFailed(expected=f"a push from the probe for instance {m.forgejo_instance}",
-                         seen="no data: no such group on the Pushgateway", where=where, evidence=run.log)
+    # The probe pushes to /metrics/job/<job> (grouping key: job only) with `instance` as a label of its
+    # samples (MON:510,526-527,591-602 @5d22b449): the instance is read from the sample, not the group.
+    where = f"Pushgateway {pgw.url} group job={m.probe_push_job}, samples instance={m.forgejo_instance}"
+    groups = [g for g in pgw.groups() if g["labels"].get("job") == m.probe_push_job]
+
+    def instance_of(g: dict, labels: dict) -> str:
+        return labels.get("instance") or g["labels"].get("instance", "")
 
     def value(name: str) -> float | None:
         for g in groups:
-            for _labels, v in g["metrics"].get(name, []):
-                return v
+            for labels, v in g["metrics"].get(name, []):
+                if instance_of(g, labels) == m.forgejo_instance:
+                    return v
         return None
+
+    if not groups or all(value(n) is None for n in ("registry_manifest_integrity_last_run_timestamp",
+                                                    "registry_manifest_integrity_failures")):
+        raise GateFailed(expected=f"a push from the probe for instance {m.forgejo_instance}",
+                         seen="no data: no such push on the Pushgateway", where=where, evidence=run.log)
 
     last = value("registry_manifest_integrity_last_run_timestamp")
     catalog = value("registry_manifest_integrity_catalog_accessible")

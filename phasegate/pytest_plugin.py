@@ -12,7 +12,7 @@ from phasegate import config as inventory_config
 from phasegate import pytest_report
 from phasegate.http import GUARD, HttpSettings
 from phasegate.secrets import redact
-from phasegate.verdict import Broken, GateFailed
+from phasegate.verdict import Broken, GateFailed, NotJudged, Pending
 
 PHASES = [f"phase{i}" for i in range(6)]
 _INVENTORY = pytest.StashKey[inventory_config.Inventory]()
@@ -23,7 +23,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--inventory", default=None, metavar="PATH",
                 help=f"inventory TOML (default: ${inventory_config.INVENTORY_ENV} or phasegate.toml)")
     g.addoption("--push-metrics", action="store_true", default=False,
-                help="push each gate's outcome to the Pushgateway as phasegate_gate_passed (the bake job does)")
+                help="push each gate's outcome to the Pushgateway as phasegate_gate_state / phasegate_gate_passed "
+                     "(the bake job does)")
     g.addoption("--pushgateway", default=None, metavar="URL",
                 help="Pushgateway for --push-metrics (default: the inventory's metrics.pushgateway_url)")
 
@@ -88,6 +89,21 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     excinfo = call.excinfo
+    outcome = open_outcome(excinfo.value if excinfo is not None else None)
+    if outcome and call.when in ("setup", "call"):
+        # Pending / NotJudged: nothing is wrong, so the run's exit status stays 0; the outcome is its own
+        # (pytest_report_teststatus below: "N pending", "N not judged" in the summary). Raised by a fixture
+        # before the scenario began, the call phase cannot run: to pytest a skip, counted under its own word.
+        message = redact(str(excinfo.value))
+        report.phasegate_outcome, report.phasegate_message = outcome, message
+        report.user_properties.append(("phasegate_outcome", outcome))
+        if call.when == "setup":
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, f"{OUTCOME_WORDS[outcome].upper()}: {message}")
+        else:
+            report.outcome, report.longrepr = "passed", None
+            report.sections.append((f"phasegate {OUTCOME_WORDS[outcome]}", message))
+        return report
     if excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken)):
         # A verdict, not a traceback: the message says expected / seen / where.
         kind = "FAILED" if isinstance(excinfo.value, GateFailed) else f"BROKEN ({type(excinfo.value).__name__})"
@@ -96,6 +112,38 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         text = redact(str(report.longrepr))
         report.longrepr = text
     return report
+
+
+OUTCOME_WORDS = {"pending": "pending", "not_judged": "not judged"}
+
+
+def open_outcome(exc: BaseException | None) -> str:
+    """"pending" / "not_judged" for the two verdicts that are neither a pass nor a failure, else ""."""
+    if isinstance(exc, Pending):
+        return "pending"
+    if isinstance(exc, NotJudged):
+        return "not_judged"
+    return ""
+
+
+def pytest_report_teststatus(report, config):
+    outcome = getattr(report, "phasegate_outcome", "")
+    if outcome and (report.when == "call" or (report.when == "setup" and report.skipped)):
+        word = OUTCOME_WORDS[outcome]
+        return word, "P" if outcome == "pending" else "N", (word.upper(), {"yellow": True})
+    return None
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for outcome, word in OUTCOME_WORDS.items():
+        reports = terminalreporter.stats.get(word, [])
+        if not reports:
+            continue
+        terminalreporter.write_sep("=", f"{word} ({len(reports)})", yellow=True)
+        for rep in reports:
+            terminalreporter.write_line(f"{word.upper()} {rep.nodeid}")
+            for line in getattr(rep, "phasegate_message", "").splitlines():
+                terminalreporter.write_line(f"    {line}")
 
 
 # -- core fixtures (the public API of the suite's steps) -----------------------

@@ -10,6 +10,8 @@
 - The results get environment.properties, categories.json and executor.json at start, and a
   redaction pass over everything written at the end.
 - `--push-metrics` sends each gate's outcome to the Pushgateway at the end.
+- Pending and NotJudged (phasegate.verdict) get their own Allure status (`unknown`), category and
+  label `outcome`, and their own state in the pushed metrics: never a pass, never a skip.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 from phasegate import report
 from phasegate.http import GUARD, TRANSCRIPT
 from phasegate.secrets import redact
-from phasegate.verdict import Broken, GateFailed
+from phasegate.verdict import Broken, GateFailed, NotJudged, Pending
 
 ALLURE_ENV = "PHASEGATE_ALLURE"  # "0" turns the default results directory off
 _SCENARIO_MARK = pytest.StashKey[int]()
@@ -152,6 +154,11 @@ class ReportPlugin:
         try:
             if isinstance(exception, GateFailed) and exception.evidence:
                 report.attach_text("Evidence", exception.evidence)
+            if isinstance(exception, (Pending, NotJudged)):
+                # its own outcome in the report: labelled here, the result's status set at session end
+                state = report.PENDING if isinstance(exception, Pending) else report.NOT_JUDGED
+                report.label(report.OUTCOME_LABEL, state)
+                report.attach_text(report.OUTCOME_TITLES[state], str(exception))
             if isinstance(exception, Broken):
                 report.attach_text("Why the gate could not be judged", f"{type(exception).__name__}: {exception}")
             # the whole scenario's exchanges: the request that shows the defect is often
@@ -169,11 +176,19 @@ class ReportPlugin:
         gate = gate_of(item)
         if gate is None or not gate.phase:
             return
-        if rep.when == "setup" and rep.failed and self.results_dir:
+        exc = call.excinfo.value if call.excinfo is not None else None
+        opened = isinstance(exc, (Pending, NotJudged)) and rep.when in ("setup", "call")
+        if rep.when == "setup" and (rep.failed or opened) and self.results_dir:
             self._result_for_setup_error(item, gate, rep, call)
         prev = self.outcomes.get(item.nodeid, (gate, "passed"))[1]
-        if rep.failed:
-            self.outcomes[item.nodeid] = (gate, "failed")
+        if opened and isinstance(exc, Pending):
+            self.outcomes[item.nodeid] = (gate, report.PENDING)
+        elif opened:
+            self.outcomes[item.nodeid] = (gate, report.NOT_JUDGED)
+        elif rep.failed:
+            # GateFailed (an AssertionError) is a product defect; anything else could not be judged
+            self.outcomes[item.nodeid] = (gate, "broken" if exc is not None and not isinstance(exc, AssertionError)
+                                          else "failed")
         elif rep.skipped and prev == "passed" and rep.when in ("setup", "call"):
             self.outcomes[item.nodeid] = (gate, "skipped")
         elif item.nodeid not in self.outcomes:
@@ -185,16 +200,23 @@ class ReportPlugin:
         link = report.plan_link(gate.phase, self.inv.report)
         labels = report.labels(gate, self.inv.report) + [("feature", gate.feature), ("framework", "pytest-bdd")]
         labels += [("tag", m.name) for m in item.iter_markers() if not m.args and not m.kwargs]
+        status = "failed" if isinstance(exc, AssertionError) else "broken"
+        message = call.excinfo.exconly() if call.excinfo else "setup failed"
+        trace = rep.longreprtext
+        if isinstance(exc, (Pending, NotJudged)):  # a fixture said so before the scenario began
+            state = report.PENDING if isinstance(exc, Pending) else report.NOT_JUDGED
+            status, message, trace = "unknown", report.OUTCOME_PREFIX[state] + str(exc), ""
+            labels.append((report.OUTCOME_LABEL, state))
         report.write_result(
             self.results_dir, name=gate.name,
             full_name=f"{os.path.normpath(sc.feature.rel_filename)}:{sc.name}",
-            status="failed" if isinstance(exc, AssertionError) else "broken",
-            message=call.excinfo.exconly() if call.excinfo else "setup failed", trace=rep.longreprtext,
+            status=status, message=message, trace=trace,
             labels=labels, links=[link] if link else [], params=gate.params,
             start_ms=int(call.start * 1000), stop_ms=int(call.stop * 1000))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if self.results_dir:
+            report.mark_open_outcomes(self.results_dir, since=self.started)
             report.scrub(self.results_dir, since=self.started)
         if self.config.getoption("--push-metrics"):
             try:
@@ -208,8 +230,8 @@ class ReportPlugin:
     def _push(self) -> int:
         from phasegate import http
 
-        verdicts = [report.Verdict(g.phase, g.name, g.project, outcome == "passed")
-                    for g, outcome in self.outcomes.values() if outcome in ("passed", "failed")]
+        verdicts = [report.Verdict(g.phase, g.name, g.project, outcome)
+                    for g, outcome in self.outcomes.values() if outcome in report.STATES]
         if not verdicts:
             return 0
         metrics = getattr(self.inv, "metrics", None)

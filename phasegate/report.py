@@ -70,6 +70,32 @@ CATEGORIES: list[dict] = [
 ]
 
 
+# Pending (a bake window still open, nothing wrong so far) and NotJudged (the inventory opts the gate
+# out) are neither a pass nor a skip: their results get Allure's own `unknown` status, a message that
+# starts with the outcome's word, a label `outcome`, and a category each (mark_open_outcomes()).
+PENDING = "pending"
+NOT_JUDGED = "not_judged"
+STATES = ("passed", "failed", "broken", PENDING, NOT_JUDGED)  # phasegate_gate_state{state=...}
+OUTCOME_LABEL = "outcome"
+OUTCOME_TITLES = {PENDING: "Pending: the window is still open", NOT_JUDGED: "Not judged: opted out in the inventory"}
+OUTCOME_PREFIX = {PENDING: "PENDING: ", NOT_JUDGED: "NOT JUDGED: "}
+CATEGORIES += [
+    {
+        "name": "Pending (window still open)",
+        "matchedStatuses": ["unknown"],
+        "messageRegex": "(?s)PENDING: .*",
+        "description": "A bake criterion whose window is still open and saw nothing wrong so far (Argo Rollouts' "
+                       "Inconclusive): day N of M and what is still needed. Not a pass: the exit verdict waits.",
+    },
+    {
+        "name": "Not judged (opted out in the inventory)",
+        "matchedStatuses": ["unknown"],
+        "messageRegex": "(?s)NOT JUDGED: .*",
+        "description": "The inventory explicitly opts this gate out; the message carries its reason.",
+    },
+]
+
+
 class ReportError(RuntimeError):
     """The report could not be rendered (no Allure installed, Allure failed): one line."""
 
@@ -321,6 +347,12 @@ def attach_text(name: str, text: str) -> None:
     allure.attach(redact(str(text)), name=redact(name), attachment_type=allure.attachment_type.TEXT)
 
 
+def attach_json(name: str, doc: Any) -> None:
+    """A JSON attachment (e.g. a bake criterion's chart data, "criterion-data"), redacted like the rest."""
+    allure = _allure()
+    allure.attach(redact(json.dumps(doc, indent=1)), name=redact(name), attachment_type=allure.attachment_type.JSON)
+
+
 def attach_html(name: str, body_html: str) -> None:
     """An HTML attachment; the caller must have escaped data (the table helpers do)."""
     allure = _allure()
@@ -507,7 +539,42 @@ class Verdict:
     phase: str
     gate: str
     project: str
-    passed: bool
+    state: str  # one of STATES
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "passed"
+
+
+def mark_open_outcomes(results_dir: Path, since: float | None = None) -> int:
+    """Give every result labelled `outcome=pending|not_judged` Allure's `unknown` status and a message
+    that names the outcome (allure-pytest-bdd would call the exception *broken*). Returns the count."""
+    n = 0
+    for path in Path(results_dir).glob("*-result.json"):
+        if since is not None and path.stat().st_mtime < since - 1:
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        state = next((lbl.get("value") for lbl in doc.get("labels", []) if lbl.get("name") == OUTCOME_LABEL), None)
+        if state not in OUTCOME_PREFIX:
+            continue
+        details = doc.setdefault("statusDetails", {})
+        message = str(details.get("message", ""))
+        message = re.sub(r"^phasegate\.verdict\.(Pending|NotJudged): ", "", message)
+        if not message.startswith(OUTCOME_PREFIX[state]):
+            message = OUTCOME_PREFIX[state] + message
+        details["message"] = message
+        details["trace"] = ""
+        doc["status"] = "unknown"
+        for step in doc.get("steps", []):
+            if step.get("status") == "broken":
+                step["status"] = "unknown"
+                step.setdefault("statusDetails", {})["trace"] = ""
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        n += 1
+    return n
 
 
 def _group_path(job: str, **labels: str) -> str:
@@ -524,7 +591,8 @@ def _b64(v: str) -> str:
 
 def push_verdicts(client, base_url: str, job: str, verdicts: Iterable[Verdict], run_timestamp: float | None = None) -> int:
     """Each verdict in its own Pushgateway group {job, phase, gate, project}, replaced (PUT) on
-    every run, so a gate keeps its last verdict until it is judged again; plus
+    every run, so a gate keeps its last verdict until it is judged again: `phasegate_gate_state{state}`
+    (one-hot over STATES) and, for judged gates only, `phasegate_gate_passed`; plus
     `phasegate_run_timestamp` per phase. Returns the number of groups pushed. The caller opens
     the write guard (pushing is the one write a read-only run makes, and only on request)."""
     from phasegate.http import status_error
@@ -534,9 +602,14 @@ def push_verdicts(client, base_url: str, job: str, verdicts: Iterable[Verdict], 
     pushed = 0
     phases: set[str] = set()
     for v in verdicts:
-        body = ("# HELP phasegate_gate_passed 1 if the gate passed in its last run, 0 if it failed or broke.\n"
-                "# TYPE phasegate_gate_passed gauge\n"
-                f"phasegate_gate_passed {1 if v.passed else 0}\n")
+        body = ("# HELP phasegate_gate_state 1 for the gate's outcome in its last run: passed, failed, broken, "
+                "pending (window still open), not_judged (opted out).\n"
+                "# TYPE phasegate_gate_state gauge\n"
+                + "".join(f'phasegate_gate_state{{state="{s}"}} {1 if v.state == s else 0}\n' for s in STATES))
+        if v.state in ("passed", "failed", "broken"):  # judged: a pending gate is not "not passed"
+            body += ("# HELP phasegate_gate_passed 1 if the gate passed in its last run, 0 if it failed or broke.\n"
+                     "# TYPE phasegate_gate_passed gauge\n"
+                     f"phasegate_gate_passed {1 if v.passed else 0}\n")
         path = _group_path(job, phase=v.phase, gate=redact(v.gate), project=v.project)
         r = client.put(base + path, content=body.encode(), headers={"Content-Type": "text/plain; version=0.0.4"})
         if r.status_code >= 300:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from phasegate import bake
+from phasegate import bake, report
 from phasegate.http import HttpSettings
 from phasegate.prometheus import Prometheus, Pushgateway
 
@@ -23,9 +23,20 @@ def pushgateway(inventory, http_settings: HttpSettings):
     p.close()
 
 
+@pytest.fixture(scope="session")
+def loki(inventory, http_settings: HttpSettings):
+    from phasegate.loki import Loki
+
+    with Loki(inventory.loki.url, http_settings, ca_bundle=inventory.loki.ca_bundle) as client:
+        yield client
+
+
 @given("the bake window from the inventory", target_fixture="bake_judge")
-def bake_window(prometheus, inventory):
-    return bake.BakeJudge.connect(prometheus, inventory)
+def bake_window(prometheus, loki, inventory, http_settings):
+    from phasegate.uptime_kuma import UptimeKuma
+
+    return bake.BakeJudge.connect(prometheus, inventory, loki=loki,
+                                  kuma=lambda: UptimeKuma.from_inventory(inventory, http_settings))
 
 
 @then(parsers.parse('the bake criterion "{criterion}" holds'))
@@ -33,7 +44,11 @@ def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
     checks = bake_judge.criteria()
     if criterion not in checks:
         raise KeyError(f"unknown bake criterion {criterion!r}; known: {', '.join(checks)}")
-    checks[criterion]()
+    try:
+        checks[criterion]()
+    finally:  # the chart data of what was judged, for the report (phasegate.bake.CriterionData)
+        if criterion in bake_judge.data:
+            report.attach_json("criterion-data", bake_judge.data[criterion].to_json())
 
 
 @then("every bake exit criterion holds")
@@ -69,6 +84,11 @@ def alerts_instance_aware(prometheus: Prometheus, inventory):
 @then("the retention job's keep-set deletes no manifest that a kept version needs")
 def retention_keeps_children(inventory, http_settings):
     bake.retention_safe(inventory, http_settings)
+
+
+@then("once a week, every Forgejo image passes the integrity check in verify mode")
+def full_verify_weekly(prometheus, inventory, http_settings):
+    bake.full_verify_weekly(inventory, http_settings, now=prometheus.now())
 
 
 @then("the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact")

@@ -58,7 +58,10 @@ _results: dict = {}
 
 def pytest_runtest_logreport(report):
     entry = _results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "message": ""})
-    if report.failed:
+    if getattr(report, "phasegate_outcome", ""):  # Pending / NotJudged (phasegate.pytest_plugin)
+        entry["outcome"] = report.phasegate_outcome
+        entry["message"] += getattr(report, "phasegate_message", "")
+    elif report.failed:
         entry["outcome"] = "failed" if report.when == "call" else "error"
         entry["message"] += str(report.longrepr)
     elif report.skipped and entry["outcome"] == "passed":

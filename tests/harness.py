@@ -33,6 +33,9 @@ class GateRun:
     def failed(self) -> list[str]:
         return [r["scenario"] for r in self.results if r["outcome"] in ("failed", "error")]
 
+    def pending(self) -> list[str]:
+        return [r["scenario"] for r in self.results if r["outcome"] == "pending"]
+
     def passed(self) -> list[str]:
         return [r["scenario"] for r in self.results if r["outcome"] == "passed"]
 

@@ -151,8 +151,8 @@ def test_a_product_defect_fails_with_its_evidence_and_a_broken_gate_says_why(exa
 
 def test_categories_split_product_defects_from_test_broken(example_run):
     cats = json.loads((example_run["results"] / "categories.json").read_text())
-    assert [(c["name"], c["matchedStatuses"]) for c in cats] == [
-        ("Product defects", ["failed"]), ("Test broken", ["broken"])]
+    assert [(c["name"], c["matchedStatuses"]) for c in cats][:2] == [
+        ("Product defects", ["failed"]), ("Test broken", ["broken"])]  # then Pending / Not judged (test_outcomes)
 
 
 def test_environment_and_executor_name_the_run_without_secrets(example_run):

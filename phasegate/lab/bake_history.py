@@ -1,13 +1,23 @@
-"""Bake histories as data: what the 14 days of Phase 2 looked like, day by day.
+"""Bake histories as data: what the 14 days of Phase 2 looked like, in the real environment's shape.
 
-`GREEN` describes a healthy bake; each entry of `FAULTS` is a list of events
-laid over it (day numbers count from the bake start, times are UTC). `render()`
-turns a history into the series Prometheus would hold after those days (the
-integrity probes' pushes as scraped from the Pushgateway with honor_labels,
-kube-state-metrics and cAdvisor series of the forgejo container, the
-retention Jobs, the retention job's pushed summary, the external healthz
-monitor, ALERTS for every alert that fired) and `openmetrics()` writes them
-for `promtool tsdb create-blocks-from openmetrics`.
+`GREEN` describes a healthy bake; each entry of `FAULTS` is a list of events laid over it (day numbers
+count from the bake start, times UTC); `REPLAY` is the real May-June 2026 history (infra-facts §12).
+`render()` turns a history into what the three outside worlds would hold after those days:
+
+- Prometheus: every series as the real scrape config stores it. Samples every 2 minutes (the bake
+  era's global scrape_interval, scrape_config.SCRAPE_INTERVAL_SECONDS), the real label sets per
+  scrape job, and every sample passed through the real metric_relabel keep/drop lists
+  (phasegate/lab/scrape_config.py): series the real Prometheus drops (`kube_job_owner`,
+  `kube_job_status_succeeded`, `kube_job_status_completion_time`,
+  `kube_pod_container_status_last_terminated_reason`, `container_spec_memory_limit_bytes`) are
+  rendered as kube-state-metrics / cAdvisor expose them and then dropped, exactly as in production.
+- Loki: the retention job's own log lines (stacks/forgejo/files/cleanup.sh @ 5d22b449: :29-30, 52,
+  73, 88, 95, 100, 102, 109), one stream per run's pod with Alloy's labels.
+- Uptime Kuma: the `[External] forgejo` monitor's heartbeats every 300 s (DOWN after 3 PENDING retries).
+
+The integrity probes push with grouping key `job` only and `instance` as a sample label; the
+Pushgateway is scraped with honor_labels (PCV:515-523 @ 5d22b449), so a series keeps the pushed
+`job` and `instance`. The retention job pushes nothing (no Pushgateway use in stacks/forgejo/).
 
 The lab's bake starts on a Monday, so the GC weekday (Sunday) is day 6 and 13.
 """
@@ -15,30 +25,39 @@ The lab's bake starts on a Monday, so the GC weekday (Sunday) is day 6 and 13.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from dataclasses import dataclass, field
+
+from phasegate.lab import scrape_config
 
 UTC = dt.timezone.utc
 MIN = 60
 HOUR = 3600
 DAY = 86400
+GI = 2**30
 
-# The healthy bake. Resolution is coarse on purpose (one sample per 15 minutes):
-# the gates judge minutes-to-hours events and the backfill stays fast.
+CADVISOR = "kubernetes-nodes-cadvisor"
+KSM = "kubernetes-service-endpoints"
+KUBELET = "kubernetes-nodes"
+PUSHGATEWAY = "prometheus-pushgateway"
+RULES = "rule-evaluation"  # ALERTS: written by Prometheus itself, not scraped
+
 GREEN = {
-    "step_minutes": 15,  # scrape resolution of the backfill
-    "probe_lag_seconds": 120,  # a probe run finishes this long before the scrape that sees it
-    "repos": 11,
-    "tags": 57,
-    "indexes": 9,
-    "memory_limit_bytes": 1024 * 1024 * 1024,  # Phase 0: request = limit = 1Gi
-    "memory_ratio_low": 0.42,
-    "memory_ratio_high": 0.66,
-    "retention_hour": 4,  # 0 4 * * *
-    "retention_minutes": 2,  # how long one run takes
-    "retention_kept": 70,
-    "retention_to_delete": 9,
+    "scrape_seconds": scrape_config.SCRAPE_INTERVAL_SECONDS,
+    "probe_every_minutes": 15,  # */15 * * * * (MON:457-516 @5d22b449)
+    "probe_runtime_seconds": 70,
+    "repos": 11, "tags": 57, "indexes": 9,
+    "memory_limit_bytes": 1 * GI,  # Phase 0: request = limit = 1Gi (FJ:125-133 @5d22b449)
+    "memory_ratio_low": 0.42, "memory_ratio_high": 0.66,
+    "pvc_capacity_bytes": 30 * GI,  # floor 30Gi from 05-09 (msg@fecfa211)
+    "pvc_used_bytes": 11 * GI, "pvc_growth_per_day": 0.15 * GI,
+    "retention_hour": 4,  # 0 4 * * * (CT:45-59 @6d5204db)
+    "retention_minutes": 2,
+    "retention_kept": 70, "retention_to_delete": 9,
     "dry_run_until_day": 6,  # DRY_RUN=true for days 0-6, false from day 7
+    "healthz_every_seconds": 300,  # main.tf:449 @5d22b449
+    "healthz_retries": 3,
 }
 
 # name -> (description, events)
@@ -48,7 +67,7 @@ FAULTS: dict[str, tuple[str, list[dict]]] = {
         [{"what": "integrity_failures", "day": 9, "at": "10:00", "hours": 2, "value": 3, "alert": True}],
     ),
     "bake-failure-sample-without-alert": (
-        "one failure sample on day 4 that never lasted long enough to become an alert",
+        "one failing probe run on day 4 that never lasted long enough to become an alert",
         [{"what": "integrity_failures", "day": 4, "at": "13:15", "hours": 0.25, "value": 1, "alert": False}],
     ),
     "bake-probe-silent-day5": (
@@ -60,11 +79,16 @@ FAULTS: dict[str, tuple[str, list[dict]]] = {
         [{"what": "memory", "day": 3, "at": "20:00", "hours": 1, "ratio": 0.93}],
     ),
     "bake-forgejo-oomkilled": (
-        "the forgejo container was OOMKilled and restarted on day 6",
-        [{"what": "oom_killed", "day": 6, "at": "14:30"}],
+        "the forgejo container was OOMKilled between two scrapes on day 6: no working-set sample above the "
+        "ratio, cAdvisor missed the kill, only the restart counter moved",
+        [{"what": "oom_killed", "day": 6, "at": "14:30", "seen_by_cadvisor": False}],
+    ),
+    "bake-memory-hole-48h": (
+        "cAdvisor's forgejo series have a 48-hour hole from day 4 (the node's kubelet was not scraped)",
+        [{"what": "hole", "series": "memory", "day": 4, "at": "06:01", "hours": 48}],
     ),
     "bake-retention-12-runs": (
-        "the retention CronJob succeeded 12 times instead of 14 (days 2 and 3 failed)",
+        "the retention CronJob's runs on days 2 and 3 failed (BackoffLimitExceeded): 12 successful of 14",
         [{"what": "retention_failed", "days": [2, 3]}],
     ),
     "bake-dry-run-still-true-day10": (
@@ -72,15 +96,60 @@ FAULTS: dict[str, tuple[str, list[dict]]] = {
         [{"what": "dry_run_until", "day": 10}],
     ),
     "bake-no-sunday-gc": (
-        "no Sunday GC cycle inside the window: the retention CronJob was suspended on Sundays"
-        " (manual runs on the Monday/Saturday next to it kept the count at 14)",
-        [{"what": "no_sunday_runs", "makeup": {6: 7, 13: 12}}],
+        "no Sunday GC cycle inside the window: the Sunday run after the flip (day 13) deleted nothing",
+        [{"what": "nothing_to_delete", "days": [13]}],
+    ),
+    "bake-cleanup-403": (
+        "the cleanup token may not delete: every DELETE of the deleting runs got HTTP 403 (FAIL lines, exit 0)",
+        [{"what": "delete_status", "from_day": 7, "status": 403}],
+    ),
+    "bake-no-pod-logs-days-3-5": (
+        "Alloy shipped no pod logs on days 3 to 5 (as 2026-05-21 .. 06-05, msg@bb0099b7): the retention runs of "
+        "those days have no Summary line in Loki",
+        [{"what": "no_pod_logs", "days": [3, 4, 5]}],
     ),
     "bake-healthz-down": (
         "the external /api/healthz monitor saw Forgejo down for an hour on day 11",
         [{"what": "healthz_down", "day": 11, "at": "07:00", "hours": 1}],
     ),
+    "bake-healthz-hole-48h": (
+        "Uptime Kuma recorded no heartbeat of the monitor for 48 hours from day 8 (monitor paused)",
+        [{"what": "hole", "series": "healthz", "day": 8, "at": "00:01", "hours": 48}],
+    ),
+    "bake-pvc-at-autoresize-cap": (
+        "the Forgejo PVC grew to its 50Gi autoresize cap on day 8 and filled to 46Gi",
+        [{"what": "pvc", "day": 8, "at": "12:00", "capacity_gi": 50, "used_gi": 46}],
+    ),
 }
+
+
+def _ts(s: str) -> float:
+    return dt.datetime.strptime(s, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).timestamp()
+
+
+# The real May-June 2026 history (infra-facts §12), as a bake window 2026-06-06 .. 2026-06-20 laid over
+# the events that really happened (the real bake never ran: Phase 3 followed Phase 0 by 2h39m).
+REPLAY_START = dt.date(2026, 6, 6)
+REPLAY: list[dict] = [
+    # 06-09: CI push storms OOMKill Forgejo at 1Gi -> limit 3Gi at 14:23 (msg@e0452611)
+    {"what": "oom_killed", "t": _ts("2026-06-09 11:40"), "seen_by_cadvisor": True},
+    {"what": "memory_limit", "t": _ts("2026-06-09 14:23"), "gi": 3},
+    # 06-09: the PVC at its 50Gi autoresize cap (msg@e0452611); /data 58% before the 06-13 wipe
+    {"what": "pvc", "t": _ts("2026-06-09 12:00"), "capacity_gi": 50, "used_gi": 29},
+    # 06-09 14:23 DRY_RUN=false with viktor's PAT (CT:7-17,30 @e0452611); first deleting run 06-10 04:00 (PMR:13-14)
+    {"what": "dry_run_false", "t": _ts("2026-06-09 14:23")},
+    # the run orphaned kms-website's index children: probe 4 failures / 60 indexes, alert 08:29:52 EEST (PMR:5-9,26-30)
+    {"what": "integrity_failures", "t": _ts("2026-06-10 04:15"), "hours": 5.25, "value": 4, "alert": True,
+     "alert_at": _ts("2026-06-10 05:29")},
+    # 06-10 09:22 revert to DRY_RUN=true, still at HEAD (CT:40 @0cd4afb6): stuck in the dry run
+    {"what": "dry_run_true", "t": _ts("2026-06-10 09:22")},
+    # 06-13 14:02 OOMKilled x2 at 3Gi (msg@ff3cc44a); 4Gi at 14:13 (msg@ba72621e)
+    {"what": "oom_killed", "t": _ts("2026-06-13 14:02"), "seen_by_cadvisor": True},
+    {"what": "oom_killed", "t": _ts("2026-06-13 14:04"), "seen_by_cadvisor": True},
+    {"what": "memory_limit", "t": _ts("2026-06-13 14:13"), "gi": 4},
+    # the 6Gi attempt rejected by the 4Gi quota: 0 pods for ~6 minutes (msg@ba72621e)
+    {"what": "healthz_down", "t": _ts("2026-06-13 14:06"), "hours": 0.1},
+]
 
 
 @dataclass(frozen=True)
@@ -94,8 +163,12 @@ class Names:
     forgejo_namespace: str = "forgejo"
     forgejo_container: str = "forgejo"
     forgejo_pod: str = "forgejo-7c9d5b6f4d-q8x2m"
+    forgejo_node: str = "k8s-node2"
+    forgejo_pvc: str = "forgejo-data-encrypted"
     retention_namespace: str = "forgejo"
     retention_cronjob: str = "forgejo-cleanup"
+    retention_container: str = "cleanup"
+    owner: str = "viktor"
     healthz_instance: str = ""
     failure_alert: str = "RegistryManifestIntegrityFailure"
     stale_alert: str = "RegistryIntegrityProbeStale"
@@ -106,8 +179,15 @@ class History:
     start: float  # bake start, unix seconds (00:00 UTC)
     days: int
     families: dict[str, dict[tuple, list[tuple[float, float]]]] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)  # series name -> the rule that dropped it
+    logs: list[tuple[dict, list[tuple[int, str]]]] = field(default_factory=list)  # Loki streams (labels, [(ns, line)])
+    beats: list[tuple[float, int, str]] = field(default_factory=list)  # Uptime Kuma heartbeats
 
-    def add(self, name: str, labels: dict, t: float, v: float) -> None:
+    def add(self, job: str, name: str, labels: dict, t: float, v: float) -> None:
+        """A sample as `job` scrapes it; the real metric_relabel rules decide whether Prometheus keeps it."""
+        if job != RULES and not scrape_config.kept(job, name):
+            self.dropped.setdefault(name, scrape_config.why_dropped(job, name))
+            return
         key = tuple(sorted(labels.items()))
         self.families.setdefault(name, {}).setdefault(key, []).append((t, v))
 
@@ -127,142 +207,280 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
-def _at(start: float, day: int, hhmm: str) -> float:
-    h, m = hhmm.split(":")
-    return start + day * DAY + int(h) * HOUR + int(m) * MIN
+def _at(start: float, e: dict) -> float:
+    if "t" in e:
+        return e["t"]
+    h, m = e.get("at", "00:00").split(":")
+    return start + e["day"] * DAY + int(h) * HOUR + int(m) * MIN
+
+
+def _hash(*parts) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+
+
+# label sets as the real scrape jobs store them (PCV:357-469 @5d22b449): cAdvisor and kubelet via the
+# API server proxy with the node's labels mapped in; kube-state-metrics through its Service's endpoints
+# (honor_labels: KSM's own namespace/pod/container win; the Service's labels are mapped in)
+def _node_labels(node: str, job: str) -> dict:
+    return {"job": job, "instance": node, "kubernetes_io_hostname": node, "kubernetes_io_os": "linux",
+            "beta_kubernetes_io_arch": "amd64"}
+
+
+KSM_TARGET = {"job": KSM, "instance": "10.10.169.154:8080", "service": "prometheus-kube-state-metrics",
+              "app_kubernetes_io_name": "kube-state-metrics", "app_kubernetes_io_instance": "prometheus",
+              "node": "k8s-node1"}
 
 
 def render(start: dt.date, days: int, names: Names, events: list[dict] | None = None,
-           margin_hours: float = 6) -> History:
-    """The series of a bake that started on `start` and lasted `days`, with `events` laid over GREEN."""
+           margin_hours: float = 6, until: float | None = None) -> History:
+    """The bake that started on `start` and lasted `days`, with `events` laid over GREEN, as far as
+    `until` (unix seconds; default: the window's end plus a margin)."""
     g = GREEN
     events = events or []
     t0 = dt.datetime.combine(start, dt.time(0, 0), UTC).timestamp()
     h = History(start=t0, days=days)
-    step = g["step_minutes"] * MIN
-    first, last = t0 - margin_hours * HOUR, t0 + days * DAY + margin_hours * HOUR
+    step = g["scrape_seconds"]
+    first = t0 - margin_hours * HOUR
+    last = until if until is not None else t0 + days * DAY + margin_hours * HOUR
     times = [first + i * step for i in range(int((last - first) // step) + 1)]
 
-    def spans(what):
-        for e in events:
-            if e["what"] == what:
-                s = _at(t0, e["day"], e["at"])
-                yield e, s, s + e["hours"] * HOUR
+    def of(what):
+        return [e for e in events if e["what"] == what]
 
-    # -- integrity probes (Pushgateway, honor_labels) ------------------------
-    silent = [(s, end) for _, s, end in spans("probe_silent")]
-    failing = list(spans("integrity_failures"))
+    def spans(what):
+        for e in of(what):
+            s = _at(t0, e)
+            yield e, s, s + e.get("hours", 0) * HOUR
+
+    holes = {e["series"]: [] for e in of("hole")}
+    for e, s, end in spans("hole"):
+        holes[e["series"]].append((s, end))
+
+    def in_hole(series: str, t: float) -> bool:
+        return any(s <= t < end for s, end in holes.get(series, []))
+
+    _probes(h, g, names, times, t0, list(spans("integrity_failures")), [(s, end) for _, s, end in spans("probe_silent")])
+    _forgejo_container(h, g, names, times, t0, events, of, spans, in_hole)
+    _pvc(h, g, names, times, t0, of)
+    _retention(h, g, names, times, t0, days, events, of, last)
+    _healthz(h, g, t0, first, last, [(s, end) for _, s, end in spans("healthz_down")], in_hole)
+    return h
+
+
+def _probes(h: History, g, names: Names, times, t0, failing, silent) -> None:
+    every = g["probe_every_minutes"] * MIN
     for instance, job in ((names.forgejo_instance, names.probe_push_job),
                           (names.private_instance, names.private_push_job)):
-        labels = {"instance": instance, "job": job}
+        labels = {"instance": instance, "job": job}  # grouping key job, instance a sample label
         last_run = None
         for t in times:
-            run = t - g["probe_lag_seconds"]
+            run = (t - g["probe_runtime_seconds"]) // every * every + g["probe_runtime_seconds"]
             if instance == names.forgejo_instance and any(s <= run < end for s, end in silent):
                 run = last_run  # the Pushgateway keeps serving the last push
             last_run = run
             value = 0
             if instance == names.forgejo_instance:
                 for e, s, end in failing:
-                    if s <= t < end:
+                    if s <= run < end:
                         value = e["value"]
-            h.add("registry_manifest_integrity_failures", labels, t, value)
-            h.add("registry_manifest_integrity_catalog_accessible", labels, t, 1)
-            h.add("registry_manifest_integrity_repos_checked", labels, t, g["repos"])
-            h.add("registry_manifest_integrity_tags_checked", labels, t, g["tags"])
-            h.add("registry_manifest_integrity_indexes_checked", labels, t, g["indexes"])
-            h.add("registry_manifest_integrity_last_run_timestamp", labels, t, run)
+            h.add(PUSHGATEWAY, "registry_manifest_integrity_failures", labels, t, value)
+            h.add(PUSHGATEWAY, "registry_manifest_integrity_catalog_accessible", labels, t, 1)
+            h.add(PUSHGATEWAY, "registry_manifest_integrity_repos_checked", labels, t, g["repos"])
+            h.add(PUSHGATEWAY, "registry_manifest_integrity_tags_checked", labels, t, g["tags"])
+            h.add(PUSHGATEWAY, "registry_manifest_integrity_indexes_checked", labels, t, g["indexes"])
+            h.add(PUSHGATEWAY, "registry_manifest_integrity_last_run_timestamp", labels, t, run)
     for e, s, end in failing:
         if e.get("alert"):
             alert = {"alertname": names.failure_alert, "alertstate": "firing", "instance": names.forgejo_instance,
                      "job": names.probe_push_job, "severity": "critical"}
+            fire = e.get("alert_at", s + 30 * MIN)
             for t in times:
-                if s + 30 * MIN <= t < end + step:
-                    h.add("ALERTS", alert, t, 1)
+                if fire <= t < end + 2 * g["scrape_seconds"]:
+                    h.add(RULES, "ALERTS", alert, t, 1)
     for s, end in silent:
         alert = {"alertname": names.stale_alert, "alertstate": "firing", "instance": names.forgejo_instance,
                  "job": names.probe_push_job, "severity": "warning"}
         for t in times:
             if s + 75 * MIN <= t < end:
-                h.add("ALERTS", alert, t, 1)
+                h.add(RULES, "ALERTS", alert, t, 1)
 
-    # -- the forgejo container (cAdvisor, kube-state-metrics) -----------------
-    limit = g["memory_limit_bytes"]
-    pod = {"namespace": names.forgejo_namespace, "pod": names.forgejo_pod, "container": names.forgejo_container}
+
+def _forgejo_container(h: History, g, names: Names, times, t0, events, of, spans, in_hole) -> None:
+    ns, pod, ctr = names.forgejo_namespace, names.forgejo_pod, names.forgejo_container
+    uid = _hash(pod)[:8] + "-" + _hash(pod)[8:12] + "-4" + _hash(pod)[13:16] + "-8" + _hash(pod)[17:20] + "-" + _hash(pod)[20:32]
+    limits = sorted((_at(t0, e), e["gi"] * GI) for e in of("memory_limit"))
+    ooms = sorted((_at(t0, e), e.get("seen_by_cadvisor", False)) for e in of("oom_killed"))
     peaks = list(spans("memory"))
-    ooms = [_at(t0, e["day"], e["at"]) for e in events if e["what"] == "oom_killed"]
     lo, hi = g["memory_ratio_low"], g["memory_ratio_high"]
+    node = _node_labels(names.forgejo_node, CADVISOR)
     for t in times:
+        limit = g["memory_limit_bytes"]
+        for at, value in limits:
+            if at <= t:
+                limit = value
+        restarts = sum(1 for at, _ in ooms if at <= t)
+        # each restart is a new container (new cgroup): cAdvisor's id/name labels change with it
+        cid = _hash(pod, restarts)[:64]
+        cadv = {**node, "namespace": ns, "pod": pod, "container": ctr, "image": "codeberg.org/forgejo/forgejo:11",
+                "name": cid, "id": f"/kubepods/burstable/pod{uid}/{cid}"}
         ratio = lo + (hi - lo) * (0.5 + 0.5 * math.sin(2 * math.pi * ((t - t0) % DAY) / DAY))
         for e, s, end in peaks:
             if s <= t < end:
                 ratio = e["ratio"]
-        h.add("container_memory_working_set_bytes", {**pod, "job": "kubelet", "image": "codeberg.org/forgejo/forgejo:11"},
-              t, int(ratio * limit))
-        h.add("kube_pod_container_resource_limits",
-              {**pod, "job": "kube-state-metrics", "resource": "memory", "unit": "byte"}, t, limit)
-        restarts = sum(1 for o in ooms if o <= t)
-        h.add("kube_pod_container_status_restarts_total", {**pod, "job": "kube-state-metrics"}, t, restarts)
+        if not in_hole("memory", t):
+            h.add(CADVISOR, "container_memory_working_set_bytes", cadv, t, int(ratio * limit))
+            h.add(CADVISOR, "container_spec_memory_limit_bytes", cadv, t, limit)  # dropped (container_spec_.*)
+            # container_oom_events_total counts kills in one container's cgroup: the restarted container is a
+            # new series at 0; the killed one shows its 1 only if a scrape fell between the kill and the
+            # cgroup's removal (seen_by_cadvisor), else the kill is never seen
+            h.add(CADVISOR, "container_oom_events_total", cadv, t, 0)
+            for i, (at, seen) in enumerate(ooms):
+                if seen and at <= t < at + g["scrape_seconds"]:
+                    old = _hash(pod, i)[:64]
+                    h.add(CADVISOR, "container_oom_events_total",
+                          {**cadv, "name": old, "id": f"/kubepods/burstable/pod{uid}/{old}"}, t, 1)
+        ksm = {**KSM_TARGET, "namespace": ns, "pod": pod, "container": ctr, "uid": uid}
+        h.add(KSM, "kube_pod_container_resource_limits", {**ksm, "resource": "memory", "unit": "byte",
+                                                          "node": names.forgejo_node}, t, limit)
+        h.add(KSM, "kube_pod_container_status_restarts_total", ksm, t, restarts)
         if restarts:
-            h.add("kube_pod_container_status_last_terminated_reason",
-                  {**pod, "job": "kube-state-metrics", "reason": "OOMKilled"}, t, 1)
+            h.add(KSM, "kube_pod_container_status_last_terminated_reason", {**ksm, "reason": "OOMKilled"}, t, 1)  # dropped
 
-    # -- the retention CronJob (kube-state-metrics) and its pushed summary ----
+
+def _pvc(h: History, g, names: Names, times, t0, of) -> None:
+    changes = sorted((_at(t0, e), e) for e in of("pvc"))
+    labels = {**_node_labels(names.forgejo_node, KUBELET), "namespace": names.forgejo_namespace,
+              "persistentvolumeclaim": names.forgejo_pvc}
+    for t in times:
+        cap = g["pvc_capacity_bytes"]
+        used = g["pvc_used_bytes"] + g["pvc_growth_per_day"] * (t - t0) / DAY
+        for at, e in changes:
+            if at <= t:
+                cap, used = e["capacity_gi"] * GI, e["used_gi"] * GI
+        h.add(KUBELET, "kubelet_volume_stats_capacity_bytes", labels, t, int(cap))
+        h.add(KUBELET, "kubelet_volume_stats_used_bytes", labels, t, int(used))
+        h.add(KUBELET, "kubelet_volume_stats_inodes_used", labels, t, 41_000)
+
+
+PACKAGES = [("payslip-ingest", 14, 3), ("job-hunter", 13, 2), ("infra-ci", 15, 4), ("fire-planner", 11, 0)]
+
+
+def _cleanup_log(names: Names, started: float, dry: bool, delete_status: int, nothing: bool,
+                 kept: int) -> list[tuple[float, str]]:
+    """The lines cleanup.sh prints (CS:29-30,52,73,88,95,100,102,109 @5d22b449): D counts failures too."""
+    host = "http://forgejo.forgejo.svc.cluster.local"
+    lines = [f"Forgejo cleanup: owner={names.owner} keep_last=10 dry_run={'true' if dry else 'false'}",
+             f"API base: {host}/api/v1",
+             f"Found {kept + (0 if nothing else 9)} package version(s)."]
+    to_delete = 0
+    for name, n, d in PACKAGES:
+        d = 0 if nothing else d
+        lines += [f"[{name}] {n} version(s)", f"  keep={n - d} delete={d}"]
+        for i in range(d):
+            ver = _hash(name, started, i)[:8]
+            url = f"{host}/api/v1/packages/{names.owner}/container/{name}/{ver}"
+            to_delete += 1
+            if dry:
+                lines.append(f"  DRY_RUN would DELETE {url}")
+            elif delete_status in (200, 204):
+                lines.append(f"  deleted {name}:{ver}")
+            else:
+                lines.append(f"  FAIL {name}:{ver} HTTP {delete_status}")
+    lines.append(f"Summary: kept={kept} to_delete={to_delete} dry_run={'true' if dry else 'false'}")
+    return [(started + 20 + i * 0.05, line) for i, line in enumerate(lines)]
+
+
+def _retention(h: History, g, names: Names, times, t0, days, events, of, last) -> None:
     failed_days: set[int] = set()
+    for e in of("retention_failed"):
+        failed_days |= set(e["days"])
+    nothing_days: set[int] = set()
+    for e in of("nothing_to_delete"):
+        nothing_days |= set(e["days"])
     dry_until = g["dry_run_until_day"]
-    makeup: dict[int, int] = {}
-    for e in events:
-        if e["what"] == "retention_failed":
-            failed_days |= set(e["days"])
-        if e["what"] == "dry_run_until":
-            dry_until = e["day"]
-        if e["what"] == "no_sunday_runs":
-            makeup = dict(e["makeup"])
-    runs = []  # (scheduled, day, succeeded, manual)
+    for e in of("dry_run_until"):
+        dry_until = e["day"]
+    flips = sorted((_at(t0, e), e["what"] == "dry_run_true") for e in of("dry_run_false") + of("dry_run_true"))
+    delete_from = {e["from_day"]: e["status"] for e in of("delete_status")}
+    unshipped = {d for e in of("no_pod_logs") for d in e["days"]}
+
+    def dry_at(day: int, t: float) -> bool:
+        if flips:
+            dry = True
+            for at, value in flips:
+                if at <= t:
+                    dry = value
+            return dry
+        return day <= dry_until
+
+    def status_at(day: int) -> int:
+        status = 204
+        for d, s in delete_from.items():
+            if day >= d:
+                status = s
+        return status
+
+    ns, cj, ctr = names.retention_namespace, names.retention_cronjob, names.retention_container
+    last_success = None
+    success_points: list[tuple[float, float]] = []
     for day in range(-1, days + 1):
-        if day in makeup:
-            runs.append((_at(t0, makeup[day], "09:00"), makeup[day], True, True))
-            continue
-        runs.append((t0 + day * DAY + g["retention_hour"] * HOUR, day, day not in failed_days, False))
-    cleanup_state = None  # (dry_run, to_delete, last_run)
-    summary_points: list[tuple[float, tuple]] = []
-    for scheduled, day, ok, manual in sorted(runs):
-        job_name = (f"{names.retention_cronjob}-manual-{int(scheduled) // 60}" if manual
-                    else f"{names.retention_cronjob}-{int(scheduled) // 60}")
-        jl = {"namespace": names.retention_namespace, "job_name": job_name, "job": "kube-state-metrics"}
-        started = scheduled + 5
+        scheduled = t0 + day * DAY + g["retention_hour"] * HOUR
+        if scheduled > last:
+            break
+        # the CronJob controller names a Job <cronjob>-<scheduled time in minutes> (kubernetes
+        # pkg/controller/cronjob/cronjob_controllerv2.go getJobName: "%s-%d", unix seconds / 60); Jobs live 3600 s after finishing (CT:45-59 @6d5204db)
+        job_name = f"{cj}-{int(scheduled) // 60}"
+        pod = f"{job_name}-{_hash(job_name)[:5]}"
+        ok = day not in failed_days
+        started = scheduled + 3
         done = started + g["retention_minutes"] * MIN
-        # the Job object lives until ttlSecondsAfterFinished (3600 s): so do its series
+        jl = {**KSM_TARGET, "namespace": ns, "job_name": job_name}
         for t in times:
             if scheduled <= t <= done + HOUR:
-                h.add("kube_job_owner", {**jl, "owner_kind": "CronJob", "owner_name": names.retention_cronjob,
-                                         "owner_is_controller": "true"}, t, 1)
-                h.add("kube_job_status_start_time", jl, t, started)
                 finished = t >= done
-                h.add("kube_job_status_succeeded", jl, t, 1 if (finished and ok) else 0)
-                h.add("kube_job_status_failed", jl, t, 1 if (finished and not ok) else 0)
+                h.add(KSM, "kube_job_owner", {**jl, "owner_kind": "CronJob", "owner_name": cj,
+                                              "owner_is_controller": "true"}, t, 1)  # dropped
+                h.add(KSM, "kube_job_status_start_time", jl, t, started)
+                h.add(KSM, "kube_job_status_succeeded", jl, t, 1 if finished and ok else 0)  # dropped
+                h.add(KSM, "kube_job_status_failed", jl, t, 0)
+                if finished and not ok:
+                    h.add(KSM, "kube_job_status_failed", {**jl, "reason": "BackoffLimitExceeded"}, t, 1)
                 if finished and ok:
-                    h.add("kube_job_status_completion_time", jl, t, done)
+                    h.add(KSM, "kube_job_status_completion_time", jl, t, done)  # dropped
+        dry = dry_at(day, started)
         if ok:
-            dry = day <= dry_until
-            summary_points.append((done, (1 if dry else 0, g["retention_to_delete"], done)))
-    summary_points.sort()
-    pl = {"job": names.retention_cronjob, "instance": ""}
+            success_points.append((done, done))
+            lines = _cleanup_log(names, started, dry, status_at(day), day in nothing_days, g["retention_kept"])
+        else:
+            lines = [(started + 20, f"Forgejo cleanup: owner={names.owner} keep_last=10 "
+                                    f"dry_run={'true' if dry else 'false'}"),
+                     (started + 21, f"API base: http://forgejo.forgejo.svc.cluster.local/api/v1"),
+                     (started + 25, "curl: (22) The requested URL returned error: 500")]
+        # Alloy ships the pod's lines with these labels (alloy.yaml:53-99 @0cd4afb6); the Job's pods carry
+        # no app.kubernetes.io/name, so no `app` label
+        if day not in unshipped:
+            h.logs.append(({"namespace": ns, "pod": pod, "container": ctr, "job": f"{ns}/{ctr}"},
+                           [(int(ts * 1e9), line) for ts, line in lines if ts <= last]))
+    cl = {**KSM_TARGET, "namespace": ns, "cronjob": cj}
     for t in times:
-        for at, state in summary_points:
+        for at, v in success_points:
             if at <= t:
-                cleanup_state = state
-        if cleanup_state is None:
-            continue
-        dry, to_delete, last = cleanup_state
-        h.add("forgejo_cleanup_dry_run", pl, t, dry)
-        h.add("forgejo_cleanup_to_delete", pl, t, to_delete)
-        h.add("forgejo_cleanup_kept", pl, t, g["retention_kept"])
-        h.add("forgejo_cleanup_last_run_timestamp", pl, t, last)
+                last_success = v
+        if last_success is not None:
+            h.add(KSM, "kube_cronjob_status_last_successful_time", cl, t, last_success)
 
-    # -- the external /api/healthz monitor ------------------------------------
-    down = [(s, end) for _, s, end in spans("healthz_down")]
-    hl = {"instance": names.healthz_instance, "job": "blackbox-healthz"}
-    for t in times:
-        h.add("probe_success", hl, t, 0 if any(s <= t < end for s, end in down) else 1)
-    return h
+
+def _healthz(h: History, g, t0, first, last, down, in_hole) -> None:
+    every = g["healthz_every_seconds"]
+    failing = 0
+    t = first
+    while t <= last:
+        if not in_hole("healthz", t):
+            if any(s <= t < end for s, end in down):
+                failing += 1
+                status = 2 if failing <= g["healthz_retries"] else 0  # PENDING while retrying, then DOWN
+                h.beats.append((t, status, "Request failed with status code 502"))
+            else:
+                failing = 0
+                h.beats.append((t, 1, "200 - OK"))
+        t += every

@@ -42,6 +42,9 @@ COMPONENTS: dict[str, str] = {
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
     "cluster": "phasegate.lab.cluster:Cluster",
+    # pod logs (Alloy's labels) and the external healthz monitor; metrics fills them with the bake's history
+    "loki": "phasegate.lab.loki:LokiStandin",
+    "uptime_kuma": "phasegate.lab.uptime_kuma:UptimeKumaStandin",
     # after cluster: it registers the probe CronJob's lab runner on the Kubernetes stand-in
     "metrics": "phasegate.lab.metrics:MetricsLab",
 }

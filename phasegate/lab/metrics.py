@@ -1,15 +1,15 @@
-"""Lab component `metrics`: a real Prometheus and a real Pushgateway on loopback.
+"""Lab component `metrics`: a real Prometheus and a real Pushgateway on loopback, and the bake's history.
 
-Prometheus scrapes the Pushgateway (honor_labels, as the cluster's chart does),
-loads the registry alert rules from a rules file, and serves a bake history
-backfilled with `promtool tsdb create-blocks-from openmetrics`. A history is
-data (phasegate.lab.bake_history): the green bake, or the green bake with one
-fault's events. Switching history restarts Prometheus on the same port with a
-fresh data directory holding that history's blocks; blocks are rendered once
-per history and kept.
+Prometheus scrapes the Pushgateway (honor_labels, as the cluster's chart does), loads the registry
+alert rules from a rules file, and serves a bake history backfilled with `promtool tsdb
+create-blocks-from openmetrics`. A history is data (phasegate.lab.bake_history): the green bake, the
+green bake with one fault's events, the real May-June 2026 replay, or a bake still open (day 5).
+Switching history restarts Prometheus on the same port with a fresh data directory holding that
+history's blocks, ships the history's retention-job log lines to the Loki stand-in (as Alloy would)
+and gives the Uptime Kuma stand-in the monitor's heartbeats.
 
-The lab's bake starts on a Monday 15 to 21 days before today, so the whole
-window lies in the past and its Sundays are days 6 and 13.
+The lab's bake starts on a Monday 15 to 21 days before today, so the whole window lies in the past
+and its Sundays are days 6 and 13.
 """
 
 from __future__ import annotations
@@ -63,6 +63,22 @@ def lab_bake_start(today: dt.date | None = None) -> dt.date:
     return d - dt.timedelta(days=d.weekday())
 
 
+OPEN_DAY = 5  # the open bake's "today" is day 5 of 14
+# histories of a bake still open (start = today - 5 days, rendered up to now): name -> (description, events)
+OPEN_HISTORIES: dict[str, tuple[str, list[dict]]] = {
+    "bake-open-day5": ("a clean bake on day 5 of 14", []),
+    "bake-open-day5-integrity-failure-day3": (
+        "day 5 of 14; the integrity probe found broken references for an hour on day 3",
+        [{"what": "integrity_failures", "day": 3, "at": "09:00", "hours": 1, "value": 2, "alert": True}]),
+}
+
+
+def _config_uptime_kuma():
+    from phasegate import config as _config
+
+    return _config.UptimeKuma()
+
+
 class MetricsLab:
     name = "metrics"
 
@@ -81,6 +97,7 @@ class MetricsLab:
         self._lab = None
         self.probe_dies = False  # fault: the probe pod exits before pushing
         self.retention_dates: dict = {}  # (repository, child digest) -> the date the seed gave it
+        self.healthz_monitor_id = 0
 
     # -- component protocol ------------------------------------------------
     def start(self, lab) -> None:
@@ -93,7 +110,10 @@ class MetricsLab:
         self.names = self._names(lab)
         self.push_port = free_port()
         self.prom_port = free_port()
-        self.pushgateway = Proc("pushgateway", [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.push_port}"],
+        # no persistence file (Debian's default is /var/lib/prometheus/pushgateway.data): one run's pushes,
+        # or another lab's, must never be served to the next run
+        self.pushgateway = Proc("pushgateway", [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.push_port}",
+                                                "--persistence.file="],
                                 self.dir / "pushgateway.log").start()
         self.write_rules(rules())
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump({
@@ -102,10 +122,14 @@ class MetricsLab:
             "scrape_configs": [{"job_name": "pushgateway", "honor_labels": True,
                                 "static_configs": [{"targets": [f"127.0.0.1:{self.push_port}"]}]}],
         }))
-        self._blocks("green")
         wait_until(lambda: httpx.get(f"{self.pushgateway_url}/-/ready", timeout=1).status_code == 200,
                    timeout=15, what="pushgateway", proc=self.pushgateway)
-        self._start_prometheus("green")
+        if "uptime_kuma" in lab:  # the monitor external-monitor-sync creates from Forgejo's ingress annotation
+            self.healthz_monitor_id = lab["uptime_kuma"].add_monitor(
+                _config_uptime_kuma().healthz_monitor, self.names.healthz_instance, interval=300, retries=3)
+        h = self._render("green")
+        self._start_prometheus("green", h)
+        self._ship(h)
         if self.forgejo() is not None:
             self.retention_dates = make_retention_safe(self.forgejo(), _retention())
         if "cluster" in lab:  # the probe CronJob's pods run phasegate.integrity and push here
@@ -142,7 +166,9 @@ class MetricsLab:
                 "private_instance": n.private_instance,
                 "healthz_instance": n.healthz_instance,
             },
-            "bake": {"start": self.start_date, "days": self.days, "last_dual_push": self.start_date},
+            # the lab's weekly full verify is due today, so the gate walks every byte when it runs
+            "bake": {"start": self.start_date, "days": self.days, "last_dual_push": self.start_date,
+                     "full_verify_weekday": dt.datetime.now(dt.timezone.utc).strftime("%A")},
         }
         for section, values in self.inventory_override.items():
             inv.setdefault(section, {}).update(values)
@@ -167,13 +193,27 @@ class MetricsLab:
                                   healthz_instance=f"{forgejo_url}/api/healthz")
 
     # -- histories -------------------------------------------------------------
-    def _blocks(self, history: str) -> Path:
-        """The TSDB blocks of a history, rendered once."""
+    def _history_spec(self, history: str) -> tuple[dt.date, list[dict], float | None]:
+        """(bake start, events, render until) of a named history."""
+        now = dt.datetime.now(dt.timezone.utc)
+        if history in OPEN_HISTORIES:  # a bake still open: day 5 of 14, rendered up to now
+            start = now.date() - dt.timedelta(days=OPEN_DAY)
+            return start, OPEN_HISTORIES[history][1], now.timestamp() - 60
+        if history == "replay":
+            return bake_history.REPLAY_START, bake_history.REPLAY, None
+        return lab_bake_start(), ([] if history == "green" else bake_history.FAULTS[history][1]), None
+
+    def _render(self, history: str) -> bake_history.History:
+        start, events, until = self._history_spec(history)
+        return bake_history.render(start, self.days, self.names, events, until=until)
+
+    def _blocks(self, history: str, h: bake_history.History | None = None) -> Path:
+        """The TSDB blocks of a history, rendered once (a history open up to now: every time)."""
         out = self.dir / "blocks" / history
-        if out.exists():
+        if out.exists() and history not in OPEN_HISTORIES:
             return out
-        events = [] if history == "green" else bake_history.FAULTS[history][1]
-        h = bake_history.render(self.start_date, self.days, self.names, events)
+        shutil.rmtree(out, ignore_errors=True)
+        h = h or self._render(history)
         om = self.dir / f"{history}.om"
         om.write_text(h.openmetrics())
         tmp = out.with_suffix(".tmp")
@@ -187,31 +227,62 @@ class MetricsLab:
         tmp.rename(out)
         return out
 
-    def _start_prometheus(self, history: str) -> None:
+    def _start_prometheus(self, history: str, h: bake_history.History | None = None) -> None:
         self._generation += 1
         data = self.dir / f"tsdb-{self._generation}"
         old = [p for p in self.dir.glob("tsdb-*") if p != data]
         for p in old:
             shutil.rmtree(p, ignore_errors=True)
         data.mkdir(parents=True)
-        for block in self._blocks(history).iterdir():
+        for block in self._blocks(history, h).iterdir():
             shutil.copytree(block, data / block.name)
         self.prometheus = Proc("prometheus", [
             PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
-            "--storage.tsdb.retention.time=90d", f"--web.listen-address=127.0.0.1:{self.prom_port}",
+            # the real retention is 26w (PCV:201 @5d22b449); the lab's replay lies in June 2026 and the lab's
+            # clock is today's, so the lab keeps blocks longer than production would
+            "--storage.tsdb.retention.time=3650d", f"--web.listen-address=127.0.0.1:{self.prom_port}",
             "--web.console.templates=/dev/null", "--web.console.libraries=/dev/null",
         ], self.dir / "prometheus.log").start()
         wait_until(lambda: httpx.get(f"{self.prometheus_url}/-/ready", timeout=1).status_code == 200,
                    timeout=30, what="prometheus", proc=self.prometheus)
         self.history = history
 
+    def _ship(self, h: bake_history.History) -> None:
+        """The history's pod logs to Loki (POST /loki/api/v1/push, Alloy's way) and heartbeats to Uptime Kuma."""
+        lab = self._lab
+        if lab is not None and "loki" in lab:
+            loki = lab["loki"]
+            loki.clear()
+            streams = [{"stream": labels, "values": [[str(ns), line] for ns, line in entries]}
+                       for labels, entries in h.logs if entries]
+            if streams:
+                r = httpx.post(f"{loki.url}/loki/api/v1/push", json={"streams": streams}, timeout=30)
+                if r.status_code != 204:
+                    raise LabError(f"Loki stand-in refused the history's logs: HTTP {r.status_code} {r.text[:200]}")
+        if lab is not None and "uptime_kuma" in lab:
+            kuma = lab["uptime_kuma"]
+            kuma.set_beats(self.healthz_monitor_id, h.beats)
+
     def use_history(self, history: str) -> None:
-        if history == self.history and self.prometheus and self.prometheus.alive():
+        if history == self.history and self.prometheus and self.prometheus.alive() \
+                and history not in OPEN_HISTORIES:
             return
-        self._blocks(history)
+        h = self._render(history)
+        start = self._history_spec(history)[0]
+        self._blocks(history, h)
         if self.prometheus:
             self.prometheus.stop()
-        self._start_prometheus(history)
+        self._start_prometheus(history, h)
+        self._ship(h)
+        if start != self.start_date:
+            self.start_date = start
+            if self._lab is not None and self._lab.started:
+                self._lab.write()
+
+    def prom_window_end(self) -> float:
+        """The end of the current history's bake window (unix seconds), for instant queries in tests."""
+        start = dt.datetime.combine(self.start_date, dt.time(0), dt.timezone.utc).timestamp()
+        return min(start + self.days * 86400, dt.datetime.now(dt.timezone.utc).timestamp())
 
     @contextlib.contextmanager
     def with_history(self, history: str):
@@ -266,6 +337,9 @@ def _history_fault(name: str, description: str):
 
 for _name, (_description, _events) in bake_history.FAULTS.items():
     _history_fault(_name, _description)
+for _name, (_description, _events) in OPEN_HISTORIES.items():
+    _history_fault(_name, _description)
+_history_fault("replay", "the real May-June 2026 history (infra-facts §12) as a bake window 2026-06-06 .. 06-20")
 
 
 @fault("alerts-not-instance-aware", component="metrics",
@@ -294,7 +368,8 @@ def dual_push_too_recent(lab):
 
 
 def probe_exposition(result, instance: str, catalog_accessible: bool, now: float) -> str:
-    """The text the probe pushes (Prometheus exposition format), one gauge per line."""
+    """The text the probe pushes (Prometheus exposition format), one gauge per line, each sample
+    labelled `instance` (MON:591-602 @5d22b449: the grouping key is the job only)."""
     values = {
         "registry_manifest_integrity_failures": len(result.broken) if result else 0,
         "registry_manifest_integrity_catalog_accessible": 1 if catalog_accessible else 0,
@@ -305,7 +380,7 @@ def probe_exposition(result, instance: str, catalog_accessible: bool, now: float
     }
     lines = []
     for name, v in values.items():
-        lines += [f"# TYPE {name} gauge", f"{name} {v}"]
+        lines += [f"# TYPE {name} gauge", f'{name}{{instance="{instance}"}} {v}']
     return "\n".join(lines) + "\n"
 
 
@@ -337,9 +412,11 @@ def make_probe_runner(metrics: "MetricsLab"):
             log = f"catalog not accessible: {e}\n"
         else:
             log = f"{result.summary()}\n" + "".join(f"BROKEN {b.line()}\n" for b in result.broken)
-        body = probe_exposition(result, instance, catalog, time.time())
         job = metrics.names.probe_push_job
-        r = httpx.put(f"{metrics.pushgateway_url}/metrics/job/{job}/instance/{instance}", content=body, timeout=10)
+        # REGISTRY_INSTANCE names the instance (MON:457-516 @5d22b449); POST, like the probe's curl (MON:526-527)
+        instance = env.get("REGISTRY_INSTANCE") or instance
+        body = probe_exposition(result, instance, catalog, time.time())
+        r = httpx.post(f"{metrics.pushgateway_url}/metrics/job/{job}", content=body, timeout=10)
         if r.status_code not in (200, 202):
             return 1, log + f"push failed: HTTP {r.status_code}\n"
         return 0, log + "pushed\n"
@@ -459,23 +536,42 @@ def _retention():
     return _config.Retention()
 
 
+def _layers(forgejo, version) -> list[str]:
+    manifest = forgejo.store.manifest(version.digest) or {}
+    while manifest.get("manifests"):  # an index: follow its first image
+        manifest = forgejo.store.manifest(manifest["manifests"][0]["digest"]) or {}
+    return [layer["digest"] for layer in manifest.get("layers") or []]
+
+
 @fault("forgejo-newest-image-layer-lost", component="metrics",
        description="Forgejo: a layer of the newest tagged image is gone from storage (the smoke pull breaks)")
 def newest_image_layer_lost(lab):
+    yield from _layer_lost(lab, newest=True)
+
+
+@fault("forgejo-oldest-image-layer-lost", component="metrics",
+       description="Forgejo: a layer only the oldest tagged image uses is gone from storage (the daily smoke pull "
+                   "of the newest image and the probe's HEADs do not see it; the weekly full verify does)")
+def oldest_image_layer_lost(lab):
+    yield from _layer_lost(lab, newest=False)
+
+
+def _layer_lost(lab, newest: bool):
     import shutil
 
     m = lab["metrics"]
     forgejo = m.forgejo()
     engine = lab["registries"].forgejo_engine
-    tagged = [v for v in forgejo.versions() if not v.untagged]
-    newest = max(tagged, key=lambda v: (v.created_at, v.id))
-    manifest = forgejo.store.manifest(newest.digest) or {}
-    while manifest.get("manifests"):  # an index: follow its first image
-        manifest = forgejo.store.manifest(manifest["manifests"][0]["digest"]) or {}
-    layers = manifest.get("layers") or []
+    tagged = sorted((v for v in forgejo.versions() if not v.untagged), key=lambda v: (v.created_at, v.id))
+    layers, pick = [], None
+    for pick in ([tagged[-1]] if newest else tagged[:-1]):  # oldest first: one with a layer of its own
+        others = set() if newest else {d for v in tagged if v is not pick for d in _layers(forgejo, v)}
+        layers = [d for d in _layers(forgejo, pick) if d not in others]
+        if layers:
+            break
     if not layers:
-        raise LabError(f"newest Forgejo image {newest.repository}:{newest.version} has no layer to lose")
-    blob = engine.blob_dir(layers[-1]["digest"])
+        raise LabError(f"no Forgejo image with a layer of its own to lose (last tried {pick})")
+    blob = engine.blob_dir(layers[-1])
     aside = engine.dir / "fault-aside" / f"layer-{blob.name}"
     aside.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(blob), str(aside))
