@@ -79,18 +79,20 @@ STATES = ("passed", "failed", "broken", PENDING, NOT_JUDGED)  # phasegate_gate_s
 OUTCOME_LABEL = "outcome"
 OUTCOME_TITLES = {PENDING: "Pending: the window is still open", NOT_JUDGED: "Not judged: opted out in the inventory"}
 OUTCOME_PREFIX = {PENDING: "PENDING: ", NOT_JUDGED: "NOT JUDGED: "}
+# [\s\S]* rather than (?s).*: Allure 3 compiles these as JavaScript RegExps, which have no inline flags
+# (an "(?s)" pattern throws inside the awesome plugin and the report comes out empty); Java reads both.
 CATEGORIES += [
     {
         "name": "Pending (window still open)",
         "matchedStatuses": ["unknown"],
-        "messageRegex": "(?s)PENDING: .*",
+        "messageRegex": "PENDING: [\\s\\S]*",
         "description": "A bake criterion whose window is still open and saw nothing wrong so far (Argo Rollouts' "
                        "Inconclusive): day N of M and what is still needed. Not a pass: the exit verdict waits.",
     },
     {
         "name": "Not judged (opted out in the inventory)",
         "matchedStatuses": ["unknown"],
-        "messageRegex": "(?s)NOT JUDGED: .*",
+        "messageRegex": "NOT JUDGED: [\\s\\S]*",
         "description": "The inventory explicitly opts this gate out; the message carries its reason.",
     },
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from gherkin.parser import Parser
+from tests.gherkin_walk import scenarios
 
 REPO = Path(__file__).resolve().parent.parent
 MARKERS = {m.split(":")[0] for m in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]}
@@ -13,13 +13,8 @@ PHASES = {f"phase{i}" for i in range(6)}
 
 
 def _scenarios():
-    for path in sorted((REPO / "features").glob("*.feature")):
-        doc = Parser().parse(path.read_text())
-        feature_tags = {t["name"].lstrip("@") for t in doc["feature"]["tags"]}
-        for child in doc["feature"]["children"]:
-            sc = child.get("scenario")
-            if sc:
-                yield path.name, sc["name"], feature_tags | {t["name"].lstrip("@") for t in sc["tags"]}
+    for sc in scenarios():
+        yield sc.feature, sc.name, set(sc.tags)
 
 
 def test_features_exist():

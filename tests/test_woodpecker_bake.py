@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.gherkin_walk import markers_of, scenarios
 import yaml
 
 from phasegate import config
@@ -243,7 +245,8 @@ def syntax_problems(pipeline: dict) -> list[str]:
 def secret_problems(pipeline: dict, inv) -> list[str]:
     """The secrets passed are exactly those the read-only bake's gates need (the inventory's
     [secrets] needed_by), exported as the inventory names them, and only to the step running the gates."""
-    needed = {k for k, ref in inv.secrets.items() if "phase2" in ref.needed_by}
+    bake_markers = markers_of([s for s in scenarios() if {"phase2", "readonly"} <= s.tags])
+    needed = {k for k, ref in inv.secrets.items() if set(ref.needed_by) & bake_markers}
     given, out = {}, []
     for s in _steps(pipeline):
         for var, value in (s.get("environment") or {}).items():
