@@ -14,6 +14,27 @@ netguard.install()
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _clear_abandoned_labs(root: Path, pattern: str) -> None:
+    """Labs of earlier sessions whose pytest was killed before it stopped them (and whose keeper
+    died too): their processes and mounts go, with one line saying what, or one error naming what
+    will not. Only labs claimed by a process that is gone are touched, never a running session's."""
+    from phasegate.lab import procs
+    from phasegate.lab.core import Lab
+
+    for old in procs.abandoned_labs(root, pattern):
+        try:
+            Lab(old).clear()
+        except procs.LabError as e:
+            pytest.exit(str(e), returncode=2)
+
+
+def pytest_sessionstart(session):
+    # a --basetemp given again is wiped by pytest before any fixture runs: what a killed lab left in it goes first
+    given = session.config.option.basetemp
+    if given and Path(given).is_dir():
+        _clear_abandoned_labs(Path(given).resolve(), "*/lab")
+
+
 @pytest.fixture(scope="session")
 def lab_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("lab")
@@ -24,6 +45,9 @@ def lab(tmp_path_factory):
     """The whole lab, started once for the session (every component)."""
     from phasegate.lab.core import Lab
 
+    base = tmp_path_factory.getbasetemp()
+    if base.parent.name.startswith("pytest-of-"):  # pytest's numbered dirs: earlier sessions' labs are siblings
+        _clear_abandoned_labs(base.parent, "*/*/lab")
     lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
     lab.up()
     yield lab

@@ -285,14 +285,15 @@ def _unescape_mount(path: str) -> str:
 
 
 def lab_mounts(lab_dir: Path) -> list[str]:
-    """Mount points at or under the lab directory (podman's container `shm`), deepest first."""
+    """Mount points under the lab directory (podman's container `shm`), deepest first. Not the
+    directory itself: a lab kept on a file system of its own keeps it."""
     lab_dir = str(Path(lab_dir).resolve())
     out = []
     try:
         with open("/proc/self/mountinfo") as f:
             for line in f:
                 point = _unescape_mount(line.split()[4])
-                if point == lab_dir or point.startswith(lab_dir + "/"):
+                if point.startswith(lab_dir + "/"):
                     out.append(point)
     except OSError:
         pass
