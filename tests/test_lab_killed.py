@@ -42,7 +42,7 @@ def named(lab_dir: Path) -> list[str]:
         except OSError:
             continue
         if pattern.search(argv) and int(pid) != os.getpid():
-            out.append(f"{pid}: {argv[:200]}")
+            out.append(f"{pid}: {argv}")
     return out
 
 
