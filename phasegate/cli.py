@@ -307,7 +307,11 @@ _SUBCOMMANDS.append(_register_integrity)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: what was started is stopped on the way out (finally), no traceback
+        print("phasegate: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

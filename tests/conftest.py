@@ -14,7 +14,7 @@ netguard.install()
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _clear_abandoned_labs(root: Path, pattern: str) -> None:
+def _clear_abandoned_labs(config, root: Path, pattern: str) -> None:
     """Labs of earlier sessions whose pytest was killed before it stopped them (and whose keeper
     died too): their processes and mounts go, with one line saying what, or one error naming what
     will not. Only labs claimed by a process that is gone are touched, never a running session's."""
@@ -23,16 +23,19 @@ def _clear_abandoned_labs(root: Path, pattern: str) -> None:
 
     for old in procs.abandoned_labs(root, pattern):
         try:
-            Lab(old).clear()
+            removed = Lab(old).clear()
         except procs.LabError as e:
             pytest.exit(str(e), returncode=2)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if removed and reporter is not None:
+            reporter.write_line(f"lab: {removed}")
 
 
 def pytest_sessionstart(session):
     # a --basetemp given again is wiped by pytest before any fixture runs: what a killed lab left in it goes first
     given = session.config.option.basetemp
     if given and Path(given).is_dir():
-        _clear_abandoned_labs(Path(given).resolve(), "*/lab")
+        _clear_abandoned_labs(session.config, Path(given).resolve(), "*/lab")
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +44,13 @@ def lab_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, pytestconfig):
     """The whole lab, started once for the session (every component)."""
     from phasegate.lab.core import Lab
 
     base = tmp_path_factory.getbasetemp()
     if base.parent.name.startswith("pytest-of-"):  # pytest's numbered dirs: earlier sessions' labs are siblings
-        _clear_abandoned_labs(base.parent, "*/*/lab")
+        _clear_abandoned_labs(pytestconfig, base.parent, "*/*/lab")
     lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
     lab.up()
     yield lab

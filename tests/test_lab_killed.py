@@ -66,6 +66,7 @@ def env() -> dict:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PHASEGATE_")}
     e["PYTHONPATH"] = str(REPO)
     e["PYTHONDONTWRITEBYTECODE"] = "1"
+    e["PYTHONUNBUFFERED"] = "1"  # what a run said before it was killed is in its log
     return e
 
 
@@ -193,13 +194,18 @@ def short_tmp():
 
 # -- the whole lab, killed ----------------------------------------------------------------------------------
 
-# (what is seen when the kill comes, how to see it); each is one start of the lab
+# (what is seen when the kill comes, how to see it, the signal); each is one start of the lab
 START_POINTS = [
-    ("podman's service started", lambda d: a_process(d, "podman", "system service")),
-    ("containers being created", lambda d: a_process(d, "conmon")),
-    ("containerd nodes started", lambda d: a_process(d, "containerd --config")),
-    ("prometheus started", lambda d: a_process(d, "prometheus --config.file")),
+    ("podman's service started", lambda d: a_process(d, "podman", "system service"), signal.SIGKILL),
+    ("containers being created", lambda d: a_process(d, "conmon"), signal.SIGKILL),
+    ("containerd nodes started", lambda d: a_process(d, "containerd --config"), signal.SIGINT),
+    ("prometheus started", lambda d: a_process(d, "prometheus --config.file"), signal.SIGKILL),
+    ("the lab ready", None, signal.SIGTERM),
+    ("the lab ready", None, signal.SIGKILL),
 ]
+# (the gates of a stage of the main job, the signal)
+GATE_POINTS = [("phase0 or phase1", signal.SIGKILL), ("phase0 or phase1", signal.SIGINT),
+               ("phase4 or phase5", signal.SIGKILL)]
 
 
 @pytest.mark.slow
@@ -208,29 +214,20 @@ START_POINTS = [
 def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passes(short_tmp):
     tmp_path = short_tmp
     lab_dir = tmp_path / "lab"
-    for n, (what, point) in enumerate(START_POINTS):
-        log = tmp_path / f"up-{n}.log"
-        ready = tmp_path / f"ready-{n}"
-        proc = start(phasegate("lab", "up", "--dir", str(lab_dir), "--ready-file", str(ready)),
-                     tmp_path, log)
-        wait_for(point(lab_dir), proc, log, f"lab up until {what}")
-        kill(proc, signal.SIGKILL, log, f"lab up killed when {what}")
-        assert not nothing_left_within(lab_dir), f"killed when {what}: left {nothing_left_within(lab_dir, 0)}"
-    # up and ready
-    log, ready = tmp_path / "up-ready.log", tmp_path / "ready"
-    proc = start(phasegate("lab", "up", "--dir", str(lab_dir), "--ready-file", str(ready)), tmp_path, log)
-    wait_for(ready.exists, proc, log, "lab up until ready")
-    kill(proc, signal.SIGKILL, log, "lab up killed when ready")
-    assert not nothing_left_within(lab_dir), "killed when up: left processes"
-    # while gates run, in both lab states of the main job
-    for stage in ("phase0 or phase1", "phase4 or phase5"):
-        log = tmp_path / f"run-{stage[:6]}.log"
+    for n, (what, point, sig) in enumerate(START_POINTS):
+        log, ready = tmp_path / f"up-{n}.log", tmp_path / f"ready-{n}"
+        proc = start(phasegate("lab", "up", "--dir", str(lab_dir), "--ready-file", str(ready)), tmp_path, log)
+        wait_for(point(lab_dir) if point else ready.exists, proc, log, f"lab up until {what}")
+        kill(proc, sig, log, f"lab up ended with {sig.name} at {what}")
+        assert not nothing_left_within(lab_dir), f"{sig.name} at {what}: left {named(lab_dir)}"
+    for n, (stage, sig) in enumerate(GATE_POINTS):
+        log = tmp_path / f"run-{n}.log"
         proc = start(phasegate("lab", "run", "--dir", str(lab_dir), str(REPO / "steps"), "-c",
                                str(REPO / "pyproject.toml"), "--rootdir", str(REPO)), tmp_path, log)
         wait_for(a_process(lab_dir, "pytest -m " + stage, "--inventory="), proc, log, f"lab run until gates {stage}")
         time.sleep(1)  # into the gates, not at their first instruction
-        kill(proc, signal.SIGKILL, log, f"lab run killed while gates {stage} ran")
-        assert not nothing_left_within(lab_dir), f"killed while gates {stage} ran: left processes"
+        kill(proc, sig, log, f"lab run ended with {sig.name} while gates {stage} ran")
+        assert not nothing_left_within(lab_dir), f"{sig.name} while gates {stage} ran: left {named(lab_dir)}"
     lab_run_passes(lab_dir, tmp_path)
 
 
@@ -238,9 +235,9 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
 @pytest.mark.lab
 @pytest.mark.timeout(600)
 def test_a_start_removes_what_a_killed_lab_and_its_keeper_left_saying_so_in_one_line(short_tmp):
-    tmp_path = short_tmp
     """The keeper killed with its lab (an OOM killer, a kill of everything): podman's conmons and
     containers and their shm mounts are still there; the next start removes them."""
+    tmp_path = short_tmp
     lab_dir = tmp_path / "lab"
     log, ready = tmp_path / "up-1.log", tmp_path / "ready-1"
     proc = start(phasegate("lab", "up", "--dir", str(lab_dir), "--ready-file", str(ready)), tmp_path, log)
@@ -273,15 +270,30 @@ def test_pytest_of_the_suite_ended_with_sigterm_leaves_nothing_and_the_next_run_
     tmp_path = short_tmp
     basetemp = tmp_path / "basetemp"
     lab_dir = basetemp / "lab0" / "lab"  # the session `lab` fixture's directory (tests/conftest.py)
+    # the same --basetemp every time: each session starts over what the last one left
     argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-q", "-x", "-p", "no:cacheprovider",
             f"--basetemp={basetemp}",
             "tests/test_cluster_gates.py::test_cluster_gates_leave_nothing_behind_even_when_red"]
-    points = [("the fixture lab starting", a_process(lab_dir, "conmon")),
-              ("a gate running", a_process(lab_dir, "pytest", f"--inventory={lab_dir}/inventory.toml"))]
-    for n, (what, point) in enumerate(points):
+    starting = a_process(lab_dir, "conmon")
+    gate_running = a_process(lab_dir, "pytest", f"--inventory={lab_dir}/inventory.toml")
+
+    # the keeper killed too (an OOM killer): podman's conmons and containers stay for the next session
+    log = tmp_path / "pytest-0.log"
+    proc = start(argv, REPO, log)
+    wait_for(starting, proc, log, "pytest until its lab starts containers")
+    keepers = [int(line.split(":")[0]) for line in named(lab_dir) if procs.KEEPER_MODULE in line]
+    assert len(keepers) == 1, named(lab_dir)
+    os.kill(keepers[0], signal.SIGKILL)
+    kill(proc, signal.SIGTERM, log, "pytest ended with SIGTERM, its keeper killed")
+    time.sleep(1)
+    assert any("conmon" in line for line in named(lab_dir)), named(lab_dir)  # else the next part proves nothing
+
+    for n, (what, point) in enumerate([("a gate running", gate_running), ("the fixture lab starting", starting)], 1):
         log = tmp_path / f"pytest-{n}.log"
-        proc = start(argv, REPO, log)  # the same --basetemp each time: the next session starts over what is left
+        proc = start(argv, REPO, log)
         wait_for(point, proc, log, f"pytest until {what}")
+        said = [line for line in log.read_text().splitlines() if line.startswith("lab: removed")]
+        assert len(said) == (1 if n == 1 else 0), log.read_text()
         kill(proc, signal.SIGTERM, log, f"pytest ended with SIGTERM at {what}")
         assert not nothing_left_within(lab_dir), f"pytest ended at {what}: left {named(lab_dir)}"
     lab_run_passes(lab_dir, tmp_path)

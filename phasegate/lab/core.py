@@ -151,7 +151,9 @@ class Lab:
 
     # -- life cycle --------------------------------------------------------
     def up(self) -> "Lab":
-        self.clear()
+        removed = self.clear()
+        if removed:
+            print(f"lab: {removed}", file=sys.stderr, flush=True)
         self.dir.mkdir(parents=True)
         procs.claim(self.dir)
         # from here on, whatever the lab starts dies with this process, however it ends (procs.Keeper)
@@ -181,26 +183,24 @@ class Lab:
             procs.release(self.dir)
         self.started = False
 
-    def clear(self) -> None:
+    def clear(self) -> str:
         """Remove what a previous lab in this directory left behind (it may have been killed:
-        processes, podman's containers and their mounts), then the directory. One line says what
-        was removed; a leftover that will not go is one LabError naming it."""
+        processes, podman's containers and their mounts), then the directory. Returns one line
+        saying what was removed ("" for nothing); a leftover that will not go is one LabError naming it."""
         claimed = procs.owner(self.dir)
         if claimed is not None and claimed[1] and claimed[0] != os.getpid():
             raise LabError(f"a lab is running in {self.dir} (pid {claimed[0]}); "
                            f"stop it first: phasegate lab down --dir {self.dir}")
         if not self.dir.exists():
-            return
+            return ""
         swept = procs.sweep(self.dir)
-        if swept:
-            print(f"lab: removed what the last lab in {self.dir} left behind: {swept.summary()}",
-                  file=sys.stderr, flush=True)
         failed: list[tuple[str, BaseException]] = []
         shutil.rmtree(self.dir, onerror=lambda _fn, path, exc: failed.append((path, exc[1])))
         if failed:
             path, exc = failed[0]
             raise LabError(f"cannot remove {path} (left by the last lab in {self.dir}): "
                            f"{getattr(exc, 'strerror', None) or exc}")
+        return f"removed what the last lab in {self.dir} left behind: {swept.summary()}" if swept else ""
 
     def __enter__(self) -> "Lab":
         return self.up()

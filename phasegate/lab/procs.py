@@ -133,6 +133,7 @@ class Proc:
 LAB_MARK = "PHASEGATE_LAB"   # environment variable every Proc of a lab carries: the lab directory
 OWNER_FILE = ".lab-owner"    # in the lab directory: "<pid> <start time>" of the process running the lab
 KEEPER_MODULE = "phasegate.lab.procs"
+ARMED = "armed"  # the keeper's first line: it is watching
 _PR_SET_PDEATHSIG = 1
 _MNT_DETACH = 2
 _CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -356,7 +357,9 @@ def sweep(lab_dir: Path, *, keeper_grace: float = 15.0, timeout: float = 5.0) ->
     lab_dir = Path(lab_dir).resolve()
     names = _names_dir(lab_dir)
     deadline = time.monotonic() + keeper_grace
-    while time.monotonic() < deadline and any(_is_keeper(p, names) for p in lab_processes(lab_dir)):
+    # (one this process started is not waited for: it sweeps only once this process is gone)
+    while time.monotonic() < deadline and any(_is_keeper(p, names) and p.ppid != os.getpid()
+                                              for p in lab_processes(lab_dir)):
         time.sleep(0.1)
     done = Swept()
     for _ in range(3):  # a process may start another while it dies (podman, conmon): look again
@@ -416,7 +419,7 @@ class Keeper:
     def __init__(self, lab_dir: Path):
         self.lab_dir = Path(lab_dir).resolve()
         read, self._write = os.pipe()  # both close-on-exec: no other child holds the lab's end open
-        log = open(self.lab_dir / "keeper.log", "ab")
+        log = open(self.log, "ab")
         try:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", KEEPER_MODULE, "keep", str(self.lab_dir)],
@@ -426,6 +429,20 @@ class Keeper:
         finally:
             os.close(read)
             log.close()
+        # armed before the lab starts its first server, or the lab does not start
+        try:
+            wait_until(self._armed, timeout=20, what="the lab's keeper", proc=Proc("keeper", [], self.log, popen=self.popen))
+        except LabError:
+            self.popen.kill()
+            self.popen.wait()
+            raise
+
+    @property
+    def log(self) -> Path:
+        return self.lab_dir / "keeper.log"
+
+    def _armed(self) -> bool:
+        return ARMED in self.log.read_text()
 
     def stop(self, timeout: float = 30.0) -> None:
         """The lab has stopped: the keeper makes sure (one last sweep) and exits."""
@@ -446,6 +463,7 @@ def _asked_to_stop(*_) -> None:
 def _keep(lab_dir: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # asked to stop: sweep first
         signal.signal(sig, _asked_to_stop)
+    print(f"keeper: {ARMED} for the lab in {lab_dir}", flush=True)
     try:
         while os.read(0, 4096):
             pass  # the lab never writes: any read returning is the end of the lab
