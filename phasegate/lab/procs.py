@@ -374,12 +374,25 @@ def sweep(lab_dir: Path, *, keeper_grace: float = 15.0, timeout: float = 5.0) ->
         victims = lab_processes(lab_dir)
         if victims:
             raise LabError(f"processes of the last lab in {lab_dir} keep coming back: {victims[0].describe()}")
+    _remove_container_cgroups(lab_dir)
     for point in lab_mounts(lab_dir):
         if _libc.umount2(point.encode(), _MNT_DETACH) != 0:
             err = ctypes.get_errno()
             raise LabError(f"cannot unmount {point} (left mounted by the last lab in {lab_dir}): {os.strerror(err)}")
         done.mounts.append(point)
     return done
+
+
+def _remove_container_cgroups(lab_dir: Path) -> None:
+    """The cgroups (cgroupfs manager) of the lab's podman containers, which podman removes only when it
+    cleans a container up itself: empty ones go (best effort: they hold nothing and are not in the lab dir)."""
+    for cid in _container_ids(lab_dir):
+        for cgroup in [*Path("/sys/fs/cgroup").glob(f"*/libpod_parent/libpod-{cid}"),
+                       *Path("/sys/fs/cgroup").glob(f"libpod_parent/libpod-{cid}")]:
+            try:
+                cgroup.rmdir()
+            except OSError:
+                pass
 
 
 # -- the owner of a lab directory ----------------------------------------------
