@@ -256,7 +256,7 @@ def _is_keeper(p: _Pid, names: Callable[[str], bool]) -> bool:
     return KEEPER_MODULE in p.argv and "keep" in p.argv and any(names(a) for a in p.argv)
 
 
-def lab_processes(lab_dir: Path, *, keepers: bool = True) -> list[_Pid]:
+def lab_processes(lab_dir: Path) -> list[_Pid]:
     """The live processes of the lab in `lab_dir` (see the module docstring), never this process
     nor one of its ancestors."""
     lab_dir = Path(lab_dir).resolve()
@@ -277,8 +277,7 @@ def lab_processes(lab_dir: Path, *, keepers: bool = True) -> list[_Pid]:
             if c not in ours and c not in spared and procs[c].state not in "ZX":
                 ours.add(c)
                 todo.append(c)
-    return [procs[pid] for pid in sorted(ours)
-            if keepers or not _is_keeper(procs[pid], names)]
+    return [procs[pid] for pid in sorted(ours)]
 
 
 def _unescape_mount(path: str) -> str:
@@ -302,32 +301,38 @@ def lab_mounts(lab_dir: Path) -> list[str]:
 
 
 def _kill(victims: list[_Pid], timeout: float) -> list[_Pid]:
-    """SIGKILL each (re-checked by start time, held by a pidfd so a reused pid is never hit);
-    wait until they are gone. Returns the ones still alive."""
-    fds = []
+    """SIGKILL each (re-checked by start time, and held by a pidfd where the kernel has them, so a
+    reused pid is never hit); wait until they are gone. Returns the ones still alive."""
+    poller, fds, sent = select.poll(), [], []
     for p in victims:
         try:
             fd = os.pidfd_open(p.pid)
-        except OSError:
+        except ProcessLookupError:
             continue  # already gone
+        except (AttributeError, OSError):
+            fd = None  # no pidfds here: the start time check alone
         now = _read_pid(p.pid, want_env=False)
         if now is None or now.start != p.start:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             continue
         try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            signal.pidfd_send_signal(fd, signal.SIGKILL) if fd is not None else os.kill(p.pid, signal.SIGKILL)
         except OSError:
             pass
-        fds.append((fd, p))
+        sent.append(p)
+        if fd is not None:
+            fds.append(fd)
+            poller.register(fd, select.POLLIN)  # a pidfd turns readable when its process has ended
     deadline = time.monotonic() + timeout
     try:
-        for fd, _ in fds:
-            left = max(deadline - time.monotonic(), 0)
-            select.select([fd], [], [], left)  # a pidfd turns readable when its process has ended
+        while any(p.alive() for p in sent) and time.monotonic() < deadline:
+            for fd, _ in poller.poll(100):  # with nothing registered (left): a 100 ms wait
+                poller.unregister(fd)
     finally:
-        for fd, _ in fds:
+        for fd in fds:
             os.close(fd)
-    return [p for _, p in fds if p.alive()]
+    return [p for p in sent if p.alive()]
 
 
 @dataclass
