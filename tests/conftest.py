@@ -17,18 +17,19 @@ REPO = Path(__file__).resolve().parent.parent
 def _clear_abandoned_labs(config, root: Path, pattern: str) -> None:
     """Labs of earlier sessions whose pytest was killed before it stopped them (and whose keeper
     died too): their processes and mounts go, with one line saying what, or one error naming what
-    will not. Only labs claimed by a process that is gone are touched, never a running session's."""
+    will not; their files stay for pytest to rotate. Only labs claimed by a process that is gone
+    are touched, never a running session's."""
     from phasegate.lab import procs
-    from phasegate.lab.core import Lab
 
     for old in procs.abandoned_labs(root, pattern):
         try:
-            removed = Lab(old).clear()
+            swept = procs.sweep(old)
         except procs.LabError as e:
             pytest.exit(str(e), returncode=2)
+        procs.release(old)
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if removed and reporter is not None:
-            reporter.write_line(f"lab: {removed}")
+        if swept and reporter is not None:
+            reporter.write_line(f"lab: removed what the last lab in {old.resolve()} left behind: {swept.summary()}")
 
 
 def pytest_sessionstart(session):

@@ -2,9 +2,9 @@
 
 A lab (`phasegate lab up`, `phasegate lab run`, or the `lab` fixture of a pytest run of the
 suite's own tests) is killed at several points of its start and while gates run. Within 10 s no
-process whose command line names its directory may be left; the next start in the same directory
-removes whatever is (saying so in one line) and leaves no mount behind, and `phasegate lab run`
-there passes. Every lab here lives in this test's own tmp dir: nothing else is looked at or killed.
+process whose command line names its directory may be left, nor a mount under it; when the lab's
+keeper was killed too, the next start in the same directory removes what is left (saying so in one
+line); `phasegate lab run` there then passes and leaves nothing. Every lab here lives in this test's own tmp dir: nothing else is looked at or killed.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def mounts_under(lab_dir: Path) -> list[str]:
 
 
 def nothing_left_within(lab_dir: Path, seconds: float = GONE_WITHIN) -> list[str]:
+    """What is still there after `seconds`: processes naming the lab directory, mounts under it."""
     deadline = time.monotonic() + seconds
-    while (left := named(lab_dir)) and time.monotonic() < deadline:
+    while (left := named(lab_dir) + mounts_under(lab_dir)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
 
@@ -110,7 +111,7 @@ def lab_run_passes(lab_dir: Path, cwd: Path) -> None:
     text = log.read_text()
     assert rc == 0 and " passed" in text and "Traceback" not in text, f"lab run: exit {rc}\n{text[-4000:]}"
     assert not mounts_under(lab_dir), mounts_under(lab_dir)
-    assert not nothing_left_within(lab_dir)
+    assert not named(lab_dir), named(lab_dir)
 
 
 # -- unit: what a sweep takes is the lab's and nothing else ------------------------------------------------
@@ -219,7 +220,7 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
         proc = start(phasegate("lab", "up", "--dir", str(lab_dir), "--ready-file", str(ready)), tmp_path, log)
         wait_for(point(lab_dir) if point else ready.exists, proc, log, f"lab up until {what}")
         kill(proc, sig, log, f"lab up ended with {sig.name} at {what}")
-        assert not nothing_left_within(lab_dir), f"{sig.name} at {what}: left {named(lab_dir)}"
+        assert not (left := nothing_left_within(lab_dir)), f"{sig.name} at {what}: left {left}"
     for n, (stage, sig) in enumerate(GATE_POINTS):
         log = tmp_path / f"run-{n}.log"
         proc = start(phasegate("lab", "run", "--dir", str(lab_dir), str(REPO / "steps"), "-c",
@@ -227,7 +228,7 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
         wait_for(a_process(lab_dir, "pytest -m " + stage, "--inventory="), proc, log, f"lab run until gates {stage}")
         time.sleep(1)  # into the gates, not at their first instruction
         kill(proc, sig, log, f"lab run ended with {sig.name} while gates {stage} ran")
-        assert not nothing_left_within(lab_dir), f"{sig.name} while gates {stage} ran: left {named(lab_dir)}"
+        assert not (left := nothing_left_within(lab_dir)), f"{sig.name} while gates {stage} ran: left {left}"
     lab_run_passes(lab_dir, tmp_path)
 
 
@@ -260,7 +261,7 @@ def test_a_start_removes_what_a_killed_lab_and_its_keeper_left_saying_so_in_one_
     assert not set(mounted) & set(mounts_under(lab_dir)), "the last lab's mounts are still there"
     kill(proc, signal.SIGINT, log, "the next lab stopped with Ctrl-C")
     assert "lab stopped" in log.read_text()
-    assert not nothing_left_within(lab_dir) and not mounts_under(lab_dir)
+    assert not (left := nothing_left_within(lab_dir)), left
 
 
 @pytest.mark.slow
@@ -295,5 +296,5 @@ def test_pytest_of_the_suite_ended_with_sigterm_leaves_nothing_and_the_next_run_
         said = [line for line in log.read_text().splitlines() if line.startswith("lab: removed")]
         assert len(said) == (1 if n == 1 else 0), log.read_text()
         kill(proc, signal.SIGTERM, log, f"pytest ended with SIGTERM at {what}")
-        assert not nothing_left_within(lab_dir), f"pytest ended at {what}: left {named(lab_dir)}"
+        assert not (left := nothing_left_within(lab_dir)), f"pytest ended at {what}: left {left}"
     lab_run_passes(lab_dir, tmp_path)
