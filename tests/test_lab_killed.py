@@ -185,6 +185,28 @@ def test_a_start_refuses_a_directory_a_running_lab_owns(tmp_path):
     assert not lab_dir.exists()
 
 
+def test_fixture_labs_of_a_killed_session_are_swept_and_a_running_sessions_are_not(tmp_path, pytestconfig):
+    from tests.conftest import _clear_abandoned_labs
+
+    dead_lab, live_lab = tmp_path / "pytest-1" / "lab0" / "lab", tmp_path / "pytest-2" / "lab0" / "lab"
+    for d in (dead_lab, live_lab):
+        d.mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "import sys; from phasegate.lab import procs; procs.claim(sys.argv[1])",
+                             str(dead_lab)], env=env())
+    assert gone.wait(30) == 0  # claimed by a process that is gone: a session killed before it stopped its lab
+    procs.claim(live_lab)      # claimed by this one: running
+    in_dead, in_live = _sleeper(f"{dead_lab}/x"), _sleeper(f"{live_lab}/x")
+    try:
+        _clear_abandoned_labs(pytestconfig, tmp_path, "*/*/lab")
+        assert in_dead.wait(10) == -signal.SIGKILL
+        assert in_live.poll() is None, "a running session's lab was swept"
+        assert not (dead_lab / procs.OWNER_FILE).exists() and (live_lab / procs.OWNER_FILE).exists()
+    finally:
+        for p in (in_dead, in_live):
+            p.kill()
+            p.wait()
+
+
 @pytest.fixture
 def short_tmp():
     """A scratch directory with a short path: podman refuses a runroot longer than 50 characters."""
