@@ -20,6 +20,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _lab_start(lab) -> bool:
+    """lab.up(); a lab that cannot start (e.g. a leftover of a killed lab that will not go) is one
+    error message, never a traceback."""
+    from phasegate.lab.procs import LabError
+
+    try:
+        lab.up()
+    except LabError as e:
+        print(f"phasegate lab: error: {redact(str(e))}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 def _lab_up(args) -> int:
     from phasegate.lab.core import Lab
 
@@ -28,7 +41,8 @@ def _lab_up(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    lab.up()
+    if not _lab_start(lab):
+        return EXIT_USAGE
     try:
         (Path(args.dir) / "lab.pid").write_text(str(__import__("os").getpid()))
         print(f"lab is up: inventory {lab.inventory_path}")
@@ -55,7 +69,8 @@ def _lab_run(args) -> int:
     worst = 0
     for hook in _BEFORE_RUN:
         hook(args)
-    lab.up()
+    if not _lab_start(lab):
+        return EXIT_USAGE
     try:
         env = dict(os.environ)
         env.update(lab.env())
@@ -292,7 +307,11 @@ _SUBCOMMANDS.append(_register_integrity)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: what was started is stopped on the way out (finally), no traceback
+        print("phasegate: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

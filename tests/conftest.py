@@ -14,16 +14,44 @@ netguard.install()
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _clear_abandoned_labs(config, root: Path, pattern: str) -> None:
+    """Labs of earlier sessions whose pytest was killed before it stopped them (and whose keeper
+    died too): their processes and mounts go, with one line saying what, or one error naming what
+    will not; their files stay for pytest to rotate. Only labs claimed by a process that is gone
+    are touched, never a running session's."""
+    from phasegate.lab import procs
+
+    for old in procs.abandoned_labs(root, pattern):
+        try:
+            swept = procs.sweep(old)
+        except procs.LabError as e:
+            pytest.exit(str(e), returncode=2)
+        procs.release(old)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if swept and reporter is not None:
+            reporter.write_line(f"lab: removed what the last lab in {old.resolve()} left behind: {swept.summary()}")
+
+
+def pytest_sessionstart(session):
+    # a --basetemp given again is wiped by pytest before any fixture runs: what a killed lab left in it goes first
+    given = session.config.option.basetemp
+    if given and Path(given).is_dir():
+        _clear_abandoned_labs(session.config, Path(given).resolve(), "*/lab")
+
+
 @pytest.fixture(scope="session")
 def lab_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("lab")
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, pytestconfig):
     """The whole lab, started once for the session (every component)."""
     from phasegate.lab.core import Lab
 
+    base = tmp_path_factory.getbasetemp()
+    if base.parent.name.startswith("pytest-of-"):  # pytest's numbered dirs: earlier sessions' labs are siblings
+        _clear_abandoned_labs(pytestconfig, base.parent, "*/*/lab")
     lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
     lab.up()
     yield lab

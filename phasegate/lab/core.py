@@ -22,6 +22,7 @@ import os
 import re
 import secrets as _secrets
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -29,6 +30,7 @@ from typing import Iterator, Protocol
 import tomli_w
 
 from phasegate import config
+from phasegate.lab import procs
 from phasegate.lab.procs import LabError
 from phasegate.lab.tls import LabCA
 from phasegate.secrets import register
@@ -134,6 +136,7 @@ class Lab:
         self.components: dict[str, Component] = {}
         self.ca: LabCA | None = None
         self._secrets: dict[str, str] = {}
+        self._keeper: procs.Keeper | None = None
         self.started = False
 
     # -- secrets -----------------------------------------------------------
@@ -151,11 +154,15 @@ class Lab:
 
     # -- life cycle --------------------------------------------------------
     def up(self) -> "Lab":
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
+        removed = self.clear()
+        if removed:
+            print(f"lab: {removed}", file=sys.stderr, flush=True)
         self.dir.mkdir(parents=True)
-        self.ca = LabCA.create(self.dir / "tls")
+        procs.claim(self.dir)
+        # from here on, whatever the lab starts dies with this process, however it ends (procs.Keeper)
+        self._keeper = procs.Keeper(self.dir)
         try:
+            self.ca = LabCA.create(self.dir / "tls")
             for name in self.names:
                 module, cls = COMPONENTS[name].split(":")
                 comp = getattr(importlib.import_module(module), cls)()
@@ -172,7 +179,31 @@ class Lab:
         for comp in reversed(list(self.components.values())):
             with contextlib.suppress(Exception):
                 comp.stop()
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.stop()  # its last sweep removes whatever a component's stop left running
+        if (procs.owner(self.dir) or (None,))[0] == os.getpid():
+            procs.release(self.dir)
         self.started = False
+
+    def clear(self) -> str:
+        """Remove what a previous lab in this directory left behind (it may have been killed:
+        processes, podman's containers and their mounts), then the directory. Returns one line
+        saying what was removed ("" for nothing); a leftover that will not go is one LabError naming it."""
+        claimed = procs.owner(self.dir)
+        if claimed is not None and claimed[1] and claimed[0] != os.getpid():
+            raise LabError(f"a lab is running in {self.dir} (pid {claimed[0]}); "
+                           f"stop it first: phasegate lab down --dir {self.dir}")
+        if not self.dir.exists():
+            return ""
+        swept = procs.sweep(self.dir)
+        failed: list[tuple[str, BaseException]] = []
+        shutil.rmtree(self.dir, onerror=lambda _fn, path, exc: failed.append((path, exc[1])))
+        if failed:
+            path, exc = failed[0]
+            raise LabError(f"cannot remove {path} (left by the last lab in {self.dir}): "
+                           f"{getattr(exc, 'strerror', None) or exc}")
+        return f"removed what the last lab in {self.dir} left behind: {swept.summary()}" if swept else ""
 
     def __enter__(self) -> "Lab":
         return self.up()
