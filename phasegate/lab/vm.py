@@ -147,9 +147,13 @@ class RegistryVm:
                 # real ones (podman's /auth ignores registries.conf `insecure` except for localhost).
                 "SSL_CERT_FILE": str(self._lab.ca.bundle)}
 
+    # podman refuses a runroot path longer than 50 characters; "rr" keeps a pytest basetemp's lab
+    # (/tmp/pytest-of-root/pytest-NNNN/lab0/lab/vm/rr) under it long after pytest's counter passes 1000.
+    RUNROOT = "rr"
+
     def podman_argv(self, *args: str) -> list[str]:
         d = self.dir
-        return ["podman", "--storage-driver", "vfs", "--root", str(d / "root"), "--runroot", str(d / "runroot"),
+        return ["podman", "--storage-driver", "vfs", "--root", str(d / "root"), "--runroot", str(d / self.RUNROOT),
                 "--tmpdir", str(d / "tmp"), *args]
 
     def podman(self, *args: str, input: bytes | None = None, timeout: float = COMMAND_TIMEOUT) -> str:
@@ -162,14 +166,14 @@ class RegistryVm:
 
     def _write_podman_config(self) -> None:
         d = self.dir
-        for sub in ("root", "runroot", "tmp"):
+        for sub in ("root", self.RUNROOT, "tmp"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         (d / "containers.conf").write_text(
             '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n'
             f'events_logfile_path = "{d / "events.log"}"\n'
             '[containers]\nnetns = "none"\n')
         (d / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\nrunroot = "{d / "runroot"}"\n'
+            f'[storage]\ndriver = "vfs"\nrunroot = "{d / self.RUNROOT}"\n'
             f'graphroot = "{d / "root"}"\n')
         (d / "registries.conf").write_text("unqualified-search-registries = []\n")
 
