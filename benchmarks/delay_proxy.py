@@ -23,7 +23,7 @@ class DelayProxy:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="delay-proxy")
 
-    def __enter__(self) -> "DelayProxy":
+    def __enter__(self) -> DelayProxy:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("delay proxy did not start")

@@ -31,7 +31,7 @@ from phasegate import config, units
 from phasegate.prometheus import Prometheus, Result, Sample, iso
 from phasegate.verdict import GateFailed, NotJudged, Pending
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = 86400
 MAX_LISTED = 12  # offending samples listed in a verdict (the rest are counted)
 SUMMARY = re.compile(r"^Summary: kept=(\d+) to_delete=(\d+) dry_run=(\S+)")  # cleanup.sh:109 @5d22b449
@@ -47,7 +47,7 @@ class BakeWindow:
     days: int
 
     @classmethod
-    def from_inventory(cls, bake: config.Bake, now: float) -> "BakeWindow":
+    def from_inventory(cls, bake: config.Bake, now: float) -> BakeWindow:
         start = dt.datetime.combine(bake.start, dt.time(0, 0), UTC).timestamp()
         return cls(start=start, end=start + bake.days * DAY, now=now, days=bake.days)
 
@@ -117,7 +117,7 @@ def holes_in(times: list[float], start: float, end: float, tolerance: float) -> 
         return [(start, end)]
     out = []
     edges = [start] + ts + [end]
-    for a, b in zip(edges, edges[1:]):
+    for a, b in zip(edges, edges[1:], strict=False):
         if b - a > tolerance:
             out.append((a, b))
     return out
@@ -179,7 +179,7 @@ class BakeJudge:
     _runs: list[RetentionRun] | None = field(default=None, repr=False)
 
     @classmethod
-    def connect(cls, prom: Prometheus, inv: config.Inventory, loki=None, kuma=None) -> "BakeJudge":
+    def connect(cls, prom: Prometheus, inv: config.Inventory, loki=None, kuma=None) -> BakeJudge:
         return cls(prom, inv, BakeWindow.from_inventory(inv.bake, prom.now()), loki, kuma)
 
     # -- queries ---------------------------------------------------------------
@@ -264,7 +264,7 @@ class BakeJudge:
         for s in self.samples(qa).series:
             hits = [x for x in s.samples if x.v > 0]
             fired += len(hits)
-            for a, b, n in _runs_of(hits, step):
+            for a, b, _n in _runs_of(hits, step):
                 bad.append(f"{self.inv.metrics.failure_alert} firing from {iso(a.t)} to {iso(b.t)} @ {iso(a.t)}")
         seen = "; ".join(p for p in (f"{counted} sample(s) with failures > 0" if counted else "",
                                       f"{self.inv.metrics.failure_alert} firing in {fired} sample(s)" if fired else "")
@@ -343,7 +343,7 @@ class BakeJudge:
         tol = self._tolerance()
         explained = set()
         for s in restarts.series:
-            for a, b in zip(s.samples, s.samples[1:]):
+            for a, b in zip(s.samples, s.samples[1:], strict=False):
                 if b.v > a.v:
                     seen = [t for t in oom_times if a.t - tol <= t <= b.t + tol]
                     explained.update(seen)

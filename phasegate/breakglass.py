@@ -63,7 +63,7 @@ class BreakglassCopyReader:
         self.cfg = cfg
 
     @classmethod
-    def from_inventory(cls, inventory, name: str) -> "BreakglassCopyReader":
+    def from_inventory(cls, inventory, name: str) -> BreakglassCopyReader:
         vm = inventory.registry_vm
         copies = {c.name: c for c in vm.breakglass.copies}
         if name not in copies:

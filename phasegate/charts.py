@@ -25,12 +25,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from phasegate.secrets import redact
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ATTACHMENT_NAME = "criterion-data"  # the JSON attachment a bake criterion leaves for the chart
 CHART_NAME = "Chart: {title}"
 MAX_LABEL = 70  # characters of a series name in the legend
@@ -61,7 +62,7 @@ class CriterionData:
         return self.window_start <= self.now < self.window_end
 
     @classmethod
-    def from_json(cls, data: str | bytes | Mapping[str, Any]) -> "CriterionData":
+    def from_json(cls, data: str | bytes | Mapping[str, Any]) -> CriterionData:
         """From the JSON contract (a dict, or its text); tolerant of a threshold given as
         a bare number or [value, label] and of points given as dicts {t|ts, v|value}."""
         d = json.loads(data) if isinstance(data, (str, bytes)) else dict(data)
@@ -110,7 +111,7 @@ def holes_in(points: list[Point], start: float, end: float, tolerance: float) ->
         return [(start, end)] if end > start else []
     out = []
     edges = [start, *ts, end]
-    for a, b in zip(edges, edges[1:]):
+    for a, b in zip(edges, edges[1:], strict=False):
         if b - a > tolerance:
             out.append((a, b))
     return out
@@ -244,10 +245,10 @@ def table_png(title: str, columns: list[str], rows: list[tuple[str, list[tuple[s
         ax.text(0.1, 0.1 + 0.24 * i, line, va="top", fontsize=11 if i == 0 else 9,
                 fontweight="bold" if i == 0 else "normal")
     grid = [([str(c) for c in columns], ["head"] * len(columns))]
-    grid += [(t, ["first"] + [k for _, k in cols]) for t, (_, cols) in zip(texts, rows)]
+    grid += [(t, ["first"] + [k for _, k in cols]) for t, (_, cols) in zip(texts, rows, strict=False)]
     for r, (cells, kinds) in enumerate(grid):
         y, x = top + r * row_h, 0.1
-        for c, (text, kind) in enumerate(zip(cells, kinds)):
+        for c, (text, kind) in enumerate(zip(cells, kinds, strict=False)):
             bg, fg = {"head": ("#f3f3f3", "#000000"), "first": ("#ffffff", "#000000")}.get(kind) \
                 or CELL_COLOURS.get(kind, CELL_COLOURS["none"])
             ax.add_patch(Rectangle((x, y), widths[c], row_h, facecolor=bg, edgecolor="#cccccc", linewidth=0.8))

@@ -34,8 +34,8 @@ def _time(s: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
-        return dt.datetime.fromtimestamp(0, dt.timezone.utc)
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 class ForgejoRepos:
@@ -43,13 +43,13 @@ class ForgejoRepos:
         self.http = client
 
     @classmethod
-    def connect(cls, url: str, token: Secret | None, settings: http.HttpSettings, *, ca_bundle: str = "") -> "ForgejoRepos":
+    def connect(cls, url: str, token: Secret | None, settings: http.HttpSettings, *, ca_bundle: str = "") -> ForgejoRepos:
         return cls(http.client(settings, base_url=url, ca_bundle=ca_bundle, auth=TokenAuth(token) if token else None))
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "ForgejoRepos":
+    def __enter__(self) -> ForgejoRepos:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -47,7 +47,7 @@ class HttpSettings:
     backoff: float = 0.5
 
     @classmethod
-    def from_timeouts(cls, t) -> "HttpSettings":
+    def from_timeouts(cls, t) -> HttpSettings:
         return cls(connect=t.connect, read=t.read, total=t.total, retries=t.retries, backoff=t.backoff)
 
 

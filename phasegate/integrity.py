@@ -85,7 +85,7 @@ class IntegrityResult:
             "broken": [b.to_json() for b in self.broken],
         }
 
-    def require_intact(self, what: str) -> "IntegrityResult":
+    def require_intact(self, what: str) -> IntegrityResult:
         """Raise phasegate.verdict.GateFailed naming every broken reference; returns self when intact."""
         if self.broken:
             from phasegate.verdict import GateFailed
@@ -203,7 +203,7 @@ class _Walk:
     def manifest(self, m: Manifest, tag: str, path: list[str], kind: str = "manifest") -> None:
         # bytes no client can walk (not JSON, or a media type outside the four) cannot be pulled either
         try:
-            m.json
+            _ = m.json  # parsing is the check
         except InvalidManifest:
             self.count(manifests=1)
             self.broken(m.repository, tag, m.digest, kind, "invalid-manifest", path)

@@ -45,7 +45,7 @@ class Loki:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Loki":
+    def __enter__(self) -> Loki:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -135,7 +135,7 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    for outcome, word in OUTCOME_WORDS.items():
+    for _outcome, word in OUTCOME_WORDS.items():
         reports = terminalreporter.stats.get(word, [])
         if not reports:
             continue

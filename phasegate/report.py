@@ -32,9 +32,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from phasegate.secrets import redact
 
@@ -459,7 +460,7 @@ def attach_promql(query: str, result: Any, *, window: str = "", at: Any = None, 
 
 def _ts(v: Any) -> str:
     try:
-        return dt.datetime.fromtimestamp(float(v), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        return dt.datetime.fromtimestamp(float(v), dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     except (TypeError, ValueError, OverflowError):
         return str(v)
 

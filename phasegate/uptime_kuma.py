@@ -39,7 +39,7 @@ from phasegate.verdict import AuthError, Broken, WriteRefused
 PATH = "/socket.io/"
 READ_EVENTS = frozenset({"login", "getMonitorBeats"})
 SEP = "\x1e"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 # heartbeat status (louislam/uptime-kuma src/util.ts: DOWN = 0, UP = 1, PENDING = 2, MAINTENANCE = 3)
 STATUS = {0: "DOWN", 1: "UP", 2: "PENDING", 3: "MAINTENANCE"}
 
@@ -106,14 +106,14 @@ class UptimeKuma:
         self._deadline = time.monotonic() + settings.total
 
     @classmethod
-    def from_inventory(cls, inv, settings: http.HttpSettings) -> "UptimeKuma":
+    def from_inventory(cls, inv, settings: http.HttpSettings) -> UptimeKuma:
         k = inv.uptime_kuma
         return cls(k.url, settings, username=k.username, password=inv.secret(k.password_secret), ca_bundle=k.ca_bundle)
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "UptimeKuma":
+    def __enter__(self) -> UptimeKuma:
         return self
 
     def __exit__(self, *exc) -> None:

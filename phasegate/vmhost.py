@@ -37,7 +37,7 @@ class SshTarget:
     port: int | None
 
     @classmethod
-    def parse(cls, url: str) -> "SshTarget":
+    def parse(cls, url: str) -> SshTarget:
         u = urllib.parse.urlsplit(url)
         if u.scheme != "ssh" or not u.hostname:
             raise Broken(f"not an ssh:// URL: {url!r} (expected ssh://user@host[:port])")
@@ -93,7 +93,7 @@ class RemoteHost:
         self.options = options
 
     @classmethod
-    def registry_vm(cls, inventory) -> "RemoteHost":
+    def registry_vm(cls, inventory) -> RemoteHost:
         vm = inventory.registry_vm
         return cls(vm.url, vm.ssh)
 

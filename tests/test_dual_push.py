@@ -69,5 +69,5 @@ steps:
 
 
 def test_tag_template(inv):
-    c = Commit("0123456789abcdef0123456789abcdef01234567", dt.datetime.now(dt.timezone.utc))
+    c = Commit("0123456789abcdef0123456789abcdef01234567", dt.datetime.now(dt.UTC))
     assert dual_push.image_tag(inv.dual_push.tag_template, c) == "01234567"

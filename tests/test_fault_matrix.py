@@ -31,7 +31,7 @@ def feature_scenarios() -> dict[str, set[str]]:
                 for ex in sc.get("examples", []):
                     header = [c["value"] for c in ex["tableHeader"]["cells"]] if ex.get("tableHeader") else []
                     for row in ex.get("tableBody", []):
-                        values = dict(zip(header, [c["value"] for c in row["cells"]]))
+                        values = dict(zip(header, [c["value"] for c in row["cells"]], strict=False))
                         name = sc["name"]
                         for k, v in values.items():
                             name = name.replace(f"<{k}>", v)

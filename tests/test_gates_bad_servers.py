@@ -83,7 +83,7 @@ def bad_server_runs(lab, gates, tmp_path_factory):
             return gates(ALL_PHASES, args=[f"--inventory={inventory}", "--timeout=120"], timeout=850)
 
         with ThreadPoolExecutor(len(servers)) as pool:
-            runs = dict(zip(servers, pool.map(run, servers)))
+            runs = dict(zip(servers, pool.map(run, servers), strict=False))
     finally:
         for server in servers.values():
             server.stop()

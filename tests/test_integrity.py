@@ -6,8 +6,8 @@ import pytest
 
 from phasegate import http
 from phasegate.integrity import check_image, check_reference, check_registry
-from phasegate.verdict import GateFailed
 from phasegate.lab import seed
+from phasegate.verdict import GateFailed
 from tests.oci_fixtures import registry, scratch, scratch_client  # noqa: F401
 
 pytestmark = pytest.mark.lab

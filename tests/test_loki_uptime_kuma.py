@@ -8,14 +8,13 @@ import time
 import httpx
 import pytest
 
-from phasegate.http import GUARD, HttpSettings, TRANSCRIPT
+from phasegate.http import GUARD, TRANSCRIPT, HttpSettings
+from phasegate.lab import evil
 from phasegate.lab.loki import LokiStandin
 from phasegate.lab.uptime_kuma import UptimeKumaStandin
 from phasegate.loki import Loki, LokiError
 from phasegate.secrets import Secret
-from phasegate.uptime_kuma import UptimeKuma, parse_time
-from phasegate.lab import evil
-from phasegate.uptime_kuma import UptimeKumaError
+from phasegate.uptime_kuma import UptimeKuma, UptimeKumaError, parse_time
 from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable, WriteRefused
 
 SETTINGS = HttpSettings(connect=2, read=5, total=30, retries=1, backoff=0.05)

@@ -4,11 +4,11 @@ the real shape, one red gate per fault, an open window judged so far, the real M
 from __future__ import annotations
 
 import dataclasses
-import os
-from unittest import mock
 import datetime as dt
+import os
 import tomllib
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -166,10 +166,10 @@ def test_each_bake_fault_turns_exactly_its_own_criterion_red(lab, fault):
 
 def test_bake_window_from_inventory():
     b = config.Bake(start=dt.date(2026, 6, 1), days=14)
-    w = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 20, tzinfo=dt.timezone.utc).timestamp())
+    w = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 20, tzinfo=dt.UTC).timestamp())
     assert iso(w.start) == "2026-06-01T00:00:00Z" and iso(w.end) == "2026-06-15T00:00:00Z"
     assert w.complete and w.day_of(w.day_start(9) + 3600) == 9
-    early = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 10, tzinfo=dt.timezone.utc).timestamp())
+    early = bake.BakeWindow.from_inventory(b, now=dt.datetime(2026, 6, 10, tzinfo=dt.UTC).timestamp())
     assert not early.complete
 
 
@@ -261,7 +261,7 @@ def test_the_lab_prometheus_holds_no_series_the_real_config_drops_and_the_real_l
     assert ksm.label("job") == "kubernetes-service-endpoints" and ksm.label("namespace") == "forgejo"
     # 2-minute scrapes (the bake era's global scrape_interval)
     s = prom.query("container_memory_working_set_bytes[1h]", at=lab["metrics"].prom_window_end()).series[0].samples
-    assert {round(b.t - a.t) for a, b in zip(s, s[1:])} == {120}
+    assert {round(b.t - a.t) for a, b in zip(s, s[1:], strict=False)} == {120}
 
 
 def httpx_get_json(url: str):
@@ -273,7 +273,7 @@ def httpx_get_json(url: str):
 def test_the_cleanup_jobs_lines_reach_loki_with_alloys_labels(lab, inv):
     from phasegate.loki import Loki
 
-    judge_start = dt.datetime.combine(inv.bake.start, dt.time(0), dt.timezone.utc).timestamp()
+    judge_start = dt.datetime.combine(inv.bake.start, dt.time(0), dt.UTC).timestamp()
     with Loki(inv.loki.url, HttpSettings()) as loki:
         lines = loki.lines('{namespace="forgejo", job="forgejo/cleanup"}', judge_start, judge_start + 86400)
     assert lines and all(set(x.labels) == {"namespace", "pod", "container", "job"} for x in lines)
@@ -356,7 +356,7 @@ def test_day_5_of_a_clean_bake_exits_0_every_criterion_passed_or_pending(lab, ga
 def test_day_5_with_an_integrity_failure_on_day_3_exits_1_and_names_it(lab, gates):
     run = gates("phase2 and readonly", fault="bake-open-day5-integrity-failure-day3")
     assert run.returncode == 1, run.summary()
-    day3 = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=2)).isoformat()
+    day3 = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)).isoformat()
     red = run.by_scenario()["Zero integrity failures and zero RegistryManifestIntegrityFailure alerts for Forgejo"]
     assert red["outcome"] == "failed" and f"{day3}T09:" in red["message"], red["message"]
     assert set(run.failed()) == {"Zero integrity failures and zero RegistryManifestIntegrityFailure alerts for Forgejo",
@@ -414,7 +414,7 @@ def test_the_replay_of_may_june_2026_turns_exactly_the_broken_criteria_red_with_
 
 def test_the_weekly_full_verify_is_pending_on_other_days_naming_the_next_run():
     inv = config.load(REPO / "phasegate.toml")
-    saturday = dt.datetime(2026, 6, 13, 7, 0, tzinfo=dt.timezone.utc).timestamp()
+    saturday = dt.datetime(2026, 6, 13, 7, 0, tzinfo=dt.UTC).timestamp()
     with pytest.raises(Pending, match="runs on Sundays; next on 2026-06-14"):
         bake.full_verify_weekly(inv, HttpSettings(), now=saturday)
 

@@ -6,7 +6,7 @@ import pytest
 
 from phasegate import http, images
 from phasegate.lab import seed
-from phasegate.oci import NotFound, ServerAnswer, RegistryClient, parse_challenge, split_reference
+from phasegate.oci import NotFound, RegistryClient, ServerAnswer, parse_challenge, split_reference
 from phasegate.secrets import Secret
 from phasegate.verdict import AuthError, Unreachable
 from tests.oci_fixtures import private, registry, scratch, scratch_client  # noqa: F401

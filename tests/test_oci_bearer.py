@@ -44,7 +44,7 @@ class Issuer:
     def __init__(self, dir):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phasegate test issuer")])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
                      .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
                      .not_valid_after(now + dt.timedelta(days=1)).sign(self.key, hashes.SHA256()))
@@ -87,7 +87,7 @@ class Issuer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def token(self, user: str, access: list) -> str:
-        now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+        now = int(dt.datetime.now(dt.UTC).timestamp())
         claims = {"iss": "phasegate-test", "sub": user, "aud": SERVICE, "exp": now + 600, "nbf": now - 5,
                   "iat": now, "jti": uuid.uuid4().hex, "access": access}
         x5c = [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]

@@ -49,7 +49,7 @@ class WriteEvidence:
             if name != "registries" and hasattr(comp, "mark") and hasattr(comp, "writes"):
                 yield name, comp
 
-    def start(self) -> "WriteEvidence":
+    def start(self) -> WriteEvidence:
         self._logs = {name: len(reg.access_log()) for name, reg in self._registries()}
         self._marks = {name: c.mark() for name, c in self._counters()}
         return self
@@ -83,9 +83,9 @@ def test_every_readonly_gate_writes_nothing(lab, gates):
 def test_write_evidence_sees_a_write(lab):
     """The evidence can fail: a DELETE of something that does not exist (a write that changes nothing)
     shows up in registry-private's access log, the Forgejo stand-in's and the Kubernetes API's request logs."""
-    from phasegate.config import load
     from kubernetes.client.exceptions import ApiException
 
+    from phasegate.config import load
     from phasegate.http import GUARD
     from phasegate.kube import Kube
     from phasegate.lab.evil import WRONG_DIGEST

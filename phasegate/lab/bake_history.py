@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from phasegate.lab import scrape_config
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MIN = 60
 HOUR = 3600
 DAY = 86400
@@ -454,7 +454,7 @@ def _retention(h: History, g, names: Names, times, t0, days, events, of, last) -
         else:
             lines = [(started + 20, f"Forgejo cleanup: owner={names.owner} keep_last=10 "
                                     f"dry_run={'true' if dry else 'false'}"),
-                     (started + 21, f"API base: http://forgejo.forgejo.svc.cluster.local/api/v1"),
+                     (started + 21, "API base: http://forgejo.forgejo.svc.cluster.local/api/v1"),
                      (started + 25, "curl: (22) The requested URL returned error: 500")]
         # Alloy ships the pod's lines with these labels (alloy.yaml:53-99 @0cd4afb6); the Job's pods carry
         # no app.kubernetes.io/name, so no `app` label

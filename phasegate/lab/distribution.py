@@ -76,7 +76,7 @@ class DistributionRegistry:
         path.write_text(yaml.safe_dump(cfg))
         return path
 
-    def start(self, timeout: float = 15.0) -> "DistributionRegistry":
+    def start(self, timeout: float = 15.0) -> DistributionRegistry:
         if shutil.which(BINARY) is None:
             raise RuntimeError(f"{BINARY} not found: run scripts/setup.sh (Debian package docker-registry)")
         if not self.port:

@@ -18,8 +18,8 @@ import json
 import socket
 import ssl
 import threading
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class EvilServer:
             return sum(1 for r in self.requests
                        if (method is None or r.method == method) and (path is None or r.path.startswith(path)))
 
-    def start(self) -> "EvilServer":
+    def start(self) -> EvilServer:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 0))
@@ -127,7 +127,7 @@ class EvilServer:
         if self._listener:
             self._listener.close()
 
-    def __enter__(self) -> "EvilServer":
+    def __enter__(self) -> EvilServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -138,7 +138,7 @@ class EvilServer:
         while not self._stop.is_set():
             try:
                 sock, _ = self._listener.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             with self._lock:
                 self._socks.append(sock)
@@ -185,7 +185,7 @@ def _read_request(sock: socket.socket, stop: threading.Event) -> SeenRequest | N
             return None
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if not chunk:
             return None
@@ -203,7 +203,7 @@ def _read_request(sock: socket.socket, stop: threading.Event) -> SeenRequest | N
     while (len(rest) < want or (chunked and b"0\r\n\r\n" not in rest)) and not stop.is_set():
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if not chunk:
             break

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import NamedTuple
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -62,7 +62,7 @@ class LoopbackServer:
         self.server.standin = standin
         self._thread = threading.Thread(target=self.server.serve_forever, name=f"lab-{name}", daemon=True)
 
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         self._thread.start()
         return self
 

@@ -27,9 +27,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 
 class LabError(RuntimeError):
@@ -43,7 +43,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05,
-               proc: "Proc | None" = None) -> None:
+               proc: Proc | None = None) -> None:
     """Poll `check` until true; fail with the process log tail if it dies or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
@@ -78,7 +78,7 @@ class Proc:
     cwd: Path | None = None
     popen: subprocess.Popen | None = field(default=None, repr=False)
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.log, "ab")
         env = dict(os.environ)

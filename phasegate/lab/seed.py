@@ -33,7 +33,6 @@ from phasegate import images
 from phasegate.images import Image, Index
 
 
-
 def _project_images() -> list[str]:
     """The image names of the default inventory's [[projects]] (the lab inventory keeps them)."""
     import tomllib
@@ -122,7 +121,7 @@ def plan(namespace: str = "") -> list[Repo]:
             for n in range(PAGINATED_TAGS - len(repo.tags)):
                 repo.tags[sha_tag(project, "old", n)] = shared
         repos.append(repo)
-    for name, (repo_name, item) in _fault_items(namespace).items():
+    for _name, (repo_name, item) in _fault_items(namespace).items():
         repos.append(Repo(repo_name, {"1": item}))
     return repos
 

@@ -14,7 +14,7 @@ class LabCA:
     dir: Path
 
     @classmethod
-    def create(cls, dir: Path) -> "LabCA":
+    def create(cls, dir: Path) -> LabCA:
         dir.mkdir(parents=True, exist_ok=True)
         ca = trustme.CA(organization_name="phasegate lab CA")
         lab = cls(ca, dir)

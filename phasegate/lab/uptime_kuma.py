@@ -29,7 +29,7 @@ from phasegate.lab.loopback import Handler, LoopbackServer, Write
 
 SEP = "\x1e"
 PING_INTERVAL_MS = 1000  # the real server's is 25000; a short one keeps the lab's long-polls short
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def row_time(t: float) -> str:
