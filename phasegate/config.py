@@ -252,11 +252,16 @@ class GitHub:
 
 @dataclass(frozen=True)
 class DockerApi:
-    """A Docker Engine API for the Phase 0 `docker login` (unix://, tcp:// or ssh://); empty = not checked."""
+    """A Docker Engine API for the Phase 0 `docker login` (unix://, tcp:// or ssh://).
+
+    Empty url = the runner's own engine, as the docker CLI finds it: $DOCKER_HOST, else the
+    default socket. `not_judged` (a reason) is the only way to leave the gate out.
+    """
 
     url: str = ""
     version: str = "1.41"
     ssh: SshOptions = field(default_factory=SshOptions)  # used when url is ssh://
+    not_judged: str = ""  # why this run does not judge docker login (empty = it is judged)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@
   decommission, while the break-glass tarballs under its `_breakglass/` stay
   (the VM runbook: "pull-through caches and break-glass tarballs only"). So
   freed means: nothing left in the storage directory but the inventory's
-  `storage_keep` entries. Before the week is over the check is not due.
+  `storage_keep` entries. Storage already freed passes at any time; leftovers before the
+  week is over are pending, after it failed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 
 from phasegate import http
-from phasegate.verdict import Unreachable
+from phasegate.verdict import Broken, GateFailed, Pending, Unreachable
 from phasegate.vmhost import RemoteHost
 
 REGISTRY_HEADER = "Docker-Distribution-API-Version"
@@ -50,24 +51,33 @@ def probe_registry(url: str, settings: http.HttpSettings, ca_bundle: str = "") -
     return EndpointAnswer(target, registry, seen)
 
 
-@dataclass(frozen=True)
-class PurgeDue:
-    due: bool
-    due_on: dt.date | None
-    reason: str
+def judge_purge(left: "StorageLeft", keep: list[str], decommissioned_on: dt.date | None, grace_days: int,
+                where: str, today: dt.date | None = None) -> None:
+    """The storage verdict: freed passes at any time; leftovers are pending, failed or broken by the date.
 
-
-def purge_due(decommissioned_on: dt.date | None, grace_days: int, today: dt.date | None = None) -> PurgeDue:
+    - freed (nothing but `keep`): passed, whatever the date says;
+    - leftovers and no decommission date in the inventory: broken (when the purge is due cannot be told);
+    - leftovers inside the grace week: Pending (the plan purges one week after the decommission);
+    - leftovers after it: failed.
+    """
     today = today or dt.date.today()
+    if not left.exists:
+        raise Broken(f"{where} does not exist: a wrong registry_vm.storage_path, or the directory removed with "
+                     f"what it must keep ({', '.join(keep)}); freed storage cannot be told from either")
+    if not left.leftovers:
+        return
+    seen = f"still present: {', '.join(left.leftovers)} ({left.size})"
     if decommissioned_on is None:
-        return PurgeDue(False, None, "not due: registry_vm.decommissioned_on is not set (registry-private "
-                                     "not decommissioned yet)")
+        raise Broken(f"{where}: {seen}, and registry_vm.decommissioned_on is not set in the inventory: "
+                     f"whether the purge ({grace_days} days after the decommission) is due cannot be told")
     due_on = decommissioned_on + dt.timedelta(days=grace_days)
     if today < due_on:
-        return PurgeDue(False, due_on, f"not due: blob storage is purged {grace_days} days after the "
-                                       f"decommission of {decommissioned_on.isoformat()}, i.e. from "
-                                       f"{due_on.isoformat()} (today is {today.isoformat()})")
-    return PurgeDue(True, due_on, f"due since {due_on.isoformat()}")
+        raise Pending(f"{where}: {seen}; the purge is due on {due_on.isoformat()} ({grace_days} days after the "
+                      f"decommission of {decommissioned_on.isoformat()}), today is day "
+                      f"{(today - decommissioned_on).days} of {grace_days}")
+    raise GateFailed(expected=f"{where} holds nothing but {', '.join(keep)} from {due_on.isoformat()} "
+                              f"({grace_days} days after the decommission of {decommissioned_on.isoformat()})",
+                     seen=seen, where=where)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class RegistryVm:
         self.user = getpass.getuser()
         self.infra_ci_tags: list[str] = []  # oldest first
         self.forgejo_netloc = ""
+        self.decommissioned_days_ago: int | None = 8  # None: the inventory names no decommission date
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -363,7 +364,7 @@ class RegistryVm:
         regs = self._lab["registries"] if "registries" in self._lab else None
         private = getattr(regs, "private", None)
         today = dt.date.today()
-        return {
+        inv = {
             "registry_vm": {
                 "url": self.url,
                 "ssh": ssh_opts,
@@ -371,8 +372,6 @@ class RegistryVm:
                 "compose_file": str(self.compose_file),
                 "old_endpoints": [private.url] if private else [],
                 "storage_path": str(self.storage),
-                # decommissioned more than a week ago: in the "decommissioned" state the purge is due
-                "decommissioned_on": today - dt.timedelta(days=8),
                 "breakglass": {
                     "copies": [
                         {"name": "registry-vm", "dir": str(self.breakglass)},
@@ -382,6 +381,10 @@ class RegistryVm:
             },
             "docker_api": {"url": f"unix://{self.socket}", "version": "1.41"},
         }
+        if self.decommissioned_days_ago is not None:
+            # decommissioned more than a week ago: in the "decommissioned" state the purge is due
+            inv["registry_vm"]["decommissioned_on"] = today - dt.timedelta(days=self.decommissioned_days_ago)
+        return inv
 
     def env(self) -> dict:
         return {}
@@ -584,3 +587,30 @@ def _bad_login(lab):
         yield
     finally:
         lab._secrets[key] = good
+
+
+@contextlib.contextmanager
+def _decommission_date(lab, days_ago):
+    vm = lab["vm"]
+    before = vm.decommissioned_days_ago
+    vm.decommissioned_days_ago = days_ago
+    lab.write()
+    try:
+        yield
+    finally:
+        vm.decommissioned_days_ago = before
+        lab.write()
+
+
+@fault("vm-storage-present-no-decommission-date", component="vm",
+       description="the blob storage is still on the VM and the inventory names no decommission date")
+def _storage_present_no_date(lab):
+    with contextlib.contextmanager(_storage_present)(lab), _decommission_date(lab, None):
+        yield
+
+
+@fault("vm-storage-present-inside-grace-week", component="vm",
+       description="registry-private was decommissioned 3 days ago and its blob storage is still there (pending)")
+def _storage_present_in_grace(lab):
+    with contextlib.contextmanager(_storage_present)(lab), _decommission_date(lab, 3):
+        yield
