@@ -1,6 +1,7 @@
 # Loads every step module once, for all features (the phasegate plugin itself
 # is a pytest11 entry point, see pyproject.toml).
 pytest_plugins = [
+    "phasegate.pytest_project",  # --project NAME
     "steps.common",
     "steps.metrics",
     "steps.vm",

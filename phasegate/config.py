@@ -245,9 +245,9 @@ class GitHub:
     api_url: Url = Url("https://api.github.com")
     ca_bundle: str = ""
     archived_after_cutover: dict[str, str] = field(default_factory=lambda: {
-        "beadboard": "ViktorBarzin/beadboard",
+        "beads-server": "ViktorBarzin/beadboard",
         "claude-memory-mcp": "ViktorBarzin/claude-memory-mcp",
-    })  # project -> owner/repo
+    })  # project (its [[projects]] name) -> owner/repo
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def test_default_inventory_names_the_real_vm():
     assert vm.storage_path == "/opt/registry/data/private"
     assert [c.dir for c in vm.breakglass.copies][0] == "/opt/registry/data/private/_breakglass"
     assert "registry-private" not in vm.pull_through_caches and len(vm.pull_through_caches) == 6
-    assert set(inv.github.archived_after_cutover) == {"beadboard", "claude-memory-mcp"}
+    assert set(inv.github.archived_after_cutover) == {"beads-server", "claude-memory-mcp"}
 
 
 # -- against the lab VM ------------------------------------------------------------------

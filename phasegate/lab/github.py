@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from phasegate.lab.faults import fault
 
 OWNER = "ViktorBarzin"
-REPOS = ["beadboard", "claude-memory-mcp"]
+REPOS = {"beads-server": "beadboard", "claude-memory-mcp": "claude-memory-mcp"}  # project -> GitHub repository
 API_VERSION = "2022-11-28"
 
 
@@ -114,7 +114,7 @@ class GitHubStandin:
 
     def inventory(self) -> dict:
         return {"github": {"api_url": self.url, "ca_bundle": self._ca,
-                           "archived_after_cutover": {r: f"{OWNER}/{r}" for r in REPOS}}}
+                           "archived_after_cutover": {p: f"{OWNER}/{r}" for p, r in REPOS.items()}}}
 
     def env(self) -> dict:
         return {}
