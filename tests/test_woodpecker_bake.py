@@ -58,6 +58,8 @@ def test_every_secret_comes_from_the_inventory_and_every_needed_one_is_given():
         assert inv.secrets[secret].env == var, f"{secret} must be exported as {inv.secrets[secret].env}, not {var}"
     needed = {k for k, ref in inv.secrets.items() if "phase2" in ref.needed_by}
     assert needed <= set(given.values()), f"secrets the phase2 gates need but the pipeline lacks: {needed - set(given.values())}"
+    # and only those: the read-only bake is never handed a token it does not use (the cleanup token deletes)
+    assert set(given.values()) <= needed, f"secrets the bake is given but never uses: {set(given.values()) - needed}"
 
 
 def test_results_are_kept_also_when_the_bake_fails():
