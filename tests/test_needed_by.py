@@ -29,4 +29,4 @@ def test_each_phase_runs_with_only_its_declared_secrets(lab, gates, phase):
     assert run.results, run.summary()
     undeclared = [f"{r['scenario']}: {r['message'][:300]}" for r in run.results if MISSING in r.get("message", "")]
     assert not undeclared, f"{phase} gates use secrets their phase does not declare in needed_by:\n" + "\n".join(undeclared)
-    assert not run.failed(), run.summary()
+    # (whether each gate is green is test_fault_matrix's green-lab test; here only the secrets count)
