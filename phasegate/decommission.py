@@ -3,8 +3,9 @@
 - Containers are read through the VM's Docker API (phasegate.dockerhost, over SSH).
 - "No longer serves a registry": a distribution registry answers `GET /v2/`
   with 200 or 401 and the header `Docker-Distribution-API-Version:
-  registry/2.0`. Anything else (connection refused, a proxy's 404/502, no
-  such name) is not a registry. A read that times out is not a verdict.
+  registry/2.0`. A proxy's 404/502 or a refused connection is not a registry.
+  A runner that cannot reach the endpoint (no such name, no route, a
+  certificate it cannot verify) or a read that times out is not a verdict: broken.
 - Storage: the plan purges /opt/registry/data/private/ one week after the
   decommission, while the break-glass tarballs under its `_breakglass/` stay
   (the VM runbook: "pull-through caches and break-glass tarballs only"). So
@@ -25,6 +26,7 @@ from phasegate.verdict import Broken, GateFailed, Pending, Unreachable
 from phasegate.vmhost import RemoteHost
 
 REGISTRY_HEADER = "Docker-Distribution-API-Version"
+_REFUSED = "connection refused"  # ECONNREFUSED's text, as httpx/httpcore pass it on
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,14 @@ def probe_registry(url: str, settings: http.HttpSettings, ca_bundle: str = "") -
     try:
         with http.client(settings, ca_bundle=ca_bundle) as c:
             r = c.get(target)
-    except Unreachable as e:  # refused, no route, no such name, TLS handshake refused
-        return EndpointAnswer(target, False, f"no connection ({e})")
+    except Unreachable as e:
+        # Refused: the host answered that nothing listens there any more, i.e. gone. Anything else
+        # (no such name, no route, a TLS certificate the runner cannot verify, a connection broken
+        # mid-answer) says nothing about what listens: the gate cannot judge.
+        if _REFUSED in str(e).lower():
+            return EndpointAnswer(target, False, f"connection refused ({e})")
+        raise Unreachable(f"{target}: the runner cannot reach the old endpoint, so whether it still serves a "
+                          f"registry cannot be told ({e})") from None
     header = r.headers.get(REGISTRY_HEADER, "")
     registry = r.status_code in (200, 401) and header.startswith("registry/2")
     www = r.headers.get("www-authenticate", "")
@@ -101,16 +109,29 @@ def storage_left(host: RemoteHost, path: str, keep: list[str]) -> StorageLeft:
     return StorageLeft(path, True, left, size)
 
 
-def compose_services(text: str) -> dict:
-    """The services of a compose file (commented-out ones are not services)."""
+def compose_services(text: str, where: str = "compose file") -> dict:
+    """The services of a compose file (commented-out ones are not services).
+
+    A file that is not YAML, or not a compose document, is Broken: what `docker compose up` would start
+    cannot be told from it (it would not start anything either, but that is not what the gate asks).
+    """
     import yaml
 
     try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise Broken(f"{where}: not valid YAML{at} ({getattr(e, 'problem', None) or type(e).__name__}): "
+                     "which services it starts cannot be told") from None
+    if not isinstance(doc, dict):
+        raise Broken(f"{where}: not a compose document (top level is {type(doc).__name__}, not a mapping)")
+    services = doc.get("services")
+    if services is None:
         return {}
-    services = doc.get("services") if isinstance(doc, dict) else None
-    return services if isinstance(services, dict) else {}
+    if not isinstance(services, dict):
+        raise Broken(f"{where}: `services` is a {type(services).__name__}, not a mapping")
+    return services
 
 
 def service_for_container(services: dict, container: str) -> str | None:

@@ -447,6 +447,17 @@ class InfraCheckout:
         except ValueError:
             return str(path)
 
+    def absent(self, rel: str, what: str) -> Broken:
+        """A file a gate must read is not there: the gate cannot judge (never a pass, never a defect)."""
+        outside = self.is_outside(rel)
+        where = (f"outside the infra checkout {self.root} (the monorepo around it is not part of the infra "
+                 "repository: check it out beside it)" if outside else f"in the infra checkout {self.root}")
+        return Broken(f"{rel} ({what}) is not there to read, {where}: the gate cannot judge "
+                      "(a wrong inventory path, or a checkout without the file)")
+
+    def is_outside(self, rel: str) -> bool:
+        return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
+
     def is_old_host(self, host: str) -> bool:
         return host in self.old_hosts  # the inventory lists every name:port the old registry answers on
 
@@ -462,7 +473,7 @@ class InfraCheckout:
         try:
             refs = self.stack_images(stack_file)
         except FileNotFoundError:
-            return [], [Finding(stack_file, "stack file does not exist")]
+            raise self.absent(stack_file, "stack file") from None
         findings = []
         for r in refs:
             host = image_host(r.value)
@@ -512,8 +523,7 @@ class InfraCheckout:
             try:
                 images = self.yaml_images(rel)
             except FileNotFoundError:
-                findings.append(Finding(rel, "pipeline file does not exist"))
-                continue
+                raise self.absent(rel, "pipeline file") from None
             for value, line in images:
                 if image_repository(value).rsplit("/", 1)[-1] != image_name:
                     continue
@@ -530,7 +540,7 @@ class InfraCheckout:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
-            return [Finding(rel, "file does not exist")]
+            raise self.absent(rel, "file to read") from None
         findings = [Finding(f"{rel}:{i + 1}", f"still says {must_not_contain!r}: {line.strip()[:160]}")
                     for i, line in enumerate(lines) if must_not_contain and must_not_contain in line]
         if not any(must_contain in line for line in lines):
@@ -542,7 +552,7 @@ class InfraCheckout:
         """Lines of the cloud-init template (inside HCL string values) that write hosts.toml for an old host."""
         path = self.root / rel
         if not path.is_file():
-            return [Finding(rel, "cloud-init template file does not exist")]
+            raise self.absent(rel, "cloud-init template")
         doc = parse_hcl(path)
         strings = "\n".join(_all_strings(doc))
         findings = []
@@ -590,9 +600,12 @@ class InfraCheckout:
         """Terraform CronJobs named `cronjob_name` in a module directory (the old probe must be gone)."""
         directory = self.root / module_dir
         if not directory.is_dir():
-            return []
+            raise self.absent(module_dir, "monitoring module directory")
+        files = sorted(directory.glob("*.tf"))
+        if not files:
+            raise Broken(f"{module_dir} holds no .tf file: where the CronJobs are defined cannot be read")
         findings = []
-        for path in sorted(directory.glob("*.tf")):
+        for path in files:
             rel = self.rel(path)
             doc = parse_hcl(path)
             for block in doc.get("resource", []):
@@ -614,6 +627,8 @@ class InfraCheckout:
         if not path.is_file():
             if replaced_by:
                 return False, []
+            if self.is_outside(rel):
+                raise self.absent(rel, "document")
             return False, [Finding(rel, "document does not exist")]
         text = path.read_text(encoding="utf-8")
         doc = MarkdownDoc(text)
@@ -809,7 +824,7 @@ def gate_registry_credentials(co: InfraCheckout, rel: str, secret: str) -> list[
     try:
         auths = co.dockerconfig_auths(rel, secret)
     except FileNotFoundError:
-        raise GateFailed(expected=f"{rel} defines Secret {secret}", seen="file does not exist", where=rel) from None
+        raise co.absent(rel, "registry-credentials Terraform") from None
     except LookupError as e:
         raise GateFailed(expected=f"{rel} defines Secret {secret} with a .dockerconfigjson", seen=str(e), where=rel) from None
     keys = [k for k, _ in auths]

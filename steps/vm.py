@@ -156,7 +156,8 @@ def compose_without_old(inventory):
     if not r.ok:
         raise Broken(f"cannot read {vm.compose_file} on {vm.url}: {r.stderr}")
     name = inventory.private_registry.container
-    service = decommission.service_for_container(decommission.compose_services(r.text), name)
+    service = decommission.service_for_container(
+        decommission.compose_services(r.text, where=f"{vm.url}:{vm.compose_file}"), name)
     check(service is None, expected=f"no active compose service runs {name} (commented out or removed)",
           seen=f"service {service!r} still defines it: `docker compose up` would start it again",
           where=f"{vm.url}:{vm.compose_file}")

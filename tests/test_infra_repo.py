@@ -316,3 +316,27 @@ def test_lab_fixture_stages(tmp_path, stage):
         assert all(p45), p45
     else:
         assert p45[:3] == [False, False, False]
+
+
+def test_a_file_a_gate_must_read_that_is_absent_is_broken_not_failed(tmp_path):
+    from phasegate.verdict import Broken
+
+    root = tmp_path / "infra"
+    write(root, "docs/x.md", "# x\n")
+    co = checkout(root)
+    # the monorepo's root CLAUDE.md is not in the infra repository
+    with pytest.raises(Broken, match=r"\.\./CLAUDE\.md .*outside the infra checkout"):
+        infra_repo.gate_claude_md(co, "../CLAUDE.md", "https://forgejo.example.test/viktor/claude-memory-mcp.git",
+                                  "github:ViktorBarzin/claude-memory-mcp")
+    with pytest.raises(Broken, match="monitoring module directory"):
+        infra_repo.gate_old_probe_gone(co, "stacks/monitoring/modules/monitoring", "registry-integrity-probe")
+    with pytest.raises(Broken, match="cloud-init template"):
+        infra_repo.gate_cloud_init(co, "stacks/infra/main.tf")
+    with pytest.raises(Broken, match="registry-credentials Terraform"):
+        infra_repo.gate_registry_credentials(co, "stacks/kyverno/rc.tf", "registry-credentials")
+    with pytest.raises(Broken, match="pipeline file"):
+        infra_repo.gate_infra_ci_pipelines(co, [".woodpecker/default.yml"], "infra-ci")
+    # a document the plan's Phase 5 table requires and that is missing in the checkout is a defect
+    doc = type("Doc", (), {"path": "docs/runbooks/new.md", "replaced_by": "", "update": "NEW"})
+    with pytest.raises(GateFailed, match="does not exist"):
+        infra_repo.gate_doc(co, doc, [], [])

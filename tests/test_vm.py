@@ -188,3 +188,33 @@ def test_storage_gate_is_pending_within_the_week(lab, gates, tmp_path):
     run = gates(scenario=name, args=[f"--inventory={inv}"])  # storage is still there: pending, never green
     assert run.outcome(name) != "passed", run.summary()  # "pending" with the outcome plugin (issue 13)
     assert "day 2 of 7" in run.message(name) and "due on" in run.message(name), run.summary()
+
+
+def test_an_unparsable_compose_file_is_broken_not_empty():
+    with pytest.raises(Broken, match="not valid YAML at line 2"):
+        decommission.compose_services("services:\n  : [\n", where="vm:/opt/registry/docker-compose.yml")
+    with pytest.raises(Broken, match="not a compose document"):
+        decommission.compose_services("- a\n- b\n")
+    assert decommission.compose_services("services:\n") == {}
+
+
+def test_old_endpoint_refused_is_gone_unverifiable_is_broken(serve):
+    import socket
+
+    import trustme
+
+    from phasegate.http import HttpSettings
+    from phasegate.lab import evil
+
+    settings = HttpSettings(connect=2, read=2, total=5, retries=0)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: refused
+    gone = decommission.probe_registry(f"http://127.0.0.1:{port}", settings)
+    assert not gone.serves_registry and "connection refused" in gone.seen
+    bad_ca = serve(evil.status(404), tls=evil.tls_context(trustme.CA(), "127.0.0.1"))
+    with pytest.raises(Broken, match="cannot reach the old endpoint"):
+        decommission.probe_registry(bad_ca.url, settings)
+    registry = serve(evil.status(401, headers={"Docker-Distribution-API-Version": "registry/2.0"}))
+    assert decommission.probe_registry(registry.url, settings).serves_registry

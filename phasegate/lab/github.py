@@ -68,7 +68,7 @@ class GitHubStandin:
     name = "github"
 
     def __init__(self):
-        self.archived: dict[str, bool] = {f"{OWNER}/{r}": True for r in REPOS}
+        self.archived: dict[str, bool] = {f"{OWNER}/{r}": True for r in REPOS.values()}
         self.log: list[str] = []
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

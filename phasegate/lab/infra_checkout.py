@@ -120,6 +120,8 @@ _break("old-integrity-probe-present", "the monitoring stack still defines regist
 _break("doc-describes-registry-private", "registry-vm.md still says the VM hosts registry-private")
 _break("doc-missing", "forgejo-registry-breakglass.md does not exist")
 _break("docs-name-registry-private-as-current", "every Phase 5 document gains a present-tense line about registry-private")
+_break("claude-md-not-beside-checkout", "the runner has only the infra repository: the monorepo's root CLAUDE.md is not beside it")
+_break("monitoring-module-missing", "the monitoring module directory is not in the checkout (moved, or a partial checkout)")
 _break("replaced-doc-without-banner", "registry-rebuild-image.md stays as a current runbook, no superseded banner")
 
 
@@ -169,6 +171,10 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
             out[rel] += f"\nPrivate images are pushed to `{h['old']}` with the htpasswd user.\n"
     if "doc-missing" in breaks:
         out.pop("infra/docs/runbooks/forgejo-registry-breakglass.md", None)
+    if "claude-md-not-beside-checkout" in breaks:
+        out.pop("CLAUDE.md", None)
+    if "monitoring-module-missing" in breaks:
+        out.pop("infra/stacks/monitoring/modules/monitoring/main.tf", None)
     return out
 
 

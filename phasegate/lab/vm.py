@@ -103,6 +103,7 @@ class RegistryVm:
         self.infra_ci_tags: list[str] = []  # oldest first
         self.forgejo_netloc = ""
         self.decommissioned_days_ago: int | None = 8  # None: the inventory names no decommission date
+        self.extra_old_endpoints: list[str] = []  # faults add endpoints here
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -370,7 +371,7 @@ class RegistryVm:
                 "ssh": ssh_opts,
                 "docker_api_version": "1.41",
                 "compose_file": str(self.compose_file),
-                "old_endpoints": [private.url] if private else [],
+                "old_endpoints": ([private.url] if private else []) + self.extra_old_endpoints,
                 "storage_path": str(self.storage),
                 "breakglass": {
                     "copies": [
@@ -614,3 +615,35 @@ def _storage_present_no_date(lab):
 def _storage_present_in_grace(lab):
     with contextlib.contextmanager(_storage_present)(lab), _decommission_date(lab, 3):
         yield
+
+
+@fault("vm-compose-file-unparsable", component="vm",
+       description="the VM's docker-compose.yml is not valid YAML (a merge conflict left in it)")
+def _compose_unparsable(lab):
+    vm = lab["vm"]
+    before = vm.compose_file.read_text()
+    vm.compose_file.write_text(before.replace("services:\n", "services:\n<<<<<<< HEAD\n  : [\n", 1))
+    try:
+        yield
+    finally:
+        vm.compose_file.write_text(before)
+
+
+@fault("old-registry-endpoint-unverifiable", component="vm",
+       description="an old endpoint answers TLS with a certificate the runner cannot verify (unknown CA)")
+def _endpoint_unverifiable(lab):
+    import trustme
+
+    from phasegate.lab import evil
+
+    server = evil.EvilServer(evil.status(404), tls=evil.tls_context(trustme.CA(), "127.0.0.1")).start()
+    vm = lab["vm"]
+    before = list(vm.extra_old_endpoints)
+    vm.extra_old_endpoints.append(server.url)
+    lab.write()
+    try:
+        yield
+    finally:
+        vm.extra_old_endpoints[:] = before
+        lab.write()
+        server.stop()
