@@ -4,6 +4,7 @@ pytest_plugins = [
     "phasegate.pytest_project",  # --project NAME
     "steps.common",
     "steps.metrics",
+    "steps.bake_clock",
     "steps.vm",
     "steps.infra_repo",
     "steps.dual_push",

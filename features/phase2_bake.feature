@@ -38,3 +38,6 @@ Feature: Phase 2 bake exit criteria
 
   Scenario: Daily smoke check: a recent image pulls from Forgejo as cluster-puller and passes the integrity check
     Then the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact
+
+  Scenario: The bake clock's last dual-push date is the one Phase 1 observed
+    Then the inventory's last dual-push date is not before the last project started dual-pushing

@@ -315,6 +315,11 @@ class InfraDoc:
     path: str  # relative to the infra checkout ("../CLAUDE.md" = the monorepo root)
     update: str = ""  # what the plan says changes (shown in reports)
     replaced_by: str = ""  # set when the plan replaces this doc: absent, or a superseded banner naming it
+    # what the document must now say (the plan's Phase 5 table): each string in a current (not
+    # historical) statement, under a heading containing `section` when set; $forgejo_host = [forgejo] host
+    must_mention: list[str] = field(default_factory=list)
+    section: str = ""
+    procedure: bool = False  # a runbook that must hold its procedure (numbered steps / commands)
 
 
 _INFRA_STACKS = [
@@ -350,9 +355,16 @@ class InfraRepo:
     docs: list[InfraDoc] = field(default_factory=list)
     historical_headings: list[str] = field(default_factory=lambda: [
         "history", "historical", "decommission", "legacy", "migration", "archive", "post-mortem", "incident"])
+    # phrases that put a sentence in the past by themselves; "was"/"removed" do not (a sentence saying the
+    # registry "was moved to 10.0.20.10:5050" is current); dated events and links to post-mortems, plans
+    # and ADRs are history by their structure (phasegate/infra_repo.py)
     historical_markers: list[str] = field(default_factory=lambda: [
-        "decommissioned", "was", "were", "migrated from", "pre-migration", "formerly", "previously", "legacy",
-        "retired", "removed", "replaced", "replaces", "no longer", "gone", "used to"])
+        "decommissioned", "migrated from", "pre-migration", "formerly", "previously", "retired",
+        "replaced by", "replaces", "no longer", "gone"])
+    # names that describe the old registry as current besides its hosts: the old probe, the VM as "the
+    # private registry VM" (case-insensitive)
+    stale_phrases: list[str] = field(default_factory=lambda: ["private registry VM", "private Docker registry VM"])
+    procedure_min_steps: int = 3  # numbered steps or command lines a runbook's procedure holds at least
 
 
 @dataclass(frozen=True)

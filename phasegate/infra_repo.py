@@ -621,24 +621,50 @@ class InfraCheckout:
         return findings
 
     # -- Phase 5 -----------------------------------------------------------
-    def doc_findings(self, rel: str, *, headings: list[str], markers: list[str], replaced_by: str = "") -> tuple[bool, list[Finding]]:
-        """(exists, findings): mentions of the old registry that describe it as current."""
+    def doc_findings(self, doc, spec) -> tuple[bool, list[Finding]]:
+        """(exists, findings) of a Phase 5 document: what it must no longer say, and what it must now say.
+
+        Must no longer say, outside history: registry-private's hosts and names, the deleted probe
+        (`spec.old_probe_cronjob`), the inventory's stale phrases, and links to a replaced runbook
+        (cross-references must point at its replacement). Must now say: every `must_mention` (under
+        `section`), and for a runbook its procedure (`procedure_min_steps` numbered steps or commands).
+        """
+        rel = doc.path
         path = self.root / rel
         if not path.is_file():
-            if replaced_by:
+            if doc.replaced_by:
                 return False, []
             if self.is_outside(rel):
                 raise self.absent(rel, "document")
             return False, [Finding(rel, "document does not exist")]
-        text = path.read_text(encoding="utf-8")
-        doc = MarkdownDoc(text)
-        terms = self.old_hosts + self.old_names
-        if replaced_by:
-            if not doc.banner(markers=[]) or Path(replaced_by).name not in doc.preamble():
-                return True, [Finding(f"{rel}:1", f"replaced document has no superseded banner naming {Path(replaced_by).name}")]
+        md = MarkdownDoc(path.read_text(encoding="utf-8"))
+        if doc.replaced_by:
+            if not md.banner(markers=[]) or Path(doc.replaced_by).name not in md.preamble():
+                return True, [Finding(f"{rel}:1", f"replaced document has no superseded banner naming {Path(doc.replaced_by).name}")]
             return True, []
-        findings = [Finding(f"{rel}:{line}", f"describes {term} as current: {sentence[:160]}")
-                    for line, term, sentence in doc.current_mentions(terms, headings=headings, markers=markers)]
+        terms = [Term(t, f"describes {t} as current") for t in self.old_hosts + self.old_names]
+        if spec.old_probe_cronjob:
+            terms.append(Term(spec.old_probe_cronjob, f"presents the deleted probe {spec.old_probe_cronjob} as live"))
+        terms += [Term(p, f"still calls it {p!r}", fold=True) for p in spec.stale_phrases]
+        for other in spec.docs:
+            if other.replaced_by and other.path != rel:
+                old_name, new_name = Path(other.path).name, Path(other.replaced_by).name
+                terms.append(Term(old_name, f"points at the replaced runbook {old_name} (now {new_name})"))
+        terms.sort(key=lambda t: -len(t.text))  # the most specific name first (host:port before host)
+        findings = [Finding(f"{rel}:{line}", f"{term.reason}: {sentence[:160]}")
+                    for line, term, sentence in md.current_mentions(terms, headings=spec.historical_headings,
+                                                                     markers=spec.historical_markers)]
+        for want in (w.replace("$forgejo_host", self.new_host) for w in doc.must_mention):
+            if not md.says_now(want, section=doc.section, headings=spec.historical_headings, markers=spec.historical_markers):
+                where = f" under a heading containing {doc.section!r}" if doc.section else ""
+                findings.append(Finding(rel, f"does not say {want!r}{where} in a current statement"
+                                             + ("" if not doc.section or md.has_section(doc.section)
+                                                else f" (no such section: headings are {', '.join(md.headings()[:8])})")))
+        if doc.procedure:
+            steps = md.procedure_steps(spec.historical_headings)
+            if steps < spec.procedure_min_steps:
+                findings.append(Finding(rel, f"holds no procedure: {steps} numbered step(s) or command line(s), "
+                                             f"at least {spec.procedure_min_steps} expected ({doc.update})"))
         return True, findings
 
 
@@ -744,31 +770,81 @@ class MarkdownDoc:
                 yield from flush()
         yield from flush()
 
-    def current_mentions(self, terms: list[str], *, headings: list[str], markers: list[str]) -> list[tuple[int, str, str]]:
-        whole_doc_historical = self.banner(markers)
-        out = []
+    def statements(self, *, headings: list[str], markers: list[str]) -> Iterator[tuple[int, str, list[str], bool, bool, bool]]:
+        """(first line, sentence, heading chain, in code, historical, in a historical part) per sentence.
+
+        Historical by structure: the document carries a superseded banner; the sentence sits under a
+        historical heading; it reports a dated event (an ISO date) or cites a post-mortem, plan or ADR;
+        or it carries one of the inventory's markers ("migrated from", "decommissioned", ...).
+        """
+        whole_doc = self.banner(markers)
         for line, text, chain, in_code in self.units():
-            hits = [t for t in terms if t in text]
-            if not hits or whole_doc_historical:
+            under_history = whole_doc or any(any(w.lower() in h.lower() for w in headings) for h in chain)
+            for s in ([text] if in_code else _SENTENCE_SPLIT.split(text)):
+                historical = under_history or (not in_code and (
+                    _DATED.search(s) is not None or _CITES_HISTORY.search(s) is not None
+                    or any(_marker_in(m, s) for m in markers)))
+                yield line, s.strip(), chain, in_code, historical, under_history
+
+    def current_mentions(self, terms: list["Term"], *, headings: list[str], markers: list[str]) -> list[tuple[int, "Term", str]]:
+        out = []
+        seen_units: set[int] = set()
+        for line, s, _chain, _code, historical, _part in self.statements(headings=headings, markers=markers):
+            if historical or line in seen_units:
                 continue
-            if any(any(w.lower() in h.lower() for w in headings) for h in chain):
-                continue
-            sentences = [text] if in_code else _SENTENCE_SPLIT.split(text)
-            for s in sentences:
-                term = next((t for t in terms if t in s), None)
-                if term is None:
-                    continue
-                if not in_code and any(_marker_in(m, s) for m in markers):
-                    continue
-                out.append((self._line_of(term, line), term, s.strip()))
-                break
+            term = next((t for t in terms if t.found_in(s)), None)
+            if term is not None:
+                seen_units.add(line)
+                out.append((self._line_of(term, line), term, s))
         return out
 
-    def _line_of(self, term: str, start: int) -> int:
+    def says_now(self, text: str, *, section: str, headings: list[str], markers: list[str]) -> bool:
+        """`text` stated outside the document's historical parts (a dated current fact counts)."""
+        return any(text in s and not part and (not section or any(section.lower() in h.lower() for h in chain))
+                   for _line, s, chain, _code, _hist, part in self.statements(headings=headings, markers=markers))
+
+    def headings(self) -> list[str]:
+        return [m.group(2) for m in (re.match(r"^(#{1,6})\s+(.*)$", ln) for ln in self.lines) if m]
+
+    def has_section(self, section: str) -> bool:
+        return any(section.lower() in h.lower() for h in self.headings())
+
+    def procedure_steps(self, headings: list[str]) -> int:
+        """Numbered steps and command lines outside historical sections: what a runbook asks one to do."""
+        n = 0
+        for _line, text, chain, in_code in self.units():
+            if any(any(w.lower() in h.lower() for w in headings) for h in chain):
+                continue
+            if in_code:
+                n += bool(text.strip()) and not text.strip().startswith("#")
+            elif re.match(r"^\s*\d+[.)]\s+\S", text):
+                n += 1
+        return n
+
+    def _line_of(self, term: "Term", start: int) -> int:
         for i in range(start - 1, len(self.lines)):
-            if term in self.lines[i]:
+            if term.found_in(self.lines[i]):
                 return i + 1
         return start
+
+
+# an event with its date ("migrated ... 2026-05-07"); "since <date>" starts a state that still holds
+_DATED = re.compile(r"(?<!since )\b20\d\d-[01]\d-[0-3]\d\b", re.IGNORECASE)
+_CITES_HISTORY = re.compile(r"(?i)\bpost-mortems?/|\bdocs/plans/|\bdocs/adr/|\badr/\d")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A name a current statement must not use, and how a finding says so."""
+
+    text: str
+    reason: str
+    fold: bool = False  # match case-insensitively (phrases)
+
+    def found_in(self, s: str) -> bool:
+        # whole names only: registry-rebuild-image.md is not inside forgejo-registry-rebuild-image.md
+        return re.search(r"(?<![\w.-])" + re.escape(self.text) + r"(?![\w-])", s,
+                         re.IGNORECASE if self.fold else 0) is not None
 
 
 def _marker_in(marker: str, sentence: str) -> bool:
@@ -840,8 +916,9 @@ def gate_old_probe_gone(co: InfraCheckout, module_dir: str, name: str) -> None:
     _fail(f"no CronJob {name} in {module_dir}", co.cronjob_findings(module_dir, name))
 
 
-def gate_doc(co: InfraCheckout, doc, headings: list[str], markers: list[str]) -> None:
-    exists, findings = co.doc_findings(doc.path, headings=headings, markers=markers, replaced_by=doc.replaced_by)
+def gate_doc(co: InfraCheckout, doc, spec) -> None:
+    exists, findings = co.doc_findings(doc, spec)
     what = (f"{doc.path} is gone or marked superseded by {doc.replaced_by}" if doc.replaced_by
-            else f"{doc.path} exists and mentions registry-private only as history ({doc.update})")
+            else f"{doc.path} exists, mentions registry-private only as history and says what it must now say "
+                 f"({doc.update})")
     _fail(what, findings)

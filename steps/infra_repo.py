@@ -47,10 +47,10 @@ def old_probe_gone(infra_checkout, inventory):
     infra_repo.gate_old_probe_gone(infra_checkout, spec.monitoring_module, spec.old_probe_cronjob)
 
 
-@then(parsers.parse('the document "{doc}" mentions registry-private only as history'))
+@then(parsers.parse('the document "{doc}" says what it must now say and mentions registry-private only as history'))
 def doc_history_only(infra_checkout, inventory, doc):
     spec = inventory.infra_repo
     row = next((d for d in spec.docs if d.path == doc), None)
     if row is None:
         raise Broken(f"inventory: no [[infra_repo.docs]] row for {doc!r}")
-    infra_repo.gate_doc(infra_checkout, row, spec.historical_headings, spec.historical_markers)
+    infra_repo.gate_doc(infra_checkout, row, spec)

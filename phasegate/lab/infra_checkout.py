@@ -122,6 +122,10 @@ _break("doc-missing", "forgejo-registry-breakglass.md does not exist")
 _break("docs-name-registry-private-as-current", "every Phase 5 document gains a present-tense line about registry-private")
 _break("claude-md-not-beside-checkout", "the runner has only the infra repository: the monorepo's root CLAUDE.md is not beside it")
 _break("monitoring-module-missing", "the monitoring module directory is not in the checkout (moved, or a partial checkout)")
+_break("docs-service-catalog-stale-runbooks", "service-catalog.md as at 8c73a024: the VM is 'Private Docker registry VM', the rebuild row links the replaced runbook")
+_break("docs-ci-cd-old-probe-live", "ci-cd.md's Image Registry Flow still presents registry-integrity-probe as live (as at 8c73a024)")
+_break("docs-new-runbook-empty", "forgejo-registry-rebuild-image.md exists but is empty")
+_break("docs-current-mention-excused-by-was", "monitoring.md says the probe 'was moved to' registry-private's host: current, though it says 'was'")
 _break("replaced-doc-without-banner", "registry-rebuild-image.md stays as a current runbook, no superseded banner")
 
 
@@ -978,28 +982,66 @@ REG={alias}
 docker push $REG/infra-ci:latest
 ```
 '''
-    d["infra/docs/runbooks/forgejo-registry-rebuild-image.md"] = f'''# Runbook: rebuild an image in the Forgejo registry
+    # the shapes of the real runbooks at 8c73a024 (docs/runbooks/forgejo-registry-rebuild-image.md:1-128,
+    # forgejo-registry-breakglass.md:1-52): symptoms, a history line citing a post-mortem, numbered steps
+    d["infra/docs/runbooks/forgejo-registry-rebuild-image.md"] = "" if "docs-new-runbook-empty" in breaks else f'''# Runbook: Rebuild an Image on the Forgejo OCI Registry
 
-Restore the Forgejo PVC from the nightly backup, then re-push the image to
-`{fj}/{owner}/<image>`.
+## When to use this
+
+- `forgejo-integrity-probe` CronJob in `monitoring` reports
+  `registry_manifest_integrity_failures > 0` for `instance="{fj}"`
+
+This is the Forgejo equivalent of the {c} orphan-index
+failure mode (`docs/post-mortems/2026-04-19-registry-orphan-index.md`).
+
+## Phase 1 — Confirm the diagnosis
+
+```sh
+curl -sI -u "$USER:$TOKEN" https://{fj}/v2/{owner}/<image>/manifests/<tag>
+```
+
+## Phase 2 — Rebuild and re-push
+
+1. Open the repository's manual pipeline in Woodpecker.
+2. Run the pipeline with `branch=master`.
+3. Confirm the new version under `{fj}/{owner}/<image>` in the Forgejo UI.
 '''
     if new:
         d["infra/docs/runbooks/forgejo-registry-breakglass.md"] = f'''# Runbook: Forgejo registry break-glass: recovering infra-ci
 
-When Forgejo is unreachable, load the newest tarball from
-`/opt/registry/data/private/_breakglass/infra-ci-latest.tar.gz` on a node.
-The old registry (`{c}`) is gone, so there is no other copy.
+## When to use this runbook
+
+1. Forgejo (`{fj}`) is unreachable.
+2. `{c}` is also gone (post-Phase 4 of the consolidation).
+
+## Recovery procedure
+
+1. Copy `/opt/registry/data/private/_breakglass/infra-ci-latest.tar.gz` to a node.
+2. Load it into containerd:
+
+```bash
+ctr -n k8s.io images import infra-ci-latest.tar.gz
+```
+
+3. Re-run the pipeline.
 '''
+        # the shape of docs/architecture/ci-cd.md:29-36,100-106 @8c73a024 (Components table, Image Registry Flow)
+        probe = h.get("old_probe", "registry-integrity-probe") if "docs-ci-cd-old-probe-live" in breaks else "forgejo-integrity-probe"
         d["infra/docs/architecture/ci-cd.md"] = f'''# CI/CD architecture
+
+## Components
 
 | Component | Type | Location | Purpose |
 |---|---|---|---|
-| Private Registry | Forgejo Packages | `{fj}/{owner}` | Private images; migrated from {old} on 2026-05-07 |
+| Private Registry | Forgejo Packages | `{fj}/{owner}` | Private images; migrated from {old} 2026-05-07 |
 
-## How pulls work
+### Image Registry Flow
 
-1. **Private registry** is Forgejo's built-in OCI registry at `{fj}/{owner}/<image>`.
+1. **Kyverno ClusterPolicy** auto-syncs `registry-credentials` to all namespaces.
+2. **Private registry** has been Forgejo's built-in OCI registry at `{fj}/{owner}/<image>` since 2026-05-07.
    The pre-migration registry on `{alias}` was the root cause of three orphan-index incidents.
+3. **Integrity probe** (`{probe}` CronJob in `monitoring` ns, every 15m) walks `/v2/_catalog` and pushes
+   `registry_manifest_integrity_failures` to Pushgateway.
 '''
         d["infra/docs/architecture/monitoring.md"] = f'''# Monitoring
 
@@ -1034,11 +1076,25 @@ If only Forgejo is down, pipelines still pull `{alias}/infra-ci` from `{c}`.
 
 - **Private registry**: `{old}` (htpasswd auth). Use `image: {old}/<name>:<tag>`.
 '''
+    # the runbook rows of .claude/reference/service-catalog.md:149-150 @8c73a024 (the fault keeps them as they were)
+    stale = "docs-service-catalog-stale-runbooks" in breaks or not new
+    vm_row = "Private Docker registry VM (10.0.20.10)" if stale else "Registry VM: pull-through caches (10.0.20.10)"
+    rebuild = "registry-rebuild-image.md" if stale else "forgejo-registry-rebuild-image.md"
     d["infra/.claude/reference/service-catalog.md"] = f'''# Service catalog
 
 | Service | Image |
 |---|---|
 | payslip-ingest | `{fj}/{owner}/payslip-ingest` |
+
+## Runbooks
+
+| What | Runbook |
+|---|---|
+| {vm_row} | [registry-vm.md](../../docs/runbooks/registry-vm.md) |
+| Rebuild after orphan-index incident | [{rebuild}](../../docs/runbooks/{rebuild}) |
 '''
+    if "docs-current-mention-excused-by-was" in breaks:
+        d["infra/docs/architecture/monitoring.md"] += (
+            f"\nThe probe was moved to `{alias}` and runs there every 15 minutes.\n")
     return d
 

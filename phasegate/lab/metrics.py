@@ -352,6 +352,17 @@ def dual_push_too_recent(lab):
         m.clear_inventory("bake")
 
 
+@fault("bake-last-dual-push-typed-early", component="forgejo_repos",
+       description="bake.last_dual_push typed a day before the first project even started dual-pushing")
+def last_dual_push_typed_early(lab):
+    m = lab["metrics"]
+    m.set_inventory("bake", last_dual_push=(lab["forgejo_repos"].t0 - dt.timedelta(days=1)).date())
+    try:
+        yield
+    finally:
+        m.clear_inventory("bake")
+
+
 # -- the integrity probe's container, as a job runner of the cluster stand-in ----------
 
 
