@@ -351,6 +351,9 @@ class InfraRepo:
     registry_credentials: str = "stacks/kyverno/modules/kyverno/registry-credentials.tf"
     registry_credentials_secret: str = "registry-credentials"
     monitoring_module: str = "stacks/monitoring/modules/monitoring"
+    forgejo_stack: str = "stacks/forgejo/main.tf"  # the Forgejo PVC and its autoresize annotations
+    mirror_script: str = "scripts/setup-forgejo-containerd-mirror.sh"  # hosts.toml on existing nodes
+    vm_compose_template: str = "modules/docker-registry/docker-compose.yml"  # cloud-init writes it to the VM
     old_probe_cronjob: str = "registry-integrity-probe"
     docs: list[InfraDoc] = field(default_factory=list)
     historical_headings: list[str] = field(default_factory=lambda: [

@@ -922,3 +922,139 @@ def gate_doc(co: InfraCheckout, doc, spec) -> None:
             else f"{doc.path} exists, mentions registry-private only as history and says what it must now say "
                  f"({doc.update})")
     _fail(what, findings)
+
+
+# --------------------------------------------------------------------------
+# Plan items checked in the infra repository (issue 15.7)
+# --------------------------------------------------------------------------
+
+# topolvm's pvc-autoresizer annotation for the cap (stacks/forgejo/main.tf:33-35 @5d22b449)
+AUTORESIZE_LIMIT = "resize.topolvm.io/storage_limit"
+AUTORESIZE_THRESHOLD = "resize.topolvm.io/threshold"
+
+
+def _resources(co: InfraCheckout, rel: str, kind: str) -> list[tuple[str, str, dict, int]]:
+    """(type, name, body, line) of every resource whose type contains `kind` in one Terraform file."""
+    path = co.root / rel
+    if not path.is_file():
+        raise co.absent(rel, "Terraform file")
+    out = []
+    for block in parse_hcl(path).get("resource", []):
+        for rtype, named in block.items():
+            if kind not in _unquote_key(rtype):
+                continue
+            for rname, body in named.items():
+                if isinstance(body, dict):
+                    pat = re.compile(r'^\s*resource\s+"' + re.escape(_unquote_key(rtype)) + r'"\s+"'
+                                     + re.escape(_unquote_key(rname)) + '"')
+                    line = next((i + 1 for i, ln in enumerate(co.locator.lines(rel)) if pat.match(ln)), 0)
+                    out.append((_unquote_key(rtype), _unquote_key(rname), body, line))
+    return out
+
+
+def _meta(body: dict) -> dict:
+    meta = body.get("metadata") or [{}]
+    return meta[0] if isinstance(meta, list) and meta else (meta if isinstance(meta, dict) else {})
+
+
+def gate_pvc_autoresize_cap(co: InfraCheckout, rel: str, pvc_name: str, cap: str) -> list[str]:
+    """The Forgejo PVC carries pvc-autoresizer annotations with `storage_limit` = cap (the plan: cap 50Gi)."""
+    pvcs = _resources(co, rel, "persistent_volume_claim")
+    named = [p for p in pvcs if _unquote_key(str(_meta(p[2]).get("name", ""))) == pvc_name]
+    judged = named or pvcs
+    if not judged:
+        _fail(f"a PersistentVolumeClaim in {rel} autoresizing up to {cap}", [Finding(rel, "no PersistentVolumeClaim")])
+    findings, seen = [], []
+    for rtype, rname, body, line in judged:
+        name = _unquote_key(str(_meta(body).get("name", rname)))
+        ann = {_unquote_key(k): _unquote_key(str(v)) for k, v in (_meta(body).get("annotations") or {}).items()}
+        limit, threshold = ann.get(AUTORESIZE_LIMIT), ann.get(AUTORESIZE_THRESHOLD)
+        seen.append(f"{name}: {AUTORESIZE_LIMIT}={limit}")
+        if limit != cap:
+            findings.append(Finding(f"{rel}:{line}", f"PVC {name}: {AUTORESIZE_LIMIT} = {limit or '(none)'}, not {cap}"))
+        if threshold is None:
+            findings.append(Finding(f"{rel}:{line}", f"PVC {name}: no {AUTORESIZE_THRESHOLD} (never resized)"))
+    _fail(f"the Forgejo PVC ({pvc_name} in {rel}) autoresizes up to {cap}", findings)
+    return seen
+
+
+def gate_cronjob_schedule(co: InfraCheckout, module_dir: str, name: str, schedule: str) -> str:
+    directory = co.root / module_dir
+    if not directory.is_dir():
+        raise co.absent(module_dir, "module directory")
+    found = []
+    for path in sorted(directory.glob("*.tf")):
+        rel = co.rel(path)
+        for rtype, rname, body, line in _resources(co, rel, "cron_job"):
+            if _unquote_key(str(_meta(body).get("name", ""))) == name:
+                spec = body.get("spec") or [{}]
+                spec = spec[0] if isinstance(spec, list) and spec else {}
+                found.append((f"{rel}:{line}", _unquote_key(str(spec.get("schedule", "")))))
+    if not found:
+        _fail(f"a CronJob {name} with schedule {schedule!r} in {module_dir}",
+              [Finding(module_dir, f"no CronJob named {name}")])
+    _fail(f"CronJob {name} runs on {schedule!r}",
+          [Finding(where, f"schedule = {s!r}") for where, s in found if s != schedule])
+    return found[0][0]
+
+
+def hosts_toml_writes(text: str, host: str) -> list[tuple[int, dict | None, str]]:
+    """(line, parsed hosts.toml or None, error) of every hosts.toml body for `host` a script or template writes.
+
+    The body is a single-quoted shell string (printf '...' in cloud-init, HOSTS_TOML='...' in the mirror
+    script, MIR:21-26 and INF:89-90 @5d22b449) holding `server = "https://<host>"`; printf's \\n are newlines.
+    """
+    import tomllib
+
+    out = []
+    for m in re.finditer(r"'([^']*server\s*=\s*\"https://" + re.escape(host) + r"\"[^']*)'", text):
+        body = m.group(1).replace("\\n", "\n")
+        line = text.count("\n", 0, m.start()) + 1
+        try:
+            out.append((line, tomllib.loads(body), ""))
+        except tomllib.TOMLDecodeError as e:
+            out.append((line, None, str(e)))
+    return out
+
+
+def gate_writes_forgejo_hosts_toml(co: InfraCheckout, files: list[str], host: str, mirrors: list[str]) -> None:
+    """Each file writes certs.d/<host>/hosts.toml: server https://<host>, a mirror host with pull+resolve."""
+    findings = []
+    for rel in files:
+        path = co.root / rel
+        if not path.is_file():
+            raise co.absent(rel, "file that writes the node's hosts.toml")
+        text = path.read_text(encoding="utf-8")
+        if f"certs.d/{host}" not in text:
+            findings.append(Finding(rel, f"writes nothing under certs.d/{host}/"))
+            continue
+        bodies = hosts_toml_writes(text, host)
+        if not bodies:
+            findings.append(Finding(rel, f"no hosts.toml body with server = \"https://{host}\""))
+        for line, doc, err in bodies:
+            if doc is None:
+                findings.append(Finding(f"{rel}:{line}", f"hosts.toml body is not valid TOML ({err})"))
+                continue
+            hosts = doc.get("host") or {}
+            good = [m for m in mirrors if isinstance(hosts.get(m), dict)
+                    and {"pull", "resolve"} <= set(hosts[m].get("capabilities") or [])]
+            if not good:
+                findings.append(Finding(f"{rel}:{line}", f"hosts.toml names mirror(s) {sorted(hosts) or 'none'}, "
+                                                         f"none of {mirrors} with capabilities pull+resolve"))
+    _fail(f"{', '.join(files)} each write certs.d/{host}/hosts.toml (server https://{host}, "
+          f"mirror {' or '.join(mirrors)} for pull and resolve)", findings)
+
+
+def gate_compose_template_without(co: InfraCheckout, rel: str, container: str) -> None:
+    """The VM's compose template (cloud-init writes it to the VM) has no active service running `container`."""
+    from phasegate import decommission
+
+    path = co.root / rel
+    if not path.is_file():
+        raise co.absent(rel, "the registry VM's compose template")
+    services = decommission.compose_services(path.read_text(encoding="utf-8"), where=rel)
+    service = decommission.service_for_container(services, container)
+    if service is not None:
+        line = next((i + 1 for i, ln in enumerate(co.locator.lines(rel)) if re.match(rf"^\s*{re.escape(service)}:", ln)), 0)
+        _fail(f"no active service in {rel} runs {container} (a new VM would start it again)",
+              [Finding(f"{rel}:{line}", f"service {service!r} still defines {container}")])

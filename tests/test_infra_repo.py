@@ -437,3 +437,70 @@ def test_docs_must_now_say_and_history_by_structure(tmp_path):
         infra_repo.gate_doc(co, spec.docs[3], spec)
     assert "presents the deleted probe registry-integrity-probe as live" in str(e.value)
     assert "does not say 'forgejo.example.test' under a heading containing 'Image Registry'" in str(e.value)
+
+
+@pytest.mark.parametrize("fault,gate,words", [
+    (None, "all", []),
+    ("forgejo-pvc-cap-20gi", "pvc", ["storage_limit = 20Gi, not 50Gi"]),
+    ("probe-cronjob-hourly", "schedule", ["schedule = '0 * * * *'"]),
+    ("cloud-init-forgejo-mirror-stale", "hosts", ["stacks/infra/main.tf:", "https://10.0.20.200"]),
+    ("mirror-script-without-mirror-host", "hosts", ["scripts/setup-forgejo-containerd-mirror.sh:", "names mirror(s) none"]),
+    ("compose-template-starts-registry-private", "compose", ["docker-compose.yml:", "still defines registry-private"]),
+])
+def test_plan_items_in_the_lab_checkout(tmp_path, fault, gate, words):
+    """Issue 15.7's static plan items: green on the lab's checkout, red with each fault (decommissioned stage)."""
+    from phasegate.lab.infra_checkout import files
+
+    hosts = {"old": "127.0.0.1:5999", "old_alias": "localhost:5999", "new": "127.0.0.1:6999", "owner": "viktor",
+             "container": "registry-private", "mirror": "https://127.0.0.1:7443"}
+    for rel, text in files("decommissioned", {fault} if fault else set(), hosts).items():
+        write(tmp_path, rel, text)
+    co = InfraCheckout(tmp_path / "infra", old_hosts=["127.0.0.1:5999", "localhost:5999"], old_names=["registry-private"],
+                       new_host="127.0.0.1:6999", owner="viktor")
+    gates = {
+        "pvc": lambda: infra_repo.gate_pvc_autoresize_cap(co, "stacks/forgejo/main.tf", "forgejo-data", "50Gi"),
+        "schedule": lambda: infra_repo.gate_cronjob_schedule(co, "stacks/monitoring/modules/monitoring",
+                                                            "forgejo-integrity-probe", "*/15 * * * *"),
+        "hosts": lambda: infra_repo.gate_writes_forgejo_hosts_toml(
+            co, ["stacks/infra/main.tf", "scripts/setup-forgejo-containerd-mirror.sh"], "127.0.0.1:6999",
+            ["https://127.0.0.1:7443"]),
+        "compose": lambda: infra_repo.gate_compose_template_without(co, "modules/docker-registry/docker-compose.yml",
+                                                                    "registry-private"),
+    }
+    for name, g in gates.items():
+        if name != gate:
+            g()  # green, and a fault breaks only its own gate
+            continue
+        with pytest.raises(GateFailed) as e:
+            g()
+        for w in words:
+            assert w in str(e.value), str(e.value)
+
+
+def test_plan_items_on_the_real_repository(tmp_path):
+    """The real files: Phase 0's PVC cap, probe schedule and hosts.toml writers at 5d22b449; the compose
+    template still starts registry-private at Phase 0 and no longer at 8c73a024."""
+    import subprocess
+
+    if not (MIRROR / "HEAD").exists():
+        pytest.fail(f"the infra mirror {MIRROR} is needed")
+    roots = {}
+    for commit in ("5d22b449", "8c73a024"):
+        roots[commit] = tmp_path / commit
+        roots[commit].mkdir()
+        tar = subprocess.run(["git", "-C", str(MIRROR), "archive", commit, "stacks/forgejo", "stacks/infra/main.tf",
+                              "stacks/monitoring/modules/monitoring", "modules/docker-registry"],
+                             capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(roots[commit])], input=tar, check=True)
+    subprocess.run(f"git -C {MIRROR} show 5d22b449:scripts/setup-forgejo-containerd-mirror.sh > "
+                   f"{roots['5d22b449']}/mirror.sh", shell=True, check=True)
+    real = dict(old_hosts=["registry.viktorbarzin.me", "registry.viktorbarzin.me:5050", "10.0.20.10:5050"],
+                old_names=["registry-private"], new_host="forgejo.viktorbarzin.me", owner="viktor")
+    p0, p4 = InfraCheckout(roots["5d22b449"], **real), InfraCheckout(roots["8c73a024"], **real)
+    assert infra_repo.gate_pvc_autoresize_cap(p0, "stacks/forgejo/main.tf", "forgejo-data-encrypted", "50Gi")
+    infra_repo.gate_cronjob_schedule(p0, "stacks/monitoring/modules/monitoring", "forgejo-integrity-probe", "*/15 * * * *")
+    infra_repo.gate_writes_forgejo_hosts_toml(p0, ["stacks/infra/main.tf", "mirror.sh"], "forgejo.viktorbarzin.me",
+                                              ["https://10.0.20.200"])
+    with pytest.raises(GateFailed, match="still defines registry-private"):
+        infra_repo.gate_compose_template_without(p0, "modules/docker-registry/docker-compose.yml", "registry-private")
+    infra_repo.gate_compose_template_without(p4, "modules/docker-registry/docker-compose.yml", "registry-private")

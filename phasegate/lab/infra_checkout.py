@@ -46,6 +46,8 @@ class InfraCheckoutComponent:
             "new": fj["host"],
             "owner": fj["owner"],
             "container": pr.get("container", "registry-private"),
+            # the mirror containerd is pointed at (INF:89-90 @5d22b449: the in-cluster Traefik LB)
+            "mirror": ((inv.get("cluster") or {}).get("forgejo_mirrors") or ["https://10.0.20.200"])[0],
         }
         self.root = lab.dir / "monorepo"
         self.render()
@@ -126,6 +128,11 @@ _break("docs-service-catalog-stale-runbooks", "service-catalog.md as at 8c73a024
 _break("docs-ci-cd-old-probe-live", "ci-cd.md's Image Registry Flow still presents registry-integrity-probe as live (as at 8c73a024)")
 _break("docs-new-runbook-empty", "forgejo-registry-rebuild-image.md exists but is empty")
 _break("docs-current-mention-excused-by-was", "monitoring.md says the probe 'was moved to' registry-private's host: current, though it says 'was'")
+_break("forgejo-pvc-cap-20gi", "the Forgejo PVC's autoresize cap is still 20Gi (the value before Phase 0)")
+_break("probe-cronjob-hourly", "forgejo-integrity-probe runs hourly instead of every 15 minutes")
+_break("cloud-init-forgejo-mirror-stale", "cloud-init still points Forgejo's hosts.toml at 10.0.20.200 after the Traefik LB moved")
+_break("mirror-script-without-mirror-host", "the mirror script writes a hosts.toml with a server but no mirror host")
+_break("compose-template-starts-registry-private", "the VM's compose template (cloud-init) still defines registry-private")
 _break("replaced-doc-without-banner", "registry-rebuild-image.md stays as a current runbook, no superseded banner")
 
 
@@ -164,9 +171,16 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
         "infra/.woodpecker/build-cli.yml": _wp_build_cli(img("infra-ci", "infra-ci"), h, cut),
         "infra/.woodpecker/build-ci-image.yml": _wp_build_ci(h, new_prefix),
         "CLAUDE.md": _monorepo_claude(cut and "claude-md-old-install-url" not in breaks, h),
-        "infra/stacks/infra/main.tf": _cloud_init(h, old_entries=not decom, alias_entry=not decom or "cloud-init-writes-old-hosts-toml" in breaks),
+        "infra/stacks/infra/main.tf": _cloud_init(h, old_entries=not decom, alias_entry=not decom or "cloud-init-writes-old-hosts-toml" in breaks,
+                                                  stale_mirror="cloud-init-forgejo-mirror-stale" in breaks),
+        "infra/stacks/forgejo/main.tf": _forgejo_stack("20Gi" if "forgejo-pvc-cap-20gi" in breaks else "50Gi"),
+        "infra/scripts/setup-forgejo-containerd-mirror.sh": _mirror_script(h, with_host="mirror-script-without-mirror-host" not in breaks),
+        "infra/modules/docker-registry/docker-compose.yml": _compose_template(
+            h, private=not decom or "compose-template-starts-registry-private" in breaks),
         "infra/stacks/kyverno/modules/kyverno/registry-credentials.tf": _credentials(h, old=not decom or "registry-credentials-old-auths" in breaks),
-        "infra/stacks/monitoring/modules/monitoring/main.tf": _monitoring(h, old_probe=not decom or "old-integrity-probe-present" in breaks),
+        "infra/stacks/monitoring/modules/monitoring/main.tf": _monitoring(
+            {**h, "probe_schedule": "0 * * * *" if "probe-cronjob-hourly" in breaks else "*/15 * * * *"},
+            old_probe=not decom or "old-integrity-probe-present" in breaks),
     }
     docs_new = decom
     out.update(_docs(h, new=docs_new, breaks=breaks if decom else set()))
@@ -800,8 +814,10 @@ def _monorepo_claude(new: bool, h) -> str:
 '''
 
 
-def _cloud_init(h, *, old_entries: bool, alias_entry: bool) -> str:
+def _cloud_init(h, *, old_entries: bool, alias_entry: bool, stale_mirror: bool = False) -> str:
     old, alias = h["old"], h["old_alias"]
+    # stale_mirror: the Traefik LB moved (10.0.20.200 -> .203 on 05-30, msg@a382683c) and cloud-init did not
+    mirror = "https://10.0.20.200" if stale_mirror else h.get("mirror", "https://10.0.20.200")
     parts = []
     if alias_entry:
         parts.append(f'''  # IP-based entry: direct access, skip TLS verify
@@ -833,10 +849,75 @@ module "k8s-node-template" {{
 
 {"".join(parts)}{removed}  # Forgejo OCI registry: redirect to the in-cluster Traefik LB.
   mkdir -p /etc/containerd/certs.d/{h["new"]}
-  printf 'server = "https://{h["new"]}"\\n\\n[host."https://10.0.20.200"]\\n  capabilities = ["pull", "resolve"]\\n' > /etc/containerd/certs.d/{h["new"]}/hosts.toml
+  printf 'server = "https://{h["new"]}"\\n\\n[host."{mirror}"]\\n  capabilities = ["pull", "resolve"]\\n' > /etc/containerd/certs.d/{h["new"]}/hosts.toml
   EOF
 }}
 '''
+
+
+def _forgejo_stack(cap: str) -> str:
+    """The Forgejo PVC as stacks/forgejo/main.tf:27-45 @5d22b449 declares it (pvc-autoresizer annotations)."""
+    return f'''resource "kubernetes_namespace" "forgejo" {{
+  metadata {{
+    name = "forgejo"
+  }}
+}}
+
+resource "kubernetes_persistent_volume_claim" "data_encrypted" {{
+  wait_until_bound = false
+  metadata {{
+    name      = "forgejo-data-encrypted"
+    namespace = kubernetes_namespace.forgejo.metadata[0].name
+    annotations = {{
+      "resize.topolvm.io/threshold"     = "80%"
+      "resize.topolvm.io/increase"      = "50%"
+      "resize.topolvm.io/storage_limit" = "{cap}"
+    }}
+  }}
+  spec {{
+    access_modes       = ["ReadWriteOnce"]
+    storage_class_name = "proxmox-lvm-encrypted"
+    resources {{
+      requests = {{
+        storage = "15Gi"
+      }}
+    }}
+  }}
+}}
+'''
+
+
+def _mirror_script(h, *, with_host: bool) -> str:
+    """scripts/setup-forgejo-containerd-mirror.sh:19-26 @5d22b449: the hosts.toml it writes on every node."""
+    host_block = f'''
+[host."{h.get("mirror", "https://10.0.20.200")}"]
+  capabilities = ["pull", "resolve"]''' if with_host else ""
+    return f'''#!/usr/bin/env bash
+# One-shot deployment of the {h["new"]} containerd hosts.toml entry across every k8s node.
+set -euo pipefail
+
+CERTS_DIR=/etc/containerd/certs.d/{h["new"]}
+HOSTS_TOML='server = "https://{h["new"]}"
+{host_block}
+'
+
+for n in $(kubectl get nodes -o name | sed 's|^node/||'); do
+  kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --force --grace-period=60
+  ssh "wizard@$n" sudo bash -c "mkdir -p $CERTS_DIR && printf '%s' '$HOSTS_TOML' > $CERTS_DIR/hosts.toml && systemctl restart containerd"
+  kubectl uncordon "$n"
+done
+'''
+
+
+def _compose_template(h, *, private: bool) -> str:
+    """modules/docker-registry/docker-compose.yml (DC:10-166 @5d22b449; 92-111 commented out @8c73a024)."""
+    svc = [f"  {h['container']}:", "    image: registry:2.8.3", f"    container_name: {h['container']}",
+           "    volumes:", "      - /opt/registry/data/private:/var/lib/registry"]
+    if not private:
+        svc = ["  # registry-private decommissioned in Phase 4 of forgejo-registry-consolidation"] + ["#" + s[1:] for s in svc]
+    lines = ["services:", "  dockerhub:", "    image: registry:2.8.3", "    container_name: registry-dockerhub",
+             *svc, "  nginx:", "    image: nginx:1.27", "    container_name: registry-nginx"]
+    return "\n".join(lines) + "\n"
 
 
 def _credentials(h, *, old: bool) -> str:
@@ -872,14 +953,14 @@ resource "kubernetes_secret" "registry_credentials" {{
 '''
 
 
-def _probe(resource: str, name: str, target: str) -> str:
+def _probe(resource: str, name: str, target: str, schedule: str = "*/15 * * * *") -> str:
     return f'''resource "kubernetes_cron_job_v1" "{resource}" {{
   metadata {{
     name      = "{name}"
     namespace = "monitoring"
   }}
   spec {{
-    schedule                      = "*/15 * * * *"
+    schedule                      = "{schedule}"
     successful_jobs_history_limit = 3
     failed_jobs_history_limit     = 3
     job_template {{
@@ -919,7 +1000,7 @@ def _monitoring(h, *, old_probe: bool) -> str:
 '''
     if old_probe:
         out += _probe("registry_integrity_probe", "registry-integrity-probe", h["old_alias"]) + "\n"
-    out += _probe("forgejo_integrity_probe", "forgejo-integrity-probe", h["new"])
+    out += _probe("forgejo_integrity_probe", "forgejo-integrity-probe", h["new"], h.get("probe_schedule", "*/15 * * * *"))
     return out
 
 
