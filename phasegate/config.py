@@ -248,6 +248,8 @@ class GitHub:
         "beads-server": "ViktorBarzin/beadboard",
         "claude-memory-mcp": "ViktorBarzin/claude-memory-mcp",
     })  # project (its [[projects]] name) -> owner/repo
+    # Phase 1: "beadboard: Push to Forgejo. New .woodpecker.yml. Disable GHA workflow." (plan line 95)
+    workflows_disabled: dict[str, str] = field(default_factory=lambda: {"beads-server": "ViktorBarzin/beadboard"})
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,27 @@ def github_archived(gh_repo):
           where=where)
 
 
+@given(parsers.parse("the GitHub Actions workflows of {project}"), target_fixture="gh_workflows")
+def github_workflows(inventory, http_settings, project):
+    repos = inventory.github.workflows_disabled
+    if project not in repos:
+        raise Broken(f"no GitHub repository for {project!r} in github.workflows_disabled ({', '.join(repos) or 'empty'})")
+    with GitHub.from_inventory(inventory, http_settings) as gh:
+        return repos[project], gh.workflows(repos[project]), inventory.github.api_url
+
+
+@then("no workflow of it is active on GitHub")
+def github_workflows_disabled(gh_workflows):
+    full_name, workflows, api = gh_workflows
+    where = f"GET {api}/repos/{full_name}/actions/workflows"
+    check(workflows is not None, expected="the repository's workflow list", seen="404 (no such public repository)",
+          where=where)
+    active = [w for w in workflows if w.runs]
+    check(not active, expected="every GitHub Actions workflow disabled (state disabled_manually), so only "
+                               "Woodpecker pushes the image",
+          seen="; ".join(f"{w.path} ({w.name}): state {w.state}" for w in active), where=where)
+
+
 # -- docker login ---------------------------------------------------------------
 
 

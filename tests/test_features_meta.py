@@ -78,6 +78,8 @@ def _expected_rows(inv) -> dict[tuple[str, str], tuple[str, list[str]]]:
             ("project", [s.project for s in inv.infra_repo.stacks]),
         ("phase3_github_archived.feature", "<project>'s GitHub repository is archived"):
             ("project", list(inv.github.archived_after_cutover)),
+        ("phase1_github_workflow.feature", "<project>'s GitHub Actions workflows are disabled"):
+            ("project", list(inv.github.workflows_disabled)),
         ("phase5_docs.feature", "The document <doc> no longer describes registry-private as current"):
             ("doc", [d.path for d in inv.infra_repo.docs]),
     }
