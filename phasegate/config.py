@@ -356,6 +356,7 @@ class InfraRepo:
     forgejo_stack: str = "stacks/forgejo/main.tf"  # the Forgejo PVC and its autoresize annotations
     mirror_script: str = "scripts/setup-forgejo-containerd-mirror.sh"  # hosts.toml on existing nodes
     vm_compose_template: str = "modules/docker-registry/docker-compose.yml"  # cloud-init writes it to the VM
+    apply_context: str = "ci/woodpecker/push/default"  # Forgejo commit status of the infra apply pipeline
     old_probe_cronjob: str = "registry-integrity-probe"
     docs: list[InfraDoc] = field(default_factory=list)
     historical_headings: list[str] = field(default_factory=lambda: [

@@ -78,3 +78,11 @@ def forgejo_hosts_toml_written(infra_checkout, inventory):
 def compose_template(infra_checkout, inventory):
     infra_repo.gate_compose_template_without(infra_checkout, inventory.infra_repo.vm_compose_template,
                                              inventory.private_registry.container)
+
+
+@then(parsers.parse('the newest apply of the repository of "{project}" succeeded'))
+def newest_apply(repos, inventory, project):
+    from phasegate import infra_ci
+
+    p = inventory.project(project)
+    infra_ci.judge_next_apply(repos, p.repo, inventory.infra_repo.apply_context, inventory.dual_push.commit_window)

@@ -34,7 +34,8 @@ def ids(run) -> list[str]:
                   "test_phase1_dual_push.py::test_project_pushes_its_newest_build_to_both_registries[infra-ci]",
                   "test_phase1_pipelines.py::test_the_project_pipeline_pushes_to_both_registries_with_secret_logins[infra-ci]",
                   "test_phase3_cutover.py::test_project_is_cut_over_to_forgejo[infra-ci]",
-                  "test_phase3_infra_repo.py::test_the_infra_pipelines_run_the_infraci_image_from_forgejo[infra-ci]"]),
+                  "test_phase3_infra_repo.py::test_the_infra_pipelines_run_the_infraci_image_from_forgejo[infra-ci]",
+                  "test_phase3_infra_ci_apply.py::test_the_newest_push_to_projects_repository_applies_cleanly[infra-ci]"]),
     # -k claude-memory-mcp missed the CLAUDE.md gate
     ("claude-memory-mcp", ["test_phase3_infra_repo.py::test_the_monorepo_claudemd_installs_claudememorymcp_from_forgejo[claude-memory-mcp]",
                            "test_phase3_github_archived.py::test_projects_github_repository_is_archived[claude-memory-mcp]"]),
@@ -55,7 +56,7 @@ def test_project_selects_every_gate_about_it(project, expected):
 def test_project_combines_with_a_phase():
     run = collect("--project=infra-ci", "-m", "phase3")
     got = ids(run)
-    assert len(got) == 2 and all("phase3" in i for i in got), got
+    assert len(got) == 3 and all("phase3" in i for i in got), got  # cutover, pipelines, next apply
 
 
 def test_an_unknown_project_is_a_usage_error():

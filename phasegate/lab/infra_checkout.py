@@ -1179,3 +1179,17 @@ If only Forgejo is down, pipelines still pull `{alias}/infra-ci` from `{c}`.
             f"\nThe probe was moved to `{alias}` and runs there every 15 minutes.\n")
     return d
 
+
+
+@fault("infra-apply-failed-after-flip", component="forgejo_repos",
+       description="the newest push to viktor/infra after the infra-ci flip failed its apply (default pipeline)")
+def _infra_apply_failed(lab):
+    repo = next(r for r in lab["forgejo_repos"].repos.values() if r.full_name.endswith("/infra"))
+    newest = next(c for c in repo.commits if "ci/woodpecker/push/default" in c.statuses)
+    before = dict(newest.statuses)
+    newest.statuses["ci/woodpecker/push/default"] = "failure"
+    try:
+        yield
+    finally:
+        newest.statuses.clear()
+        newest.statuses.update(before)
