@@ -31,6 +31,7 @@ class InfraCheckoutComponent:
         self.breaks: set[str] = set()
         self.root: Path | None = None  # the monorepo; the infra checkout is root/infra
         self.hosts: dict[str, str] = {}
+        self._lab = None
 
     @property
     def infra(self) -> Path:
@@ -50,14 +51,29 @@ class InfraCheckoutComponent:
             "mirror": ((inv.get("cluster") or {}).get("forgejo_mirrors") or ["https://10.0.20.200"])[0],
         }
         self.root = lab.dir / "monorepo"
+        self._lab = lab
         self.render()
 
     def stop(self) -> None:
         pass
 
+    def _follow_mirror(self) -> None:
+        """The cluster component starts after this one and brings the in-cluster mirror (its Traefik
+        front): once it is up, the checkout names that mirror, as the real one names 10.0.20.200."""
+        cluster = self._lab["cluster"] if self._lab is not None and "cluster" in self._lab else None
+        traefik = getattr(cluster, "traefik", None)
+        try:
+            url = traefik.url if traefik is not None else ""
+        except Exception:  # not listening yet
+            url = ""
+        if url and url != self.hosts.get("mirror"):
+            self.hosts["mirror"] = url
+            self.render()
+
     def inventory(self) -> dict:
         if self.root is None:  # asked while starting (the inventory of the components before)
             return {}
+        self._follow_mirror()
         return {"infra_repo": {
             "path": str(self.infra),
             "claude_memory_install_url": f"https://{self.hosts['new']}/{self.hosts['owner']}/claude-memory-mcp.git",
