@@ -352,7 +352,7 @@ def dual_push_too_recent(lab):
         m.clear_inventory("bake")
 
 
-@fault("bake-last-dual-push-typed-early", component="forgejo_repos",
+@fault("last-dual-push-typed-early", component="forgejo_repos",
        description="bake.last_dual_push typed a day before the first project even started dual-pushing")
 def last_dual_push_typed_early(lab):
     m = lab["metrics"]
