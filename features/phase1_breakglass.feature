@@ -14,6 +14,6 @@ Feature: infra-ci break-glass tarballs on the registry VM and the NAS
     And the newest tarball is no older than the inventory's limit
 
     Examples:
-      | copy        |
-      | registry-vm |
-      | nas         |
+      | copy        | project  |
+      | registry-vm | infra-ci |
+      | nas         | infra-ci |

@@ -51,3 +51,6 @@ Feature: Phase 2 bake exit criteria
 
   Scenario: Every byte, weekly: every Forgejo image passes the integrity check in verify mode once a week
     Then once a week, every Forgejo image passes the integrity check in verify mode
+
+  Scenario: The bake clock's last dual-push date is the one Phase 1 observed
+    Then the inventory's last dual-push date is not before the last project started dual-pushing

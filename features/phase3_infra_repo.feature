@@ -23,8 +23,18 @@ Feature: Phase 3 cutover in the infra repository
       | chrome-service       |
       | beads-server         |
 
-  Scenario: The infra pipelines run the infra-ci image from Forgejo
+  @project
+  Scenario Outline: The infra pipelines run the infra-ci image from Forgejo
     Then the infra pipelines use the infra-ci image from the Forgejo registry
 
-  Scenario: The monorepo CLAUDE.md installs claude-memory-mcp from Forgejo
+    Examples:
+      | project  |
+      | infra-ci |
+
+  @project
+  Scenario Outline: The monorepo CLAUDE.md installs claude-memory-mcp from Forgejo
     Then the monorepo CLAUDE.md installs claude-memory-mcp from Forgejo
+
+    Examples:
+      | project           |
+      | claude-memory-mcp |

@@ -15,3 +15,6 @@ Feature: Phase 4 decommission in the infra repository
 
   Scenario: The old registry-integrity-probe CronJob is gone from the monitoring stack
     Then the monitoring stack no longer defines the old integrity probe CronJob
+
+  Scenario: The registry VM's compose template no longer starts registry-private
+    Then the registry VM's compose template in the infra repository runs no registry-private service

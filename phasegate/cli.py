@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -65,6 +66,14 @@ def _lab_run(args) -> int:
 
     from phasegate.lab.core import MAIN_JOB, Lab
 
+    fault = getattr(args, "fault", "") or ""
+    if fault:
+        from phasegate.lab.faults import known
+
+        if fault not in known():
+            print(f"phasegate lab run: unknown fault {fault!r} (list them with `phasegate lab faults`)",
+                  file=sys.stderr)
+            return EXIT_USAGE
     lab = Lab(Path(args.dir))
     worst = 0
     for hook in _BEFORE_RUN:
@@ -77,12 +86,14 @@ def _lab_run(args) -> int:
         for markexpr, state in MAIN_JOB:
             argv = [sys.executable, "-m", "pytest", "-m", markexpr, f"--inventory={lab.inventory_path}",
                     *args.pytest_args]
-            label = f"{markexpr}" + (f" (lab state: {state})" if state else "")
+            label = f"{markexpr}" + (f" (lab state: {state})" if state else "") + (
+                f" (fault: {fault})" if fault else "")
             print(f"== gates: {label}", flush=True)
-            if state:
-                with lab.state(state):
-                    rc = subprocess.call(argv, env=env)
-            else:
+            with contextlib.ExitStack() as applied:  # the state first, then the fault on top (as the matrix does)
+                if state:
+                    applied.enter_context(lab.state(state))
+                if fault:
+                    applied.enter_context(lab.fault(fault))
                 rc = subprocess.call(argv, env=env)
             worst = max(worst, 0 if rc in (0, 5) else rc)
     finally:
@@ -95,6 +106,29 @@ def _lab_run(args) -> int:
 # Called before and after `lab run` (e.g. to start fresh results, render the report and print where it is).
 _BEFORE_RUN: list = []
 _AFTER_RUN: list = []
+
+
+def _lab_faults(args) -> int:
+    """Every lab fault: what it breaks, and (from a source checkout) the gates it turns red."""
+    from phasegate.lab.faults import known, matrix
+
+    reds: dict[str, list] = {}
+    for case in matrix():
+        reds.setdefault(case.fault, []).append(case)
+    faults = known()
+    if args.json:
+        print(json.dumps([{"fault": f.name, "component": f.component, "description": f.description,
+                           "turns_red": [{"scenario": c.scenario, "state": c.state, "expect": c.expect}
+                                         for c in reds.get(f.name, [])]} for f in sorted(faults.values(),
+                                                                                          key=lambda f: f.name)],
+                         indent=2))
+        return EXIT_OK
+    for f in sorted(faults.values(), key=lambda f: (f.component, f.name)):
+        print(f"{f.name}  [{f.component}]  {f.description}")
+        for c in reds.get(f.name, []):
+            print(f"    red: {c.scenario}" + (f"  (lab state {c.state})" if c.state else ""))
+    print(f"\n{len(faults)} faults; run the main job with one: phasegate lab run --fault NAME")
+    return EXIT_OK
 
 
 def _lab_down(args) -> int:
@@ -127,8 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_lab_up)
     run = lab_sub.add_parser("run", help="the main job: start the lab, run every gate against it, report")
     run.add_argument("--dir", default=".lab")
+    run.add_argument("--fault", default="", metavar="NAME",
+                     help="apply this lab fault during every stage of the main job (see `phasegate lab faults`)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     run.set_defaults(func=_lab_run)
+    faults = lab_sub.add_parser("faults", help="list the lab's faults and the gates each turns red")
+    faults.add_argument("--json", action="store_true", help="as JSON")
+    faults.set_defaults(func=_lab_faults)
     down = lab_sub.add_parser("down", help="stop a lab started with `lab up`")
     down.add_argument("--dir", default=".lab")
     down.set_defaults(func=_lab_down)

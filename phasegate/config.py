@@ -269,18 +269,25 @@ class GitHub:
     api_url: Url = Url("https://api.github.com")
     ca_bundle: str = ""
     archived_after_cutover: dict[str, str] = field(default_factory=lambda: {
-        "beadboard": "ViktorBarzin/beadboard",
+        "beads-server": "ViktorBarzin/beadboard",
         "claude-memory-mcp": "ViktorBarzin/claude-memory-mcp",
-    })  # project -> owner/repo
+    })  # project (its [[projects]] name) -> owner/repo
+    # Phase 1: "beadboard: Push to Forgejo. New .woodpecker.yml. Disable GHA workflow." (plan line 95)
+    workflows_disabled: dict[str, str] = field(default_factory=lambda: {"beads-server": "ViktorBarzin/beadboard"})
 
 
 @dataclass(frozen=True)
 class DockerApi:
-    """A Docker Engine API for the Phase 0 `docker login` (unix://, tcp:// or ssh://); empty = not checked."""
+    """A Docker Engine API for the Phase 0 `docker login` (unix://, tcp:// or ssh://).
+
+    Empty url = the runner's own engine, as the docker CLI finds it: $DOCKER_HOST, else the
+    default socket. `not_judged` (a reason) is the only way to leave the gate out.
+    """
 
     url: str = ""
     version: str = "1.41"
     ssh: SshOptions = field(default_factory=SshOptions)  # used when url is ssh://
+    not_judged: str = ""  # why this run does not judge docker login (empty = it is judged)
 
 
 @dataclass(frozen=True)
@@ -334,6 +341,11 @@ class InfraDoc:
     path: str  # relative to the infra checkout ("../CLAUDE.md" = the monorepo root)
     update: str = ""  # what the plan says changes (shown in reports)
     replaced_by: str = ""  # set when the plan replaces this doc: absent, or a superseded banner naming it
+    # what the document must now say (the plan's Phase 5 table): each string in a current (not
+    # historical) statement, under a heading containing `section` when set; $forgejo_host = [forgejo] host
+    must_mention: list[str] = field(default_factory=list)
+    section: str = ""
+    procedure: bool = False  # a runbook that must hold its procedure (numbered steps / commands)
 
 
 _INFRA_STACKS = [
@@ -365,13 +377,24 @@ class InfraRepo:
     registry_credentials: str = "stacks/kyverno/modules/kyverno/registry-credentials.tf"
     registry_credentials_secret: str = "registry-credentials"
     monitoring_module: str = "stacks/monitoring/modules/monitoring"
+    forgejo_stack: str = "stacks/forgejo/main.tf"  # the Forgejo PVC and its autoresize annotations
+    mirror_script: str = "scripts/setup-forgejo-containerd-mirror.sh"  # hosts.toml on existing nodes
+    vm_compose_template: str = "modules/docker-registry/docker-compose.yml"  # cloud-init writes it to the VM
+    apply_context: str = "ci/woodpecker/push/default"  # Forgejo commit status of the infra apply pipeline
     old_probe_cronjob: str = "registry-integrity-probe"
     docs: list[InfraDoc] = field(default_factory=list)
     historical_headings: list[str] = field(default_factory=lambda: [
         "history", "historical", "decommission", "legacy", "migration", "archive", "post-mortem", "incident"])
+    # phrases that put a sentence in the past by themselves; "was"/"removed" do not (a sentence saying the
+    # registry "was moved to 10.0.20.10:5050" is current); dated events and links to post-mortems, plans
+    # and ADRs are history by their structure (phasegate/infra_repo.py)
     historical_markers: list[str] = field(default_factory=lambda: [
-        "decommissioned", "was", "were", "migrated from", "pre-migration", "formerly", "previously", "legacy",
-        "retired", "removed", "replaced", "replaces", "no longer", "gone", "used to"])
+        "decommissioned", "migrated from", "pre-migration", "formerly", "previously", "retired",
+        "replaced by", "replaces", "no longer", "gone"])
+    # names that describe the old registry as current besides its hosts: the old probe, the VM as "the
+    # private registry VM" (case-insensitive)
+    stale_phrases: list[str] = field(default_factory=lambda: ["private registry VM", "private Docker registry VM"])
+    procedure_min_steps: int = 3  # numbered steps or command lines a runbook's procedure holds at least
 
 
 @dataclass(frozen=True)

@@ -91,12 +91,20 @@ class DockerHost:
         return cls(vm.url, version=vm.docker_api_version, timeout=vm.ssh.command_timeout, ssh=vm.ssh)
 
     @classmethod
-    def configured(cls, inventory) -> "DockerHost | None":
-        """The inventory's [docker_api], or None if none is configured."""
+    def configured(cls, inventory, environ: dict | None = None) -> "DockerHost":
+        """The inventory's [docker_api]; without a url the runner's engine, found as the docker CLI does.
+
+        The CLI and the SDK take $DOCKER_HOST, else unix:///var/run/docker.sock (docker-py
+        `DEFAULT_UNIX_SOCKET`); an engine that is not there is a Broken verdict naming the URL.
+        Raises NotJudged only when the inventory opts the gate out (`docker_api.not_judged`).
+        """
+        from phasegate.verdict import NotJudged
+
         d = inventory.docker_api
-        if not d.url:
-            return None
-        return cls(d.url, version=d.version, timeout=d.ssh.command_timeout, ssh=d.ssh)
+        if d.not_judged:
+            raise NotJudged(f"docker login not judged: {d.not_judged} (inventory docker_api.not_judged)")
+        return cls(engine_url(d.url, os.environ if environ is None else environ),
+                   version=d.version, timeout=d.ssh.command_timeout, ssh=d.ssh)
 
     def close(self) -> None:
         client = getattr(self, "client", None)
@@ -193,6 +201,14 @@ class DockerHost:
             status = e.response.status_code if e.response is not None else None
             raise LoginRefused(f"{_reason(e)}", status) from None
         return str((answer or {}).get("Status", ""))
+
+
+DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+
+
+def engine_url(configured: str, environ) -> str:
+    """The engine a `docker` command would use: the inventory's url, else $DOCKER_HOST, else the socket."""
+    return configured or environ.get("DOCKER_HOST", "") or DEFAULT_ENGINE
 
 
 def _reason(e: Exception) -> str:

@@ -1,4 +1,4 @@
-"""GitHub's public REST API: is a repository archived?
+"""GitHub's public REST API: is a repository archived, are its Actions workflows disabled?
 
 Anonymous reads (public repositories need no token; the limit is 60 requests
 an hour per address, plenty for a gate). Through phasegate.http.client like
@@ -48,6 +48,10 @@ class GitHub:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def workflows(self, full_name: str) -> list["Workflow"] | None:
+        """The repository's GitHub Actions workflows with their state; None on 404."""
+        return _list_workflows(self, full_name)
+
     def repository(self, full_name: str) -> Repository | None:
         """GET /repos/{owner}/{repo}; None when GitHub answers 404 (missing, or private to anonymous)."""
         owner, _, name = full_name.partition("/")
@@ -72,3 +76,41 @@ class GitHub:
             raise Broken(f"{what}: answer has no 'archived' field (not GitHub's repository object?)")
         return Repository(d.get("full_name", full_name), bool(d["archived"]), d.get("html_url", ""),
                           d.get("pushed_at", ""), d.get("visibility", ""))
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    path: str
+    state: str  # active, deleted, disabled_fork, disabled_inactivity, disabled_manually (GitHub's "workflow" schema)
+
+    @property
+    def runs(self) -> bool:
+        return self.state == "active"
+
+
+def _list_workflows(self: "GitHub", full_name: str) -> list["Workflow"] | None:
+    """GET /repos/{owner}/{repo}/actions/workflows (docs.github.com/rest/actions/workflows, "List repository
+    workflows", anonymous for public repositories); None when GitHub answers 404."""
+    owner, _, name = full_name.partition("/")
+    what = f"GET {self.api_url}/repos/{full_name}/actions/workflows"
+    r = self.client.get(f"/repos/{owner}/{name}/actions/workflows", params={"per_page": 100})
+    if r.status_code == 404:
+        return None
+    if r.status_code in (403, 429) and r.headers.get("x-ratelimit-remaining") == "0":
+        raise Broken(f"{what}: GitHub's rate limit for anonymous calls is used up")
+    if r.status_code >= 500:
+        raise http.status_error(r, what)
+    if r.status_code != 200:
+        raise Broken(f"{what}: unexpected HTTP {r.status_code}")
+    try:
+        d = r.json()
+        items = d["workflows"]
+        out = [Workflow(str(w.get("name", "")), str(w.get("path", "")), str(w["state"])) for w in items]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise Broken(f"{what}: answer is not GitHub's workflow list") from None
+    if int(d.get("total_count", len(out))) > len(out):
+        raise Broken(f"{what}: {d.get('total_count')} workflows, only {len(out)} on the first page")
+    return out
+
+

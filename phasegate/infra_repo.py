@@ -447,6 +447,17 @@ class InfraCheckout:
         except ValueError:
             return str(path)
 
+    def absent(self, rel: str, what: str) -> Broken:
+        """A file a gate must read is not there: the gate cannot judge (never a pass, never a defect)."""
+        outside = self.is_outside(rel)
+        where = (f"outside the infra checkout {self.root} (the monorepo around it is not part of the infra "
+                 "repository: check it out beside it)" if outside else f"in the infra checkout {self.root}")
+        return Broken(f"{rel} ({what}) is not there to read, {where}: the gate cannot judge "
+                      "(a wrong inventory path, or a checkout without the file)")
+
+    def is_outside(self, rel: str) -> bool:
+        return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
+
     def is_old_host(self, host: str) -> bool:
         return host in self.old_hosts  # the inventory lists every name:port the old registry answers on
 
@@ -462,7 +473,7 @@ class InfraCheckout:
         try:
             refs = self.stack_images(stack_file)
         except FileNotFoundError:
-            return [], [Finding(stack_file, "stack file does not exist")]
+            raise self.absent(stack_file, "stack file") from None
         findings = []
         for r in refs:
             host = image_host(r.value)
@@ -512,8 +523,7 @@ class InfraCheckout:
             try:
                 images = self.yaml_images(rel)
             except FileNotFoundError:
-                findings.append(Finding(rel, "pipeline file does not exist"))
-                continue
+                raise self.absent(rel, "pipeline file") from None
             for value, line in images:
                 if image_repository(value).rsplit("/", 1)[-1] != image_name:
                     continue
@@ -530,7 +540,7 @@ class InfraCheckout:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
-            return [Finding(rel, "file does not exist")]
+            raise self.absent(rel, "file to read") from None
         findings = [Finding(f"{rel}:{i + 1}", f"still says {must_not_contain!r}: {line.strip()[:160]}")
                     for i, line in enumerate(lines) if must_not_contain and must_not_contain in line]
         if not any(must_contain in line for line in lines):
@@ -542,7 +552,7 @@ class InfraCheckout:
         """Lines of the cloud-init template (inside HCL string values) that write hosts.toml for an old host."""
         path = self.root / rel
         if not path.is_file():
-            return [Finding(rel, "cloud-init template file does not exist")]
+            raise self.absent(rel, "cloud-init template")
         doc = parse_hcl(path)
         strings = "\n".join(_all_strings(doc))
         findings = []
@@ -590,9 +600,12 @@ class InfraCheckout:
         """Terraform CronJobs named `cronjob_name` in a module directory (the old probe must be gone)."""
         directory = self.root / module_dir
         if not directory.is_dir():
-            return []
+            raise self.absent(module_dir, "monitoring module directory")
+        files = sorted(directory.glob("*.tf"))
+        if not files:
+            raise Broken(f"{module_dir} holds no .tf file: where the CronJobs are defined cannot be read")
         findings = []
-        for path in sorted(directory.glob("*.tf")):
+        for path in files:
             rel = self.rel(path)
             doc = parse_hcl(path)
             for block in doc.get("resource", []):
@@ -608,22 +621,50 @@ class InfraCheckout:
         return findings
 
     # -- Phase 5 -----------------------------------------------------------
-    def doc_findings(self, rel: str, *, headings: list[str], markers: list[str], replaced_by: str = "") -> tuple[bool, list[Finding]]:
-        """(exists, findings): mentions of the old registry that describe it as current."""
+    def doc_findings(self, doc, spec) -> tuple[bool, list[Finding]]:
+        """(exists, findings) of a Phase 5 document: what it must no longer say, and what it must now say.
+
+        Must no longer say, outside history: registry-private's hosts and names, the deleted probe
+        (`spec.old_probe_cronjob`), the inventory's stale phrases, and links to a replaced runbook
+        (cross-references must point at its replacement). Must now say: every `must_mention` (under
+        `section`), and for a runbook its procedure (`procedure_min_steps` numbered steps or commands).
+        """
+        rel = doc.path
         path = self.root / rel
         if not path.is_file():
-            if replaced_by:
+            if doc.replaced_by:
                 return False, []
+            if self.is_outside(rel):
+                raise self.absent(rel, "document")
             return False, [Finding(rel, "document does not exist")]
-        text = path.read_text(encoding="utf-8")
-        doc = MarkdownDoc(text)
-        terms = self.old_hosts + self.old_names
-        if replaced_by:
-            if not doc.banner(markers=[]) or Path(replaced_by).name not in doc.preamble():
-                return True, [Finding(f"{rel}:1", f"replaced document has no superseded banner naming {Path(replaced_by).name}")]
+        md = MarkdownDoc(path.read_text(encoding="utf-8"))
+        if doc.replaced_by:
+            if not md.banner(markers=[]) or Path(doc.replaced_by).name not in md.preamble():
+                return True, [Finding(f"{rel}:1", f"replaced document has no superseded banner naming {Path(doc.replaced_by).name}")]
             return True, []
-        findings = [Finding(f"{rel}:{line}", f"describes {term} as current: {sentence[:160]}")
-                    for line, term, sentence in doc.current_mentions(terms, headings=headings, markers=markers)]
+        terms = [Term(t, f"describes {t} as current") for t in self.old_hosts + self.old_names]
+        if spec.old_probe_cronjob:
+            terms.append(Term(spec.old_probe_cronjob, f"presents the deleted probe {spec.old_probe_cronjob} as live"))
+        terms += [Term(p, f"still calls it {p!r}", fold=True) for p in spec.stale_phrases]
+        for other in spec.docs:
+            if other.replaced_by and other.path != rel:
+                old_name, new_name = Path(other.path).name, Path(other.replaced_by).name
+                terms.append(Term(old_name, f"points at the replaced runbook {old_name} (now {new_name})"))
+        terms.sort(key=lambda t: -len(t.text))  # the most specific name first (host:port before host)
+        findings = [Finding(f"{rel}:{line}", f"{term.reason}: {sentence[:160]}")
+                    for line, term, sentence in md.current_mentions(terms, headings=spec.historical_headings,
+                                                                     markers=spec.historical_markers)]
+        for want in (w.replace("$forgejo_host", self.new_host) for w in doc.must_mention):
+            if not md.says_now(want, section=doc.section, headings=spec.historical_headings, markers=spec.historical_markers):
+                where = f" under a heading containing {doc.section!r}" if doc.section else ""
+                findings.append(Finding(rel, f"does not say {want!r}{where} in a current statement"
+                                             + ("" if not doc.section or md.has_section(doc.section)
+                                                else f" (no such section: headings are {', '.join(md.headings()[:8])})")))
+        if doc.procedure:
+            steps = md.procedure_steps(spec.historical_headings)
+            if steps < spec.procedure_min_steps:
+                findings.append(Finding(rel, f"holds no procedure: {steps} numbered step(s) or command line(s), "
+                                             f"at least {spec.procedure_min_steps} expected ({doc.update})"))
         return True, findings
 
 
@@ -729,31 +770,81 @@ class MarkdownDoc:
                 yield from flush()
         yield from flush()
 
-    def current_mentions(self, terms: list[str], *, headings: list[str], markers: list[str]) -> list[tuple[int, str, str]]:
-        whole_doc_historical = self.banner(markers)
-        out = []
+    def statements(self, *, headings: list[str], markers: list[str]) -> Iterator[tuple[int, str, list[str], bool, bool, bool]]:
+        """(first line, sentence, heading chain, in code, historical, in a historical part) per sentence.
+
+        Historical by structure: the document carries a superseded banner; the sentence sits under a
+        historical heading; it reports a dated event (an ISO date) or cites a post-mortem, plan or ADR;
+        or it carries one of the inventory's markers ("migrated from", "decommissioned", ...).
+        """
+        whole_doc = self.banner(markers)
         for line, text, chain, in_code in self.units():
-            hits = [t for t in terms if t in text]
-            if not hits or whole_doc_historical:
+            under_history = whole_doc or any(any(w.lower() in h.lower() for w in headings) for h in chain)
+            for s in ([text] if in_code else _SENTENCE_SPLIT.split(text)):
+                historical = under_history or (not in_code and (
+                    _DATED.search(s) is not None or _CITES_HISTORY.search(s) is not None
+                    or any(_marker_in(m, s) for m in markers)))
+                yield line, s.strip(), chain, in_code, historical, under_history
+
+    def current_mentions(self, terms: list["Term"], *, headings: list[str], markers: list[str]) -> list[tuple[int, "Term", str]]:
+        out = []
+        seen_units: set[int] = set()
+        for line, s, _chain, _code, historical, _part in self.statements(headings=headings, markers=markers):
+            if historical or line in seen_units:
                 continue
-            if any(any(w.lower() in h.lower() for w in headings) for h in chain):
-                continue
-            sentences = [text] if in_code else _SENTENCE_SPLIT.split(text)
-            for s in sentences:
-                term = next((t for t in terms if t in s), None)
-                if term is None:
-                    continue
-                if not in_code and any(_marker_in(m, s) for m in markers):
-                    continue
-                out.append((self._line_of(term, line), term, s.strip()))
-                break
+            term = next((t for t in terms if t.found_in(s)), None)
+            if term is not None:
+                seen_units.add(line)
+                out.append((self._line_of(term, line), term, s))
         return out
 
-    def _line_of(self, term: str, start: int) -> int:
+    def says_now(self, text: str, *, section: str, headings: list[str], markers: list[str]) -> bool:
+        """`text` stated outside the document's historical parts (a dated current fact counts)."""
+        return any(text in s and not part and (not section or any(section.lower() in h.lower() for h in chain))
+                   for _line, s, chain, _code, _hist, part in self.statements(headings=headings, markers=markers))
+
+    def headings(self) -> list[str]:
+        return [m.group(2) for m in (re.match(r"^(#{1,6})\s+(.*)$", ln) for ln in self.lines) if m]
+
+    def has_section(self, section: str) -> bool:
+        return any(section.lower() in h.lower() for h in self.headings())
+
+    def procedure_steps(self, headings: list[str]) -> int:
+        """Numbered steps and command lines outside historical sections: what a runbook asks one to do."""
+        n = 0
+        for _line, text, chain, in_code in self.units():
+            if any(any(w.lower() in h.lower() for w in headings) for h in chain):
+                continue
+            if in_code:
+                n += bool(text.strip()) and not text.strip().startswith("#")
+            elif re.match(r"^\s*\d+[.)]\s+\S", text):
+                n += 1
+        return n
+
+    def _line_of(self, term: "Term", start: int) -> int:
         for i in range(start - 1, len(self.lines)):
-            if term in self.lines[i]:
+            if term.found_in(self.lines[i]):
                 return i + 1
         return start
+
+
+# an event with its date ("migrated ... 2026-05-07"); "since <date>" starts a state that still holds
+_DATED = re.compile(r"(?<!since )\b20\d\d-[01]\d-[0-3]\d\b", re.IGNORECASE)
+_CITES_HISTORY = re.compile(r"(?i)\bpost-mortems?/|\bdocs/plans/|\bdocs/adr/|\badr/\d")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A name a current statement must not use, and how a finding says so."""
+
+    text: str
+    reason: str
+    fold: bool = False  # match case-insensitively (phrases)
+
+    def found_in(self, s: str) -> bool:
+        # whole names only: registry-rebuild-image.md is not inside forgejo-registry-rebuild-image.md
+        return re.search(r"(?<![\w.-])" + re.escape(self.text) + r"(?![\w-])", s,
+                         re.IGNORECASE if self.fold else 0) is not None
 
 
 def _marker_in(marker: str, sentence: str) -> bool:
@@ -809,7 +900,7 @@ def gate_registry_credentials(co: InfraCheckout, rel: str, secret: str) -> list[
     try:
         auths = co.dockerconfig_auths(rel, secret)
     except FileNotFoundError:
-        raise GateFailed(expected=f"{rel} defines Secret {secret}", seen="file does not exist", where=rel) from None
+        raise co.absent(rel, "registry-credentials Terraform") from None
     except LookupError as e:
         raise GateFailed(expected=f"{rel} defines Secret {secret} with a .dockerconfigjson", seen=str(e), where=rel) from None
     keys = [k for k, _ in auths]
@@ -825,10 +916,11 @@ def gate_old_probe_gone(co: InfraCheckout, module_dir: str, name: str) -> None:
     _fail(f"no CronJob {name} in {module_dir}", co.cronjob_findings(module_dir, name))
 
 
-def gate_doc(co: InfraCheckout, doc, headings: list[str], markers: list[str]) -> None:
-    exists, findings = co.doc_findings(doc.path, headings=headings, markers=markers, replaced_by=doc.replaced_by)
+def gate_doc(co: InfraCheckout, doc, spec) -> None:
+    exists, findings = co.doc_findings(doc, spec)
     what = (f"{doc.path} is gone or marked superseded by {doc.replaced_by}" if doc.replaced_by
-            else f"{doc.path} exists and mentions registry-private only as history ({doc.update})")
+            else f"{doc.path} exists, mentions registry-private only as history and says what it must now say "
+                 f"({doc.update})")
     _fail(what, findings)
 
 
@@ -867,3 +959,138 @@ def declared_history(root: Path | str, rel: str, name: str, *, timeout: float = 
         return out
     except (subprocess.SubprocessError, OSError, ValueError) as e:
         raise Broken(f"git history of {rel} in {root}: {type(e).__name__}") from None
+
+# --------------------------------------------------------------------------
+# Plan items checked in the infra repository (issue 15.7)
+# --------------------------------------------------------------------------
+
+# topolvm's pvc-autoresizer annotation for the cap (stacks/forgejo/main.tf:33-35 @5d22b449)
+AUTORESIZE_LIMIT = "resize.topolvm.io/storage_limit"
+AUTORESIZE_THRESHOLD = "resize.topolvm.io/threshold"
+
+
+def _resources(co: InfraCheckout, rel: str, kind: str) -> list[tuple[str, str, dict, int]]:
+    """(type, name, body, line) of every resource whose type contains `kind` in one Terraform file."""
+    path = co.root / rel
+    if not path.is_file():
+        raise co.absent(rel, "Terraform file")
+    out = []
+    for block in parse_hcl(path).get("resource", []):
+        for rtype, named in block.items():
+            if kind not in _unquote_key(rtype):
+                continue
+            for rname, body in named.items():
+                if isinstance(body, dict):
+                    pat = re.compile(r'^\s*resource\s+"' + re.escape(_unquote_key(rtype)) + r'"\s+"'
+                                     + re.escape(_unquote_key(rname)) + '"')
+                    line = next((i + 1 for i, ln in enumerate(co.locator.lines(rel)) if pat.match(ln)), 0)
+                    out.append((_unquote_key(rtype), _unquote_key(rname), body, line))
+    return out
+
+
+def _meta(body: dict) -> dict:
+    meta = body.get("metadata") or [{}]
+    return meta[0] if isinstance(meta, list) and meta else (meta if isinstance(meta, dict) else {})
+
+
+def gate_pvc_autoresize_cap(co: InfraCheckout, rel: str, pvc_name: str, cap: str) -> list[str]:
+    """The Forgejo PVC carries pvc-autoresizer annotations with `storage_limit` = cap (the plan: cap 50Gi)."""
+    pvcs = _resources(co, rel, "persistent_volume_claim")
+    named = [p for p in pvcs if _unquote_key(str(_meta(p[2]).get("name", ""))) == pvc_name]
+    judged = named or pvcs
+    if not judged:
+        _fail(f"a PersistentVolumeClaim in {rel} autoresizing up to {cap}", [Finding(rel, "no PersistentVolumeClaim")])
+    findings, seen = [], []
+    for rtype, rname, body, line in judged:
+        name = _unquote_key(str(_meta(body).get("name", rname)))
+        ann = {_unquote_key(k): _unquote_key(str(v)) for k, v in (_meta(body).get("annotations") or {}).items()}
+        limit, threshold = ann.get(AUTORESIZE_LIMIT), ann.get(AUTORESIZE_THRESHOLD)
+        seen.append(f"{name}: {AUTORESIZE_LIMIT}={limit}")
+        if limit != cap:
+            findings.append(Finding(f"{rel}:{line}", f"PVC {name}: {AUTORESIZE_LIMIT} = {limit or '(none)'}, not {cap}"))
+        if threshold is None:
+            findings.append(Finding(f"{rel}:{line}", f"PVC {name}: no {AUTORESIZE_THRESHOLD} (never resized)"))
+    _fail(f"the Forgejo PVC ({pvc_name} in {rel}) autoresizes up to {cap}", findings)
+    return seen
+
+
+def gate_cronjob_schedule(co: InfraCheckout, module_dir: str, name: str, schedule: str) -> str:
+    directory = co.root / module_dir
+    if not directory.is_dir():
+        raise co.absent(module_dir, "module directory")
+    found = []
+    for path in sorted(directory.glob("*.tf")):
+        rel = co.rel(path)
+        for rtype, rname, body, line in _resources(co, rel, "cron_job"):
+            if _unquote_key(str(_meta(body).get("name", ""))) == name:
+                spec = body.get("spec") or [{}]
+                spec = spec[0] if isinstance(spec, list) and spec else {}
+                found.append((f"{rel}:{line}", _unquote_key(str(spec.get("schedule", "")))))
+    if not found:
+        _fail(f"a CronJob {name} with schedule {schedule!r} in {module_dir}",
+              [Finding(module_dir, f"no CronJob named {name}")])
+    _fail(f"CronJob {name} runs on {schedule!r}",
+          [Finding(where, f"schedule = {s!r}") for where, s in found if s != schedule])
+    return found[0][0]
+
+
+def hosts_toml_writes(text: str, host: str) -> list[tuple[int, dict | None, str]]:
+    """(line, parsed hosts.toml or None, error) of every hosts.toml body for `host` a script or template writes.
+
+    The body is a single-quoted shell string (printf '...' in cloud-init, HOSTS_TOML='...' in the mirror
+    script, MIR:21-26 and INF:89-90 @5d22b449) holding `server = "https://<host>"`; printf's \\n are newlines.
+    """
+    import tomllib
+
+    out = []
+    for m in re.finditer(r"'([^']*server\s*=\s*\"https://" + re.escape(host) + r"\"[^']*)'", text):
+        body = m.group(1).replace("\\n", "\n")
+        line = text.count("\n", 0, m.start()) + 1
+        try:
+            out.append((line, tomllib.loads(body), ""))
+        except tomllib.TOMLDecodeError as e:
+            out.append((line, None, str(e)))
+    return out
+
+
+def gate_writes_forgejo_hosts_toml(co: InfraCheckout, files: list[str], host: str, mirrors: list[str]) -> None:
+    """Each file writes certs.d/<host>/hosts.toml: server https://<host>, a mirror host with pull+resolve."""
+    findings = []
+    for rel in files:
+        path = co.root / rel
+        if not path.is_file():
+            raise co.absent(rel, "file that writes the node's hosts.toml")
+        text = path.read_text(encoding="utf-8")
+        if f"certs.d/{host}" not in text:
+            findings.append(Finding(rel, f"writes nothing under certs.d/{host}/"))
+            continue
+        bodies = hosts_toml_writes(text, host)
+        if not bodies:
+            findings.append(Finding(rel, f"no hosts.toml body with server = \"https://{host}\""))
+        for line, doc, err in bodies:
+            if doc is None:
+                findings.append(Finding(f"{rel}:{line}", f"hosts.toml body is not valid TOML ({err})"))
+                continue
+            hosts = doc.get("host") or {}
+            good = [m for m in mirrors if isinstance(hosts.get(m), dict)
+                    and {"pull", "resolve"} <= set(hosts[m].get("capabilities") or [])]
+            if not good:
+                findings.append(Finding(f"{rel}:{line}", f"hosts.toml names mirror(s) {sorted(hosts) or 'none'}, "
+                                                         f"none of {mirrors} with capabilities pull+resolve"))
+    _fail(f"{', '.join(files)} each write certs.d/{host}/hosts.toml (server https://{host}, "
+          f"mirror {' or '.join(mirrors)} for pull and resolve)", findings)
+
+
+def gate_compose_template_without(co: InfraCheckout, rel: str, container: str) -> None:
+    """The VM's compose template (cloud-init writes it to the VM) has no active service running `container`."""
+    from phasegate import decommission
+
+    path = co.root / rel
+    if not path.is_file():
+        raise co.absent(rel, "the registry VM's compose template")
+    services = decommission.compose_services(path.read_text(encoding="utf-8"), where=rel)
+    service = decommission.service_for_container(services, container)
+    if service is not None:
+        line = next((i + 1 for i, ln in enumerate(co.locator.lines(rel)) if re.match(rf"^\s*{re.escape(service)}:", ln)), 0)
+        _fail(f"no active service in {rel} runs {container} (a new VM would start it again)",
+              [Finding(f"{rel}:{line}", f"service {service!r} still defines {container}")])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from dataclasses import dataclass, field
 
 import httpx
@@ -218,33 +217,6 @@ def _parse_result(promql: str, at: float | None, data: dict) -> Result:
     else:
         raise Broken(f"Prometheus answered an unknown result type {rtype!r} for {promql!r}")
     return Result(promql, at, rtype, series)
-
-
-_INSTANCE_MATCHER = re.compile(r"\binstance\s*(=~|!~|!=|=)")
-
-
-def instance_awareness_problems(rule: AlertRule | None, name: str, known_instances: list[str]) -> list[str]:
-    """Why an alert rule does not cover every registry alike (empty = instance-aware).
-
-    Instance-aware means: the expression selects no particular instance (so a
-    new registry is covered by the same rule) and an annotation names the
-    firing series' own `$labels.instance`, not a host written into the text.
-    """
-    if rule is None:
-        return [f"{name}: no such alerting rule loaded"]
-    out = []
-    if _INSTANCE_MATCHER.search(rule.query):
-        out.append(f"{name}: expression selects an instance: {rule.query}")
-    for inst in known_instances:
-        if inst and inst in rule.query:
-            out.append(f"{name}: expression hard-codes {inst!r}: {rule.query}")
-    texts = " ".join(str(v) for v in rule.annotations.values())
-    if "$labels.instance" not in texts:
-        out.append(f"{name}: no annotation names $labels.instance (annotations: {rule.annotations})")
-    for inst in known_instances:
-        if inst and inst in texts:
-            out.append(f"{name}: an annotation hard-codes {inst!r}")
-    return out
 
 
 class Pushgateway:

@@ -400,9 +400,12 @@ def forgejo_puller(inventory):
 
 
 def _needs_workload(p):
-    if p.kind == "none":
-        pytest.skip(f"{p.name} has no cluster workload (cut over in {p.stack or 'files outside the cluster'}: "
-                    f"judged by the static gates)")
+    if p.kind == "none":  # the inventory says so: an explicit opt-out, shown as not judged (never a skip)
+        from phasegate.verdict import NotJudged
+
+        raise NotJudged(f"{p.name}: inventory [[projects]] kind = \"none\": no cluster workload (cut over in "
+                        f"{p.stack or 'files outside the cluster'}: judged by the Phase 3 static gates, "
+                        f"run them with --project {p.name})")
 
 
 @then("every project before it in the cutover order is cut over")

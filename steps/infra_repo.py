@@ -47,10 +47,42 @@ def old_probe_gone(infra_checkout, inventory):
     infra_repo.gate_old_probe_gone(infra_checkout, spec.monitoring_module, spec.old_probe_cronjob)
 
 
-@then(parsers.parse('the document "{doc}" mentions registry-private only as history'))
+@then(parsers.parse('the document "{doc}" says what it must now say and mentions registry-private only as history'))
 def doc_history_only(infra_checkout, inventory, doc):
     spec = inventory.infra_repo
     row = next((d for d in spec.docs if d.path == doc), None)
     if row is None:
         raise Broken(f"inventory: no [[infra_repo.docs]] row for {doc!r}")
-    infra_repo.gate_doc(infra_checkout, row, spec.historical_headings, spec.historical_markers)
+    infra_repo.gate_doc(infra_checkout, row, spec)
+
+
+@then(parsers.parse('the Forgejo PVC in the infra repository autoresizes up to "{cap}"'))
+def pvc_autoresize_cap(infra_checkout, inventory, cap):
+    infra_repo.gate_pvc_autoresize_cap(infra_checkout, inventory.infra_repo.forgejo_stack,
+                                       inventory.cluster.forgejo_pvc, cap)
+
+
+@then(parsers.parse('the monitoring stack\'s CronJob "{name}" runs on schedule "{schedule}"'))
+def cronjob_schedule(infra_checkout, inventory, name, schedule):
+    infra_repo.gate_cronjob_schedule(infra_checkout, inventory.infra_repo.monitoring_module, name, schedule)
+
+
+@then("the cloud-init template and the mirror script write the Forgejo hosts.toml with the inventory's mirror")
+def forgejo_hosts_toml_written(infra_checkout, inventory):
+    spec = inventory.infra_repo
+    infra_repo.gate_writes_forgejo_hosts_toml(infra_checkout, [spec.cloud_init, spec.mirror_script],
+                                              inventory.forgejo.host, inventory.cluster.forgejo_mirrors)
+
+
+@then("the registry VM's compose template in the infra repository runs no registry-private service")
+def compose_template(infra_checkout, inventory):
+    infra_repo.gate_compose_template_without(infra_checkout, inventory.infra_repo.vm_compose_template,
+                                             inventory.private_registry.container)
+
+
+@then(parsers.parse('the newest apply of the repository of "{project}" succeeded'))
+def newest_apply(repos, inventory, project):
+    from phasegate import infra_ci
+
+    p = inventory.project(project)
+    infra_ci.judge_next_apply(repos, p.repo, inventory.infra_repo.apply_context, inventory.dual_push.commit_window)

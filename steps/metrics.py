@@ -8,6 +8,7 @@ from pytest_bdd import given, parsers, then, when
 from phasegate import bake, report
 from phasegate.http import HttpSettings
 from phasegate.prometheus import Prometheus, Pushgateway
+from phasegate.verdict import check
 
 
 @pytest.fixture(scope="session")
@@ -63,22 +64,23 @@ def healthz_green_now(inventory, http_settings):
 
 @then("Prometheus' rules API lists every registry integrity alert, instance-aware")
 def alerts_instance_aware(prometheus: Prometheus, inventory):
-    from phasegate.prometheus import instance_awareness_problems
-    from phasegate.verdict import GateFailed
+    from phasegate import promtool
+    from phasegate.report import attach_text
 
     m = inventory.metrics
-    rules = {r.name: r for r in prometheus.alert_rules()}
-    problems = []
-    for name in m.integrity_alerts:
-        problems += instance_awareness_problems(rules.get(name), name, [m.forgejo_instance, m.private_instance])
-    if problems:
-        raise GateFailed(
-            expected=f"alerting rules {', '.join(m.integrity_alerts)} with no instance in their expression "
-                     "and annotations naming $labels.instance",
-            seen=f"{len(problems)} problem(s): {problems[0]}",
-            where=f"GET {m.prometheus_url}/api/v1/rules?type=alert",
-            evidence="\n".join(f"  {p}" for p in problems),
-        )
+    q = m.queries
+    result = promtool.test_instance_awareness(
+        prometheus.alert_rules(), m.integrity_alerts,
+        {"failures": q.failures, "catalog_accessible": q.catalog_accessible, "last_run": q.last_run},
+        [m.forgejo_instance, m.private_instance], m.probe_push_job)
+    attach_text("promtool test rules", result.output)
+    check(result.passed,
+          expected=f"{', '.join(m.integrity_alerts)} each fire once per registry instance "
+                   f"({m.forgejo_instance}, {m.private_instance}) carrying its instance label, name it in an "
+                   "annotation, and stay quiet when the probe is healthy",
+          seen=f"{len(result.problems)} problem(s): {result.summary()}",
+          where=f"GET {m.prometheus_url}/api/v1/rules?type=alert, judged by promtool test rules",
+          evidence="promtool:\n" + result.output)
 
 
 @then("the retention job's keep-set deletes no manifest that a kept version needs")

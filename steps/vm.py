@@ -156,7 +156,8 @@ def compose_without_old(inventory):
     if not r.ok:
         raise Broken(f"cannot read {vm.compose_file} on {vm.url}: {r.stderr}")
     name = inventory.private_registry.container
-    service = decommission.service_for_container(decommission.compose_services(r.text), name)
+    service = decommission.service_for_container(
+        decommission.compose_services(r.text, where=f"{vm.url}:{vm.compose_file}"), name)
     check(service is None, expected=f"no active compose service runs {name} (commented out or removed)",
           seen=f"service {service!r} still defines it: `docker compose up` would start it again",
           where=f"{vm.url}:{vm.compose_file}")
@@ -184,21 +185,12 @@ def old_endpoints_dead(inventory, http_settings):
           where=", ".join(a.url for a in serving))
 
 
-@given("the purge of the old registry's blob storage is due")
-def purge_is_due(inventory):
-    vm = inventory.registry_vm
-    due = decommission.purge_due(vm.decommissioned_on, vm.storage_grace_days)
-    if not due.due:
-        pytest.skip(due.reason)
-
-
-@then("the registry VM holds no blob storage of the old registry")
+@then("the registry VM holds no blob storage of the old registry once the purge is due")
 def storage_freed(inventory):
     vm = inventory.registry_vm
     left = decommission.storage_left(RemoteHost.registry_vm(inventory), vm.storage_path, vm.storage_keep)
-    check(not left.leftovers, expected=f"{vm.storage_path} holds nothing but {', '.join(vm.storage_keep)}",
-          seen=f"still present: {', '.join(left.leftovers)} ({left.size})",
-          where=f"{vm.url}:{vm.storage_path}")
+    decommission.judge_purge(left, vm.storage_keep, vm.decommissioned_on, vm.storage_grace_days,
+                             where=f"{vm.url}:{vm.storage_path}")
 
 
 # -- GitHub ---------------------------------------------------------------------
@@ -223,14 +215,33 @@ def github_archived(gh_repo):
           where=where)
 
 
+@given(parsers.parse("the GitHub Actions workflows of {project}"), target_fixture="gh_workflows")
+def github_workflows(inventory, http_settings, project):
+    repos = inventory.github.workflows_disabled
+    if project not in repos:
+        raise Broken(f"no GitHub repository for {project!r} in github.workflows_disabled ({', '.join(repos) or 'empty'})")
+    with GitHub.from_inventory(inventory, http_settings) as gh:
+        return repos[project], gh.workflows(repos[project]), inventory.github.api_url
+
+
+@then("no workflow of it is active on GitHub")
+def github_workflows_disabled(gh_workflows):
+    full_name, workflows, api = gh_workflows
+    where = f"GET {api}/repos/{full_name}/actions/workflows"
+    check(workflows is not None, expected="the repository's workflow list", seen="404 (no such public repository)",
+          where=where)
+    active = [w for w in workflows if w.runs]
+    check(not active, expected="every GitHub Actions workflow disabled (state disabled_manually), so only "
+                               "Woodpecker pushes the image",
+          seen="; ".join(f"{w.path} ({w.name}): state {w.state}" for w in active), where=where)
+
+
 # -- docker login ---------------------------------------------------------------
 
 
 @given("the Docker API of the inventory", target_fixture="docker_api")
 def docker_api(inventory, vm_engine_holder):
     d = DockerHost.configured(inventory)
-    if d is None:
-        pytest.skip("no Docker API configured (docker_api.url in the inventory)")
     vm_engine_holder.append(d)
     return d
 

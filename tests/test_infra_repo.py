@@ -246,8 +246,10 @@ def test_dockerconfig_auths_from_jsonencode(tmp_path):
 
 
 def test_markdown_history_rules():
-    terms = ["registry.example.test", "registry-private"]
-    headings, markers = ["history", "decommission"], ["was", "decommissioned", "no longer"]
+    from phasegate.infra_repo import Term
+
+    terms = [Term("registry.example.test", "current"), Term("registry-private", "current")]
+    headings, markers = ["history", "decommission"], ["decommissioned", "no longer"]
     doc = MarkdownDoc(textwrap.dedent("""
         # Registry VM
 
@@ -269,7 +271,7 @@ def test_markdown_history_rules():
         ```
     """))
     found = doc.current_mentions(terms, headings=headings, markers=markers)
-    assert [(line, term) for line, term, _ in found] == [(9, "registry-private"), (18, "registry-private")]
+    assert [(line, term.text) for line, term, _ in found] == [(9, "registry-private"), (18, "registry-private")]
     banner = MarkdownDoc("# Old runbook\n\n> Superseded: replaced by new.md\n\n## Steps\n\nUse registry-private.\n")
     assert banner.current_mentions(terms, headings=headings, markers=markers) == []
 
@@ -295,7 +297,7 @@ def test_lab_fixture_stages(tmp_path, stage):
     phase45 = [lambda: infra_repo.gate_cloud_init(co, spec.cloud_init),
                lambda: infra_repo.gate_registry_credentials(co, spec.registry_credentials, spec.registry_credentials_secret),
                lambda: infra_repo.gate_old_probe_gone(co, spec.monitoring_module, spec.old_probe_cronjob)] + [
-        lambda d=d: infra_repo.gate_doc(co, d, spec.historical_headings, spec.historical_markers) for d in spec.docs]
+        lambda d=d: infra_repo.gate_doc(co, d, spec) for d in spec.docs]
 
     def outcomes(gates):
         out = []
@@ -316,3 +318,189 @@ def test_lab_fixture_stages(tmp_path, stage):
         assert all(p45), p45
     else:
         assert p45[:3] == [False, False, False]
+
+
+def test_a_file_a_gate_must_read_that_is_absent_is_broken_not_failed(tmp_path):
+    from phasegate.verdict import Broken
+
+    root = tmp_path / "infra"
+    write(root, "docs/x.md", "# x\n")
+    co = checkout(root)
+    # the monorepo's root CLAUDE.md is not in the infra repository
+    with pytest.raises(Broken, match=r"\.\./CLAUDE\.md .*outside the infra checkout"):
+        infra_repo.gate_claude_md(co, "../CLAUDE.md", "https://forgejo.example.test/viktor/claude-memory-mcp.git",
+                                  "github:ViktorBarzin/claude-memory-mcp")
+    with pytest.raises(Broken, match="monitoring module directory"):
+        infra_repo.gate_old_probe_gone(co, "stacks/monitoring/modules/monitoring", "registry-integrity-probe")
+    with pytest.raises(Broken, match="cloud-init template"):
+        infra_repo.gate_cloud_init(co, "stacks/infra/main.tf")
+    with pytest.raises(Broken, match="registry-credentials Terraform"):
+        infra_repo.gate_registry_credentials(co, "stacks/kyverno/rc.tf", "registry-credentials")
+    with pytest.raises(Broken, match="pipeline file"):
+        infra_repo.gate_infra_ci_pipelines(co, [".woodpecker/default.yml"], "infra-ci")
+    # a document the plan's Phase 5 table requires and that is missing in the checkout is a defect
+    from phasegate import config
+
+    doc = config.InfraDoc(path="docs/runbooks/new.md", update="NEW")
+    with pytest.raises(GateFailed, match="does not exist"):
+        infra_repo.gate_doc(co, doc, config.InfraRepo())
+
+
+MIRROR = Path("/work/.mirror/ViktorBarzin+infra/repo")
+
+
+def _real_checkout(tmp_path: Path, commit: str) -> Path:
+    import subprocess
+
+    if not (MIRROR / "HEAD").exists():
+        pytest.fail(f"the infra mirror {MIRROR} is needed to judge the real documents")
+    out = tmp_path / commit
+    out.mkdir()
+    tar = subprocess.run(["git", "-C", str(MIRROR), "archive", commit, "docs", ".claude"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar.stdout, check=True)
+    return out
+
+
+def _doc_verdicts(root: Path) -> dict[str, str]:
+    from phasegate import config
+
+    inv = config.load()
+    pr = inv.private_registry
+    co = InfraCheckout(root, old_hosts=[pr.host, *pr.aliases], old_names=[pr.container], new_host=inv.forgejo.host,
+                       owner=inv.forgejo.owner)
+    out = {}
+    for d in inv.infra_repo.docs:
+        try:
+            infra_repo.gate_doc(co, d, inv.infra_repo)
+            out[d.path] = "passed"
+        except GateFailed as e:
+            out[d.path] = "failed: " + str(e)
+        except Exception as e:  # Broken
+            out[d.path] = f"{type(e).__name__}: {e}"
+    return out
+
+
+@pytest.mark.parametrize("commit", ["8c73a024", "3148d15d"])
+def test_phase5_docs_on_the_real_repository(tmp_path, commit):
+    """The verdicts issue 15 lists, on the real files at Phase 4/5."""
+    v = _doc_verdicts(_real_checkout(tmp_path, commit))
+    catalog = v[".claude/reference/service-catalog.md"]
+    assert "points at the replaced runbook registry-rebuild-image.md" in catalog, catalog
+    assert "Private Docker registry VM" in catalog, catalog
+    cicd = v["docs/architecture/ci-cd.md"]
+    assert "presents the deleted probe registry-integrity-probe as live" in cicd, cicd
+    # its one history line cites a post-mortem: history by structure, not a defect
+    assert v["docs/runbooks/forgejo-registry-rebuild-image.md"] == "passed"
+    assert v[".claude/CLAUDE.md"] == "passed"
+    assert v["../CLAUDE.md"].startswith("Unreachable") or "outside the infra checkout" in v["../CLAUDE.md"]
+
+
+def test_docs_must_now_say_and_history_by_structure(tmp_path):
+    from phasegate import config
+
+    spec = config.InfraRepo(docs=[config.InfraDoc("docs/new.md", update="NEW", procedure=True,
+                                                   must_mention=["$forgejo_host"]),
+                                  config.InfraDoc("docs/old.md", replaced_by="docs/new.md"),
+                                  config.InfraDoc("docs/cat.md"),
+                                  config.InfraDoc("docs/arch.md", must_mention=["$forgejo_host"], section="Image Registry")])
+    root = tmp_path / "infra"
+    write(root, "docs/new.md", "# New runbook\n")
+    co = checkout(root)
+    with pytest.raises(GateFailed, match=r"holds no procedure: 0 numbered step"):
+        infra_repo.gate_doc(co, spec.docs[0], spec)
+    write(root, "docs/new.md", """
+        # New runbook
+
+        Images live at forgejo.example.test/viktor. This replaces the registry-private runbook
+        (`docs/post-mortems/2026-04-19-x.md`).
+
+        1. Confirm.
+        2. Rebuild.
+        3. Re-push.
+    """)
+    infra_repo.gate_doc(co, spec.docs[0], spec)
+    write(root, "docs/cat.md", "# Catalog\n\n| Rebuild | [old.md](../docs/old.md) |\n| New | [new.md](docs/new.md) |\n")
+    with pytest.raises(GateFailed, match="points at the replaced runbook old.md"):
+        infra_repo.gate_doc(co, spec.docs[2], spec)
+    # "was" does not excuse a current mention; the old probe presented as live is red
+    write(root, "docs/cat.md", "# Catalog\n\nThe registry was moved to registry.example.test:5050 last week.\n")
+    with pytest.raises(GateFailed, match="describes registry.example.test:5050 as current"):
+        infra_repo.gate_doc(co, spec.docs[2], spec)
+    write(root, "docs/arch.md", """
+        # CI
+
+        ## Image Registry Flow
+
+        1. **Integrity probe** (`registry-integrity-probe` CronJob) walks the catalog.
+    """)
+    with pytest.raises(GateFailed) as e:
+        infra_repo.gate_doc(co, spec.docs[3], spec)
+    assert "presents the deleted probe registry-integrity-probe as live" in str(e.value)
+    assert "does not say 'forgejo.example.test' under a heading containing 'Image Registry'" in str(e.value)
+
+
+@pytest.mark.parametrize("fault,gate,words", [
+    (None, "all", []),
+    ("forgejo-pvc-cap-20gi", "pvc", ["storage_limit = 20Gi, not 50Gi"]),
+    ("probe-cronjob-hourly", "schedule", ["schedule = '0 * * * *'"]),
+    ("cloud-init-forgejo-mirror-stale", "hosts", ["stacks/infra/main.tf:", "https://10.0.20.200"]),
+    ("mirror-script-without-mirror-host", "hosts", ["scripts/setup-forgejo-containerd-mirror.sh:", "names mirror(s) none"]),
+    ("compose-template-starts-registry-private", "compose", ["docker-compose.yml:", "still defines registry-private"]),
+])
+def test_plan_items_in_the_lab_checkout(tmp_path, fault, gate, words):
+    """Issue 15.7's static plan items: green on the lab's checkout, red with each fault (decommissioned stage)."""
+    from phasegate.lab.infra_checkout import files
+
+    hosts = {"old": "127.0.0.1:5999", "old_alias": "localhost:5999", "new": "127.0.0.1:6999", "owner": "viktor",
+             "container": "registry-private", "mirror": "https://127.0.0.1:7443"}
+    for rel, text in files("decommissioned", {fault} if fault else set(), hosts).items():
+        write(tmp_path, rel, text)
+    co = InfraCheckout(tmp_path / "infra", old_hosts=["127.0.0.1:5999", "localhost:5999"], old_names=["registry-private"],
+                       new_host="127.0.0.1:6999", owner="viktor")
+    gates = {
+        "pvc": lambda: infra_repo.gate_pvc_autoresize_cap(co, "stacks/forgejo/main.tf", "forgejo-data", "50Gi"),
+        "schedule": lambda: infra_repo.gate_cronjob_schedule(co, "stacks/monitoring/modules/monitoring",
+                                                            "forgejo-integrity-probe", "*/15 * * * *"),
+        "hosts": lambda: infra_repo.gate_writes_forgejo_hosts_toml(
+            co, ["stacks/infra/main.tf", "scripts/setup-forgejo-containerd-mirror.sh"], "127.0.0.1:6999",
+            ["https://127.0.0.1:7443"]),
+        "compose": lambda: infra_repo.gate_compose_template_without(co, "modules/docker-registry/docker-compose.yml",
+                                                                    "registry-private"),
+    }
+    for name, g in gates.items():
+        if name != gate:
+            g()  # green, and a fault breaks only its own gate
+            continue
+        with pytest.raises(GateFailed) as e:
+            g()
+        for w in words:
+            assert w in str(e.value), str(e.value)
+
+
+def test_plan_items_on_the_real_repository(tmp_path):
+    """The real files: Phase 0's PVC cap, probe schedule and hosts.toml writers at 5d22b449; the compose
+    template still starts registry-private at Phase 0 and no longer at 8c73a024."""
+    import subprocess
+
+    if not (MIRROR / "HEAD").exists():
+        pytest.fail(f"the infra mirror {MIRROR} is needed")
+    roots = {}
+    for commit in ("5d22b449", "8c73a024"):
+        roots[commit] = tmp_path / commit
+        roots[commit].mkdir()
+        tar = subprocess.run(["git", "-C", str(MIRROR), "archive", commit, "stacks/forgejo", "stacks/infra/main.tf",
+                              "stacks/monitoring/modules/monitoring", "modules/docker-registry"],
+                             capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(roots[commit])], input=tar, check=True)
+    subprocess.run(f"git -C {MIRROR} show 5d22b449:scripts/setup-forgejo-containerd-mirror.sh > "
+                   f"{roots['5d22b449']}/mirror.sh", shell=True, check=True)
+    real = dict(old_hosts=["registry.viktorbarzin.me", "registry.viktorbarzin.me:5050", "10.0.20.10:5050"],
+                old_names=["registry-private"], new_host="forgejo.viktorbarzin.me", owner="viktor")
+    p0, p4 = InfraCheckout(roots["5d22b449"], **real), InfraCheckout(roots["8c73a024"], **real)
+    assert infra_repo.gate_pvc_autoresize_cap(p0, "stacks/forgejo/main.tf", "forgejo-data-encrypted", "50Gi")
+    infra_repo.gate_cronjob_schedule(p0, "stacks/monitoring/modules/monitoring", "forgejo-integrity-probe", "*/15 * * * *")
+    infra_repo.gate_writes_forgejo_hosts_toml(p0, ["stacks/infra/main.tf", "mirror.sh"], "forgejo.viktorbarzin.me",
+                                              ["https://10.0.20.200"])
+    with pytest.raises(GateFailed, match="still defines registry-private"):
+        infra_repo.gate_compose_template_without(p0, "modules/docker-registry/docker-compose.yml", "registry-private")
+    infra_repo.gate_compose_template_without(p4, "modules/docker-registry/docker-compose.yml", "registry-private")

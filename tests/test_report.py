@@ -30,6 +30,7 @@ SECRETS = {
     "PHASEGATE_FORGEJO_PULL_TOKEN": "pgcanary-pull-0123456789",
     "PHASEGATE_FORGEJO_CLEANUP_TOKEN": "pgcanary-cleanup-0123456789",
     "PHASEGATE_PRIVATE_REGISTRY_PASSWORD": "pgcanary-private-0123456789",
+    "PHASEGATE_FORGEJO_REPO_TOKEN": "pgcanary-repo-0123456789",  # phase3 needs it (infra-ci next apply)
     "EXAMPLE_TOKEN": "pgcanary-example-0123456789",
 }
 

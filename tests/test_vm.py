@@ -11,7 +11,7 @@ import tomli_w
 
 from phasegate import breakglass, config, decommission
 from phasegate.config import Breakglass, SshOptions
-from phasegate.verdict import AuthError, Broken, TimedOut
+from phasegate.verdict import AuthError, Broken, GateFailed, NotJudged, Pending, TimedOut
 from phasegate.vmhost import RemoteHost, SshTarget, ssh_options
 
 # -- units ------------------------------------------------------------------------
@@ -46,12 +46,48 @@ def test_tarball_names_and_docker_archive_manifest():
     assert breakglass.names_image_and_tag([{"RepoTags": ["127.0.0.1:5000/infra-ci:ab"]}], "infra-ci", "ab")
 
 
-def test_purge_is_not_due_before_the_week_is_over():
+def test_purge_verdict_freed_pending_failed_broken():
     day = dt.date(2026, 6, 1)
-    assert not decommission.purge_due(None, 7, today=day).due
-    early = decommission.purge_due(day, 7, today=day + dt.timedelta(days=6))
-    assert not early.due and early.reason.startswith("not due") and "2026-06-08" in early.reason
-    assert decommission.purge_due(day, 7, today=day + dt.timedelta(days=7)).due
+    where = "ssh://root@vm:/opt/registry/data/private"
+    freed = decommission.StorageLeft("/p", True, [], "")
+    left = decommission.StorageLeft("/p", True, ["docker"], "12M")
+    keep = ["_breakglass"]
+    # freed passes whatever the date says, also without one
+    decommission.judge_purge(freed, keep, None, 7, where, today=day)
+    decommission.judge_purge(freed, keep, day, 7, where, today=day)
+    with pytest.raises(Pending, match=r"due on 2026-06-08.*day 6 of 7"):
+        decommission.judge_purge(left, keep, day, 7, where, today=day + dt.timedelta(days=6))
+    with pytest.raises(GateFailed, match="still present: docker"):
+        decommission.judge_purge(left, keep, day, 7, where, today=day + dt.timedelta(days=7))
+    with pytest.raises(Broken, match="decommissioned_on is not set"):
+        decommission.judge_purge(left, keep, None, 7, where, today=day)
+    with pytest.raises(Broken, match="does not exist"):
+        decommission.judge_purge(decommission.StorageLeft("/p", False, [], ""), keep, day, 7, where, today=day)
+
+
+def test_docker_login_engine_is_the_runners_unless_the_inventory_names_one():
+    from phasegate.dockerhost import DEFAULT_ENGINE, engine_url
+
+    assert engine_url("", {}) == DEFAULT_ENGINE == "unix:///var/run/docker.sock"
+    assert engine_url("", {"DOCKER_HOST": "tcp://127.0.0.1:2375"}) == "tcp://127.0.0.1:2375"
+    assert engine_url("unix:///x.sock", {"DOCKER_HOST": "tcp://127.0.0.1:2375"}) == "unix:///x.sock"
+
+
+def test_docker_login_opt_out_is_not_judged_with_its_reason():
+    from phasegate.dockerhost import DockerHost
+
+    inv = dataclasses.replace(config.load(), docker_api=config.DockerApi(not_judged="no Docker engine on the bake runner"))
+    with pytest.raises(NotJudged, match="no Docker engine on the bake runner"):
+        DockerHost.configured(inv)
+
+
+def test_docker_login_without_an_engine_is_broken_naming_it(tmp_path):
+    from phasegate.dockerhost import DockerHost
+    from phasegate.secrets import Secret
+
+    inv = dataclasses.replace(config.load(), docker_api=config.DockerApi(url=f"unix://{tmp_path}/no.sock"))
+    with DockerHost.configured(inv) as d, pytest.raises(Broken, match="no.sock"):
+        d.login("forgejo.example.test", "ci-pusher", Secret("x"))
 
 
 def test_compose_service_commented_out_is_not_a_service():
@@ -70,7 +106,7 @@ def test_default_inventory_names_the_real_vm():
     assert vm.storage_path == "/opt/registry/data/private"
     assert [c.dir for c in vm.breakglass.copies][0] == "/opt/registry/data/private/_breakglass"
     assert "registry-private" not in vm.pull_through_caches and len(vm.pull_through_caches) == 6
-    assert set(inv.github.archived_after_cutover) == {"beadboard", "claude-memory-mcp"}
+    assert set(inv.github.archived_after_cutover) == {"beads-server", "claude-memory-mcp"}
 
 
 # -- against the lab VM ------------------------------------------------------------------
@@ -143,12 +179,42 @@ def test_phase4_host_gates_are_red_before_the_decommission(gates):
 
 
 @pytest.mark.lab
-def test_storage_gate_is_not_due_within_the_week(lab, gates, tmp_path):
+def test_storage_gate_is_pending_within_the_week(lab, gates, tmp_path):
     raw = tomllib.loads(lab.inventory_path.read_text())
     raw["registry_vm"]["decommissioned_on"] = dt.date.today() - dt.timedelta(days=2)
     inv = tmp_path / "inventory.toml"
     inv.write_text(tomli_w.dumps(raw))
     name = "registry-private's blob storage is freed a week after the decommission"
-    run = gates(scenario=name, args=[f"--inventory={inv}"])  # storage is still there: not due, not red
-    assert run.outcome(name) == "skipped", run.summary()
-    assert "not due" in run.message(name)
+    run = gates(scenario=name, args=[f"--inventory={inv}"])  # storage is still there: pending, never green
+    assert run.outcome(name) != "passed", run.summary()  # "pending" with the outcome plugin (issue 13)
+    assert "day 2 of 7" in run.message(name) and "due on" in run.message(name), run.summary()
+
+
+def test_an_unparsable_compose_file_is_broken_not_empty():
+    with pytest.raises(Broken, match="not valid YAML at line 2"):
+        decommission.compose_services("services:\n  : [\n", where="vm:/opt/registry/docker-compose.yml")
+    with pytest.raises(Broken, match="not a compose document"):
+        decommission.compose_services("- a\n- b\n")
+    assert decommission.compose_services("services:\n") == {}
+
+
+def test_old_endpoint_refused_is_gone_unverifiable_is_broken(serve):
+    import socket
+
+    import trustme
+
+    from phasegate.http import HttpSettings
+    from phasegate.lab import evil
+
+    settings = HttpSettings(connect=2, read=2, total=5, retries=0)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: refused
+    gone = decommission.probe_registry(f"http://127.0.0.1:{port}", settings)
+    assert not gone.serves_registry and "connection refused" in gone.seen
+    bad_ca = serve(evil.status(404), tls=evil.tls_context(trustme.CA(), "127.0.0.1"))
+    with pytest.raises(Broken, match="cannot reach the old endpoint"):
+        decommission.probe_registry(bad_ca.url, settings)
+    registry = serve(evil.status(401, headers={"Docker-Distribution-API-Version": "registry/2.0"}))
+    assert decommission.probe_registry(registry.url, settings).serves_registry

@@ -66,6 +66,29 @@ def known() -> dict[str, Fault]:
     return FAULTS
 
 
+@dataclass(frozen=True)
+class RedCase:
+    """A row of the fault matrix (tests/faults/*.toml): the gate a fault turns red, in which lab state."""
+
+    fault: str
+    scenario: str
+    state: str
+    expect: list[str]
+
+
+def matrix(root=None) -> list[RedCase]:
+    """The fault matrix of a source checkout (empty when the suite is installed without its tests)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(root) if root else Path(__file__).resolve().parents[2]
+    out = []
+    for path in sorted((root / "tests" / "faults").glob("*.toml")):
+        for c in tomllib.loads(path.read_text()).get("case", []):
+            out.append(RedCase(c["fault"], c["scenario"], c.get("state", ""), list(c.get("expect", []))))
+    return out
+
+
 @contextlib.contextmanager
 def apply(lab, name: str):
     faults = known()

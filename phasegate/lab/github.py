@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from phasegate.lab.faults import fault
 
 OWNER = "ViktorBarzin"
-REPOS = ["beadboard", "claude-memory-mcp"]
+REPOS = {"beads-server": "beadboard", "claude-memory-mcp": "claude-memory-mcp"}  # project -> GitHub repository
 API_VERSION = "2022-11-28"
 
 
@@ -46,6 +46,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) == 5 and parts[0] == "repos" and parts[3:] == ["actions", "workflows"]:
+            flows = self.server.standin.workflows(parts[1], parts[2])
+            if flows is not None:
+                self._send(200, {"total_count": len(flows), "workflows": flows})
+                return
         repo = None
         if len(parts) == 3 and parts[0] == "repos":
             repo = self.server.standin.repo(parts[1], parts[2])
@@ -68,7 +73,11 @@ class GitHubStandin:
     name = "github"
 
     def __init__(self):
-        self.archived: dict[str, bool] = {f"{OWNER}/{r}": True for r in REPOS}
+        self.archived: dict[str, bool] = {f"{OWNER}/{r}": True for r in REPOS.values()}
+        # GitHub Actions workflow states (docs.github.com/rest/actions/workflows); beadboard's was disabled in
+        # Phase 1 (plan line 95); its file name is the lab's assumption
+        self.workflow_state: dict[str, dict[str, str]] = {f"{OWNER}/beadboard": {".github/workflows/build.yml": "disabled_manually"},
+                                                          f"{OWNER}/claude-memory-mcp": {}}
         self.log: list[str] = []
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +98,19 @@ class GitHubStandin:
             "default_branch": "main", "visibility": "public", "archived": self.archived[full], "disabled": False,
             "open_issues_count": 0, "topics": [], "has_issues": True,
         }
+
+    def workflows(self, owner: str, name: str) -> list[dict] | None:
+        full = next((k for k in self.workflow_state if k.lower() == f"{owner}/{name}".lower()), None)
+        if full is None:
+            return None
+        out = []
+        for i, (path, state) in enumerate(sorted(self.workflow_state[full].items())):
+            out.append({"id": 1000 + i, "node_id": f"W_kwDO{1000 + i}", "name": path.rsplit("/", 1)[-1].split(".")[0],
+                        "path": path, "state": state, "created_at": "2024-01-01T00:00:00Z",
+                        "updated_at": "2026-05-07T16:00:00Z", "url": f"https://api.github.com/repos/{full}/actions/workflows/{1000 + i}",
+                        "html_url": f"https://github.com/{full}/blob/main/{path}",
+                        "badge_url": f"https://github.com/{full}/workflows/build/badge.svg"})
+        return out
 
     @property
     def url(self) -> str:
@@ -114,7 +136,8 @@ class GitHubStandin:
 
     def inventory(self) -> dict:
         return {"github": {"api_url": self.url, "ca_bundle": self._ca,
-                           "archived_after_cutover": {r: f"{OWNER}/{r}" for r in REPOS}}}
+                           "archived_after_cutover": {p: f"{OWNER}/{r}" for p, r in REPOS.items()},
+                           "workflows_disabled": {"beads-server": f"{OWNER}/beadboard"}}}
 
     def env(self) -> dict:
         return {}
@@ -129,3 +152,18 @@ def _unarchived(lab):
         yield
     finally:
         gh.archived[f"{OWNER}/beadboard"] = True
+
+
+@fault("github-workflow-still-active", component="github",
+       description="beadboard's GitHub Actions workflow still runs after Phase 1 (state active): it keeps pushing to GHCR")
+def _workflow_active(lab):
+    gh = lab["github"]
+    flows = gh.workflow_state[f"{OWNER}/beadboard"]
+    before = dict(flows)
+    for path in flows:
+        flows[path] = "active"
+    try:
+        yield
+    finally:
+        flows.clear()
+        flows.update(before)

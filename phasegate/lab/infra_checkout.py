@@ -31,6 +31,7 @@ class InfraCheckoutComponent:
         self.breaks: set[str] = set()
         self.root: Path | None = None  # the monorepo; the infra checkout is root/infra
         self.hosts: dict[str, str] = {}
+        self._lab = None
 
     @property
     def infra(self) -> Path:
@@ -46,16 +47,33 @@ class InfraCheckoutComponent:
             "new": fj["host"],
             "owner": fj["owner"],
             "container": pr.get("container", "registry-private"),
+            # the mirror containerd is pointed at (INF:89-90 @5d22b449: the in-cluster Traefik LB)
+            "mirror": ((inv.get("cluster") or {}).get("forgejo_mirrors") or ["https://10.0.20.200"])[0],
         }
         self.root = lab.dir / "monorepo"
+        self._lab = lab
         self.render()
 
     def stop(self) -> None:
         pass
 
+    def _follow_mirror(self) -> None:
+        """The cluster component starts after this one and brings the in-cluster mirror (its Traefik
+        front): once it is up, the checkout names that mirror, as the real one names 10.0.20.200."""
+        cluster = self._lab["cluster"] if self._lab is not None and "cluster" in self._lab else None
+        traefik = getattr(cluster, "traefik", None)
+        try:
+            url = traefik.url if traefik is not None else ""
+        except Exception:  # not listening yet
+            url = ""
+        if url and url != self.hosts.get("mirror"):
+            self.hosts["mirror"] = url
+            self.render()
+
     def inventory(self) -> dict:
         if self.root is None:  # asked while starting (the inventory of the components before)
             return {}
+        self._follow_mirror()
         return {"infra_repo": {
             "path": str(self.infra),
             "claude_memory_install_url": f"https://{self.hosts['new']}/{self.hosts['owner']}/claude-memory-mcp.git",
@@ -120,6 +138,17 @@ _break("old-integrity-probe-present", "the monitoring stack still defines regist
 _break("doc-describes-registry-private", "registry-vm.md still says the VM hosts registry-private")
 _break("doc-missing", "forgejo-registry-breakglass.md does not exist")
 _break("docs-name-registry-private-as-current", "every Phase 5 document gains a present-tense line about registry-private")
+_break("claude-md-not-beside-checkout", "the runner has only the infra repository: the monorepo's root CLAUDE.md is not beside it")
+_break("monitoring-module-missing", "the monitoring module directory is not in the checkout (moved, or a partial checkout)")
+_break("docs-service-catalog-stale-runbooks", "service-catalog.md as at 8c73a024: the VM is 'Private Docker registry VM', the rebuild row links the replaced runbook")
+_break("docs-ci-cd-old-probe-live", "ci-cd.md's Image Registry Flow still presents registry-integrity-probe as live (as at 8c73a024)")
+_break("docs-new-runbook-empty", "forgejo-registry-rebuild-image.md exists but is empty")
+_break("docs-current-mention-excused-by-was", "monitoring.md says the probe 'was moved to' registry-private's host: current, though it says 'was'")
+_break("forgejo-pvc-cap-20gi", "the Forgejo PVC's autoresize cap is still 20Gi (the value before Phase 0)")
+_break("probe-cronjob-hourly", "forgejo-integrity-probe runs hourly instead of every 15 minutes")
+_break("cloud-init-forgejo-mirror-stale", "cloud-init still points Forgejo's hosts.toml at 10.0.20.200 after the Traefik LB moved")
+_break("mirror-script-without-mirror-host", "the mirror script writes a hosts.toml with a server but no mirror host")
+_break("compose-template-starts-registry-private", "the VM's compose template (cloud-init) still defines registry-private")
 _break("replaced-doc-without-banner", "registry-rebuild-image.md stays as a current runbook, no superseded banner")
 
 
@@ -158,9 +187,16 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
         "infra/.woodpecker/build-cli.yml": _wp_build_cli(img("infra-ci", "infra-ci"), h, cut),
         "infra/.woodpecker/build-ci-image.yml": _wp_build_ci(h, new_prefix),
         "CLAUDE.md": _monorepo_claude(cut and "claude-md-old-install-url" not in breaks, h),
-        "infra/stacks/infra/main.tf": _cloud_init(h, old_entries=not decom, alias_entry=not decom or "cloud-init-writes-old-hosts-toml" in breaks),
+        "infra/stacks/infra/main.tf": _cloud_init(h, old_entries=not decom, alias_entry=not decom or "cloud-init-writes-old-hosts-toml" in breaks,
+                                                  stale_mirror="cloud-init-forgejo-mirror-stale" in breaks),
+        "infra/stacks/forgejo/main.tf": _forgejo_stack("20Gi" if "forgejo-pvc-cap-20gi" in breaks else "50Gi"),
+        "infra/scripts/setup-forgejo-containerd-mirror.sh": _mirror_script(h, with_host="mirror-script-without-mirror-host" not in breaks),
+        "infra/modules/docker-registry/docker-compose.yml": _compose_template(
+            h, private=not decom or "compose-template-starts-registry-private" in breaks),
         "infra/stacks/kyverno/modules/kyverno/registry-credentials.tf": _credentials(h, old=not decom or "registry-credentials-old-auths" in breaks),
-        "infra/stacks/monitoring/modules/monitoring/main.tf": _monitoring(h, old_probe=not decom or "old-integrity-probe-present" in breaks),
+        "infra/stacks/monitoring/modules/monitoring/main.tf": _monitoring(
+            {**h, "probe_schedule": "0 * * * *" if "probe-cronjob-hourly" in breaks else "*/15 * * * *"},
+            old_probe=not decom or "old-integrity-probe-present" in breaks),
     }
     docs_new = decom
     out.update(_docs(h, new=docs_new, breaks=breaks if decom else set()))
@@ -169,6 +205,10 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
             out[rel] += f"\nPrivate images are pushed to `{h['old']}` with the htpasswd user.\n"
     if "doc-missing" in breaks:
         out.pop("infra/docs/runbooks/forgejo-registry-breakglass.md", None)
+    if "claude-md-not-beside-checkout" in breaks:
+        out.pop("CLAUDE.md", None)
+    if "monitoring-module-missing" in breaks:
+        out.pop("infra/stacks/monitoring/modules/monitoring/main.tf", None)
     return out
 
 
@@ -790,8 +830,10 @@ def _monorepo_claude(new: bool, h) -> str:
 '''
 
 
-def _cloud_init(h, *, old_entries: bool, alias_entry: bool) -> str:
+def _cloud_init(h, *, old_entries: bool, alias_entry: bool, stale_mirror: bool = False) -> str:
     old, alias = h["old"], h["old_alias"]
+    # stale_mirror: the Traefik LB moved (10.0.20.200 -> .203 on 05-30, msg@a382683c) and cloud-init did not
+    mirror = "https://10.0.20.200" if stale_mirror else h.get("mirror", "https://10.0.20.200")
     parts = []
     if alias_entry:
         parts.append(f'''  # IP-based entry: direct access, skip TLS verify
@@ -823,10 +865,75 @@ module "k8s-node-template" {{
 
 {"".join(parts)}{removed}  # Forgejo OCI registry: redirect to the in-cluster Traefik LB.
   mkdir -p /etc/containerd/certs.d/{h["new"]}
-  printf 'server = "https://{h["new"]}"\\n\\n[host."https://10.0.20.200"]\\n  capabilities = ["pull", "resolve"]\\n' > /etc/containerd/certs.d/{h["new"]}/hosts.toml
+  printf 'server = "https://{h["new"]}"\\n\\n[host."{mirror}"]\\n  capabilities = ["pull", "resolve"]\\n' > /etc/containerd/certs.d/{h["new"]}/hosts.toml
   EOF
 }}
 '''
+
+
+def _forgejo_stack(cap: str) -> str:
+    """The Forgejo PVC as stacks/forgejo/main.tf:27-45 @5d22b449 declares it (pvc-autoresizer annotations)."""
+    return f'''resource "kubernetes_namespace" "forgejo" {{
+  metadata {{
+    name = "forgejo"
+  }}
+}}
+
+resource "kubernetes_persistent_volume_claim" "data_encrypted" {{
+  wait_until_bound = false
+  metadata {{
+    name      = "forgejo-data-encrypted"
+    namespace = kubernetes_namespace.forgejo.metadata[0].name
+    annotations = {{
+      "resize.topolvm.io/threshold"     = "80%"
+      "resize.topolvm.io/increase"      = "50%"
+      "resize.topolvm.io/storage_limit" = "{cap}"
+    }}
+  }}
+  spec {{
+    access_modes       = ["ReadWriteOnce"]
+    storage_class_name = "proxmox-lvm-encrypted"
+    resources {{
+      requests = {{
+        storage = "15Gi"
+      }}
+    }}
+  }}
+}}
+'''
+
+
+def _mirror_script(h, *, with_host: bool) -> str:
+    """scripts/setup-forgejo-containerd-mirror.sh:19-26 @5d22b449: the hosts.toml it writes on every node."""
+    host_block = f'''
+[host."{h.get("mirror", "https://10.0.20.200")}"]
+  capabilities = ["pull", "resolve"]''' if with_host else ""
+    return f'''#!/usr/bin/env bash
+# One-shot deployment of the {h["new"]} containerd hosts.toml entry across every k8s node.
+set -euo pipefail
+
+CERTS_DIR=/etc/containerd/certs.d/{h["new"]}
+HOSTS_TOML='server = "https://{h["new"]}"
+{host_block}
+'
+
+for n in $(kubectl get nodes -o name | sed 's|^node/||'); do
+  kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --force --grace-period=60
+  ssh "wizard@$n" sudo bash -c "mkdir -p $CERTS_DIR && printf '%s' '$HOSTS_TOML' > $CERTS_DIR/hosts.toml && systemctl restart containerd"
+  kubectl uncordon "$n"
+done
+'''
+
+
+def _compose_template(h, *, private: bool) -> str:
+    """modules/docker-registry/docker-compose.yml (DC:10-166 @5d22b449; 92-111 commented out @8c73a024)."""
+    svc = [f"  {h['container']}:", "    image: registry:2.8.3", f"    container_name: {h['container']}",
+           "    volumes:", "      - /opt/registry/data/private:/var/lib/registry"]
+    if not private:
+        svc = ["  # registry-private decommissioned in Phase 4 of forgejo-registry-consolidation"] + ["#" + s[1:] for s in svc]
+    lines = ["services:", "  dockerhub:", "    image: registry:2.8.3", "    container_name: registry-dockerhub",
+             *svc, "  nginx:", "    image: nginx:1.27", "    container_name: registry-nginx"]
+    return "\n".join(lines) + "\n"
 
 
 def _credentials(h, *, old: bool) -> str:
@@ -862,14 +969,14 @@ resource "kubernetes_secret" "registry_credentials" {{
 '''
 
 
-def _probe(resource: str, name: str, target: str) -> str:
+def _probe(resource: str, name: str, target: str, schedule: str = "*/15 * * * *") -> str:
     return f'''resource "kubernetes_cron_job_v1" "{resource}" {{
   metadata {{
     name      = "{name}"
     namespace = "monitoring"
   }}
   spec {{
-    schedule                      = "*/15 * * * *"
+    schedule                      = "{schedule}"
     successful_jobs_history_limit = 3
     failed_jobs_history_limit     = 3
     job_template {{
@@ -909,7 +1016,7 @@ def _monitoring(h, *, old_probe: bool) -> str:
 '''
     if old_probe:
         out += _probe("registry_integrity_probe", "registry-integrity-probe", h["old_alias"]) + "\n"
-    out += _probe("forgejo_integrity_probe", "forgejo-integrity-probe", h["new"])
+    out += _probe("forgejo_integrity_probe", "forgejo-integrity-probe", h["new"], h.get("probe_schedule", "*/15 * * * *"))
     return out
 
 
@@ -972,28 +1079,66 @@ REG={alias}
 docker push $REG/infra-ci:latest
 ```
 '''
-    d["infra/docs/runbooks/forgejo-registry-rebuild-image.md"] = f'''# Runbook: rebuild an image in the Forgejo registry
+    # the shapes of the real runbooks at 8c73a024 (docs/runbooks/forgejo-registry-rebuild-image.md:1-128,
+    # forgejo-registry-breakglass.md:1-52): symptoms, a history line citing a post-mortem, numbered steps
+    d["infra/docs/runbooks/forgejo-registry-rebuild-image.md"] = "" if "docs-new-runbook-empty" in breaks else f'''# Runbook: Rebuild an Image on the Forgejo OCI Registry
 
-Restore the Forgejo PVC from the nightly backup, then re-push the image to
-`{fj}/{owner}/<image>`.
+## When to use this
+
+- `forgejo-integrity-probe` CronJob in `monitoring` reports
+  `registry_manifest_integrity_failures > 0` for `instance="{fj}"`
+
+This is the Forgejo equivalent of the {c} orphan-index
+failure mode (`docs/post-mortems/2026-04-19-registry-orphan-index.md`).
+
+## Phase 1 — Confirm the diagnosis
+
+```sh
+curl -sI -u "$USER:$TOKEN" https://{fj}/v2/{owner}/<image>/manifests/<tag>
+```
+
+## Phase 2 — Rebuild and re-push
+
+1. Open the repository's manual pipeline in Woodpecker.
+2. Run the pipeline with `branch=master`.
+3. Confirm the new version under `{fj}/{owner}/<image>` in the Forgejo UI.
 '''
     if new:
         d["infra/docs/runbooks/forgejo-registry-breakglass.md"] = f'''# Runbook: Forgejo registry break-glass: recovering infra-ci
 
-When Forgejo is unreachable, load the newest tarball from
-`/opt/registry/data/private/_breakglass/infra-ci-latest.tar.gz` on a node.
-The old registry (`{c}`) is gone, so there is no other copy.
+## When to use this runbook
+
+1. Forgejo (`{fj}`) is unreachable.
+2. `{c}` is also gone (post-Phase 4 of the consolidation).
+
+## Recovery procedure
+
+1. Copy `/opt/registry/data/private/_breakglass/infra-ci-latest.tar.gz` to a node.
+2. Load it into containerd:
+
+```bash
+ctr -n k8s.io images import infra-ci-latest.tar.gz
+```
+
+3. Re-run the pipeline.
 '''
+        # the shape of docs/architecture/ci-cd.md:29-36,100-106 @8c73a024 (Components table, Image Registry Flow)
+        probe = h.get("old_probe", "registry-integrity-probe") if "docs-ci-cd-old-probe-live" in breaks else "forgejo-integrity-probe"
         d["infra/docs/architecture/ci-cd.md"] = f'''# CI/CD architecture
+
+## Components
 
 | Component | Type | Location | Purpose |
 |---|---|---|---|
-| Private Registry | Forgejo Packages | `{fj}/{owner}` | Private images; migrated from {old} on 2026-05-07 |
+| Private Registry | Forgejo Packages | `{fj}/{owner}` | Private images; migrated from {old} 2026-05-07 |
 
-## How pulls work
+### Image Registry Flow
 
-1. **Private registry** is Forgejo's built-in OCI registry at `{fj}/{owner}/<image>`.
+1. **Kyverno ClusterPolicy** auto-syncs `registry-credentials` to all namespaces.
+2. **Private registry** has been Forgejo's built-in OCI registry at `{fj}/{owner}/<image>` since 2026-05-07.
    The pre-migration registry on `{alias}` was the root cause of three orphan-index incidents.
+3. **Integrity probe** (`{probe}` CronJob in `monitoring` ns, every 15m) walks `/v2/_catalog` and pushes
+   `registry_manifest_integrity_failures` to Pushgateway.
 '''
         d["infra/docs/architecture/monitoring.md"] = f'''# Monitoring
 
@@ -1028,11 +1173,39 @@ If only Forgejo is down, pipelines still pull `{alias}/infra-ci` from `{c}`.
 
 - **Private registry**: `{old}` (htpasswd auth). Use `image: {old}/<name>:<tag>`.
 '''
+    # the runbook rows of .claude/reference/service-catalog.md:149-150 @8c73a024 (the fault keeps them as they were)
+    stale = "docs-service-catalog-stale-runbooks" in breaks or not new
+    vm_row = "Private Docker registry VM (10.0.20.10)" if stale else "Registry VM: pull-through caches (10.0.20.10)"
+    rebuild = "registry-rebuild-image.md" if stale else "forgejo-registry-rebuild-image.md"
     d["infra/.claude/reference/service-catalog.md"] = f'''# Service catalog
 
 | Service | Image |
 |---|---|
 | payslip-ingest | `{fj}/{owner}/payslip-ingest` |
+
+## Runbooks
+
+| What | Runbook |
+|---|---|
+| {vm_row} | [registry-vm.md](../../docs/runbooks/registry-vm.md) |
+| Rebuild after orphan-index incident | [{rebuild}](../../docs/runbooks/{rebuild}) |
 '''
+    if "docs-current-mention-excused-by-was" in breaks:
+        d["infra/docs/architecture/monitoring.md"] += (
+            f"\nThe probe was moved to `{alias}` and runs there every 15 minutes.\n")
     return d
 
+
+
+@fault("infra-apply-failed-after-flip", component="forgejo_repos",
+       description="the newest push to viktor/infra after the infra-ci flip failed its apply (default pipeline)")
+def _infra_apply_failed(lab):
+    repo = next(r for r in lab["forgejo_repos"].repos.values() if r.full_name.endswith("/infra"))
+    newest = next(c for c in repo.commits if "ci/woodpecker/push/default" in c.statuses)
+    before = dict(newest.statuses)
+    newest.statuses["ci/woodpecker/push/default"] = "failure"
+    try:
+        yield
+    finally:
+        newest.statuses.clear()
+        newest.statuses.update(before)

@@ -33,28 +33,57 @@ PUSHGATEWAY = "prometheus-pushgateway"
 PROMTOOL = "promtool"
 
 
-def rules(forgejo_aware: bool = True, hard_coded_instance: str = "") -> dict:
-    """The registry integrity alerts (stacks/monitoring prometheus_chart_values.tpl, Phase 0 version).
+# The registry integrity alerts as Phase 0 left them (group `Cluster`,
+# stacks/monitoring/modules/monitoring/prometheus_chart_values.tpl:1653-1674 @5d22b449), verbatim.
+PHASE0_RULES = [
+    {"alert": "RegistryManifestIntegrityFailure", "expr": "registry_manifest_integrity_failures > 0", "for": "30m",
+     "labels": {"severity": "critical"},
+     "annotations": {
+         "summary": "{{ $labels.instance }}: {{ $value }} broken manifest reference(s) — orphan index or missing blob",
+         "description": "The integrity probe CronJob found {{ $value }} manifest/blob references that return non-200 "
+                        "on {{ $labels.instance }}. For registry.viktorbarzin.me see "
+                        "docs/runbooks/registry-rebuild-image.md (orphan OCI-index child from cleanup-tags.sh+GC race). "
+                        "For forgejo.viktorbarzin.me see docs/runbooks/forgejo-registry-rebuild-image.md."}},
+    {"alert": "RegistryIntegrityProbeStale", "expr": "time() - registry_manifest_integrity_last_run_timestamp > 3600",
+     "for": "15m", "labels": {"severity": "warning"},
+     "annotations": {"summary": "{{ $labels.instance }} integrity probe has not reported in >1h — CronJob may be broken"}},
+    {"alert": "RegistryCatalogInaccessible", "expr": "registry_manifest_integrity_catalog_accessible == 0",
+     "for": "15m", "labels": {"severity": "critical"},
+     "annotations": {"summary": "{{ $labels.instance }} probe cannot fetch /v2/_catalog — auth failure or registry down"}},
+]
 
-    `forgejo_aware=False` gives the pre-Phase-0 shape: one registry hard-coded.
+
+def rules(variant: str = "phase0", instance: str = "") -> dict:
+    """The `Cluster` group's registry integrity alerts; `variant` names a fault's shape.
+
+    - `phase0`: the real rules (above);
+    - `pre-phase0`: the same expressions with the annotations before Phase 0 (no instance named;
+      the diff of 5d22b449 changed only the annotation text);
+    - `aggregated`: the failure and catalog alerts summed over every instance (one alert for all);
+    - `old-job`: the stale alert selecting the old probe's Pushgateway job (`registry-integrity-probe`,
+      stacks/monitoring/modules/monitoring/main.tf:252-431 @5d22b449);
+    - `hard-coded`: every expression pinned to `instance` (one registry only).
     """
-    sel = "" if forgejo_aware else f'{{instance="{hard_coded_instance}"}}'
-    where = "{{ $labels.instance }}" if forgejo_aware else hard_coded_instance
-    return {"groups": [{"name": "registry-integrity", "rules": [
-        {"alert": "RegistryManifestIntegrityFailure",
-         "expr": f"registry_manifest_integrity_failures{sel} > 0",
-         "for": "30m", "labels": {"severity": "critical"},
-         "annotations": {"summary": f"Registry {where} has broken manifest references",
-                         "description": f"The integrity probe found {{{{ $value }}}} broken references on {where}."}},
-        {"alert": "RegistryIntegrityProbeStale",
-         "expr": f"time() - registry_manifest_integrity_last_run_timestamp{sel} > 3600",
-         "for": "15m", "labels": {"severity": "warning"},
-         "annotations": {"summary": f"Integrity probe for {where} has not run for over an hour"}},
-        {"alert": "RegistryCatalogInaccessible",
-         "expr": f"registry_manifest_integrity_catalog_accessible{sel} == 0",
-         "for": "15m", "labels": {"severity": "warning"},
-         "annotations": {"summary": f"Integrity probe cannot read the catalog of {where}"}},
-    ]}]}
+    import copy
+
+    rs = copy.deepcopy(PHASE0_RULES)
+    if variant == "pre-phase0":
+        rs[0]["annotations"] = {"summary": "Registry has {{ $value }} broken manifest reference(s) — orphan index or missing blob"}
+        rs[1]["annotations"] = {"summary": "Registry integrity probe has not reported in >1h — CronJob may be broken"}
+        rs[2]["annotations"] = {"summary": "Registry probe cannot fetch /v2/_catalog — auth failure or registry down"}
+    elif variant == "aggregated":
+        rs[0]["expr"] = "sum(registry_manifest_integrity_failures) > 0"
+        rs[2]["expr"] = "min(registry_manifest_integrity_catalog_accessible) == 0"
+    elif variant == "old-job":
+        rs[1]["expr"] = 'time() - registry_manifest_integrity_last_run_timestamp{job="registry-integrity-probe"} > 3600'
+    elif variant == "hard-coded":
+        for r in rs:
+            r["expr"] = r["expr"].replace("_failures", f'_failures{{instance="{instance}"}}').replace(
+                "_timestamp", f'_timestamp{{instance="{instance}"}}').replace(
+                "_accessible", f'_accessible{{instance="{instance}"}}')
+    elif variant != "phase0":
+        raise ValueError(f"unknown rules variant {variant!r}")
+    return {"groups": [{"name": "Cluster", "rules": rs}]}
 
 
 def lab_bake_start(today: dt.date | None = None) -> dt.date:
@@ -343,10 +372,43 @@ _history_fault("replay", "the real May-June 2026 history (infra-facts §12) as a
 
 
 @fault("alerts-not-instance-aware", component="metrics",
-       description="the registry alert rules still hard-code registry-private's instance (pre-Phase 0 rules)")
+       description="the registry alert rules are pinned to registry-private's instance (one registry only)")
 def alerts_not_instance_aware(lab):
     m = lab["metrics"]
-    m.reload_rules(rules(forgejo_aware=False, hard_coded_instance=m.names.private_instance))
+    m.reload_rules(rules("hard-coded", m.names.private_instance))
+    try:
+        yield
+    finally:
+        m.reload_rules(rules())
+
+
+@fault("alerts-aggregate-instance-away", component="metrics",
+       description="the failure and catalog alerts sum over every instance: one alert, no instance label")
+def alerts_aggregate_instance_away(lab):
+    m = lab["metrics"]
+    m.reload_rules(rules("aggregated"))
+    try:
+        yield
+    finally:
+        m.reload_rules(rules())
+
+
+@fault("alerts-select-old-probe-job", component="metrics",
+       description="the stale alert selects the old probe's job (registry-integrity-probe): Forgejo's probe unseen")
+def alerts_select_old_probe_job(lab):
+    m = lab["metrics"]
+    m.reload_rules(rules("old-job"))
+    try:
+        yield
+    finally:
+        m.reload_rules(rules())
+
+
+@fault("alerts-pre-phase0-annotations", component="metrics",
+       description="the alert annotations as before Phase 0: they never name the registry that fired")
+def alerts_pre_phase0_annotations(lab):
+    m = lab["metrics"]
+    m.reload_rules(rules("pre-phase0"))
     try:
         yield
     finally:
@@ -358,6 +420,17 @@ def alerts_not_instance_aware(lab):
 def dual_push_too_recent(lab):
     m = lab["metrics"]
     m.set_inventory("bake", last_dual_push=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=10))
+    try:
+        yield
+    finally:
+        m.clear_inventory("bake")
+
+
+@fault("last-dual-push-typed-early", component="forgejo_repos",
+       description="bake.last_dual_push typed a day before the first project even started dual-pushing")
+def last_dual_push_typed_early(lab):
+    m = lab["metrics"]
+    m.set_inventory("bake", last_dual_push=(lab["forgejo_repos"].t0 - dt.timedelta(days=1)).date())
     try:
         yield
     finally:

@@ -102,6 +102,8 @@ class RegistryVm:
         self.user = getpass.getuser()
         self.infra_ci_tags: list[str] = []  # oldest first
         self.forgejo_netloc = ""
+        self.decommissioned_days_ago: int | None = 8  # None: the inventory names no decommission date
+        self.extra_old_endpoints: list[str] = []  # faults add endpoints here
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -367,16 +369,14 @@ class RegistryVm:
         regs = self._lab["registries"] if "registries" in self._lab else None
         private = getattr(regs, "private", None)
         today = dt.date.today()
-        return {
+        inv = {
             "registry_vm": {
                 "url": self.url,
                 "ssh": ssh_opts,
                 "docker_api_version": "1.41",
                 "compose_file": str(self.compose_file),
-                "old_endpoints": [private.url] if private else [],
+                "old_endpoints": ([private.url] if private else []) + self.extra_old_endpoints,
                 "storage_path": str(self.storage),
-                # decommissioned more than a week ago: in the "decommissioned" state the purge is due
-                "decommissioned_on": today - dt.timedelta(days=8),
                 "breakglass": {
                     "copies": [
                         {"name": "registry-vm", "dir": str(self.breakglass)},
@@ -386,6 +386,10 @@ class RegistryVm:
             },
             "docker_api": {"url": f"unix://{self.socket}", "version": "1.41"},
         }
+        if self.decommissioned_days_ago is not None:
+            # decommissioned more than a week ago: in the "decommissioned" state the purge is due
+            inv["registry_vm"]["decommissioned_on"] = today - dt.timedelta(days=self.decommissioned_days_ago)
+        return inv
 
     def env(self) -> dict:
         return {}
@@ -588,3 +592,62 @@ def _bad_login(lab):
         yield
     finally:
         lab._secrets[key] = good
+
+
+@contextlib.contextmanager
+def _decommission_date(lab, days_ago):
+    vm = lab["vm"]
+    before = vm.decommissioned_days_ago
+    vm.decommissioned_days_ago = days_ago
+    lab.write()
+    try:
+        yield
+    finally:
+        vm.decommissioned_days_ago = before
+        lab.write()
+
+
+@fault("vm-storage-present-no-decommission-date", component="vm",
+       description="the blob storage is still on the VM and the inventory names no decommission date")
+def _storage_present_no_date(lab):
+    with contextlib.contextmanager(_storage_present)(lab), _decommission_date(lab, None):
+        yield
+
+
+@fault("vm-storage-present-inside-grace-week", component="vm",
+       description="registry-private was decommissioned 3 days ago and its blob storage is still there (pending)")
+def _storage_present_in_grace(lab):
+    with contextlib.contextmanager(_storage_present)(lab), _decommission_date(lab, 3):
+        yield
+
+
+@fault("vm-compose-file-unparsable", component="vm",
+       description="the VM's docker-compose.yml is not valid YAML (a merge conflict left in it)")
+def _compose_unparsable(lab):
+    vm = lab["vm"]
+    before = vm.compose_file.read_text()
+    vm.compose_file.write_text(before.replace("services:\n", "services:\n<<<<<<< HEAD\n  : [\n", 1))
+    try:
+        yield
+    finally:
+        vm.compose_file.write_text(before)
+
+
+@fault("old-registry-endpoint-unverifiable", component="vm",
+       description="an old endpoint answers TLS with a certificate the runner cannot verify (unknown CA)")
+def _endpoint_unverifiable(lab):
+    import trustme
+
+    from phasegate.lab import evil
+
+    server = evil.EvilServer(evil.status(404), tls=evil.tls_context(trustme.CA(), "127.0.0.1")).start()
+    vm = lab["vm"]
+    before = list(vm.extra_old_endpoints)
+    vm.extra_old_endpoints.append(server.url)
+    lab.write()
+    try:
+        yield
+    finally:
+        vm.extra_old_endpoints[:] = before
+        lab.write()
+        server.stop()
