@@ -206,6 +206,18 @@ class Forgejo:
             self._check(r, what)
         return r.status_code
 
+    def try_delete(self, name: str, version: str) -> tuple[int, str]:
+        """DELETE one version and report the answer as it came: (status, Forgejo's message). A 401/403
+        is an answer here (a gate judges who may delete), not an AuthError; 5xx and transport
+        trouble still raise."""
+        if name not in self.deletable:
+            raise DeletionRefused(f"refused to delete {self.owner}/{name}:{version}: this client may only delete "
+                                  f"{', '.join(sorted(self.deletable)) or 'nothing'}")
+        r = self.client.delete(self._path(name, version))
+        if r.status_code >= 500:
+            raise http.status_error(r, f"delete package {self.owner}/{name}:{version}")
+        return r.status_code, "" if r.status_code < 300 else _message(r)
+
 
 def _json(r: httpx.Response, what: str):
     """The answer's JSON, or a one-line Broken (a proxy's HTML page, a truncated body)."""
@@ -309,7 +321,7 @@ class SmokePackage:
 
         return images.build_image(f"phasegate smoke test {self.ref}")
 
-    def packages(self, inventory, settings: http.HttpSettings, user: str = "cleaner") -> Forgejo:
+    def packages(self, inventory, settings: http.HttpSettings, user: str = "pusher") -> Forgejo:
         """A package API client as `forgejo.<user>` that may delete this package and nothing else."""
         return Forgejo.from_inventory(inventory, settings, user=user, deletable={self.image})
 

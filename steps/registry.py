@@ -82,8 +82,10 @@ def ping_answered(login, status, inventory):
 
 @given("no smoke package is left in Forgejo")
 def no_smoke_package(request, inventory, http_settings, smoke):
-    """Register the cleanup first (it runs also when a later step fails), then sweep leftovers."""
-    api = smoke.packages(inventory, http_settings)
+    """Register the cleanup first (it runs also when a later step fails), then sweep leftovers.
+    The sweep deletes as the pusher (the owner, who pushed it): the cleaner's own right to delete
+    is what a gate judges, so it must not also be what cleans up."""
+    api = smoke.packages(inventory, http_settings, user="pusher")
 
     def cleanup():
         # teardown of this @writes scenario: its cleanup may write
@@ -100,14 +102,23 @@ def no_smoke_package(request, inventory, http_settings, smoke):
 
 @given(parsers.parse("the {role} pushes the smoke image"), target_fixture="smoke_digest")
 @when(parsers.parse("the {role} pushes the smoke image"), target_fixture="smoke_digest")
-def push_smoke(role, forgejo_registry, smoke):
-    return forgejo_registry(role).push(smoke.repository, smoke.build(), tag=smoke.tag)
+def push_smoke(role, inventory, forgejo_registry, smoke):
+    user = _account(inventory, role).username
+    try:
+        return forgejo_registry(role).push(smoke.repository, smoke.build(), tag=smoke.tag)
+    except AuthError as e:  # the pusher's one job refused: a finding, not an outage
+        raise GateFailed(expected=f"{user} pushes {smoke.ref} (the owner's write:package PAT)", seen=str(e),
+                         where=f"{inventory.forgejo.host}/{smoke.ref}") from None
 
 
 @then(parsers.parse("the {role} can pull every manifest and blob of the smoke image"))
 def pull_everything(role, inventory, forgejo_registry, smoke):
     user = _account(inventory, role).username
-    result = integrity.check_image(forgejo_registry(role), smoke.repository, smoke.tag, mode="verify")
+    try:
+        result = integrity.check_image(forgejo_registry(role), smoke.repository, smoke.tag, mode="verify")
+    except AuthError as e:  # e.g. the owner made private: other users may no longer read
+        raise GateFailed(expected=f"{user} reads {smoke.ref} (read:package, the owner public or limited)",
+                         seen=str(e), where=f"{inventory.forgejo.host}/{smoke.ref}") from None
     result.require_intact(f"{smoke.ref} as {user}")
     image = smoke.build()
     check(result.manifests >= 1 and result.blobs == len(image.blobs()),
@@ -129,12 +140,14 @@ def push_refused(role, inventory, forgejo_registry, smoke):
 @when(parsers.parse("the {role} deletes the smoke tag through the package API"), target_fixture="delete_status")
 def delete_smoke(role, inventory, http_settings, smoke):
     with smoke.packages(inventory, http_settings, user=role) as api:
-        return api.delete(smoke.image, smoke.tag)
+        return role, api.try_delete(smoke.image, smoke.tag)
 
 
 @then(parsers.parse("the package API answered {status:d}"))
 def package_api_answered(delete_status, status, inventory, smoke):
-    check(delete_status == status, expected=f"HTTP {status}", seen=f"HTTP {delete_status}",
+    role, (got, message) = delete_status
+    check(got == status, expected=f"HTTP {status} to {_account(inventory, role).username}'s DELETE",
+          seen=f"HTTP {got}" + (f" ({message})" if message else ""),
           where=f"DELETE {inventory.forgejo.url}/api/v1/packages/{smoke.owner}/container/{smoke.image}/{smoke.tag}")
 
 

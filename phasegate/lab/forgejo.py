@@ -60,7 +60,13 @@ from phasegate.lab.distribution import DistributionRegistry
 
 API_VERSION_HEADER = ("Docker-Distribution-Api-Version", "registry/2.0")
 PACKAGE_API_REALM = 'Basic realm="Gitea Package API"'
+# /v2 permission or scope refusal: 401, body = the error's title (routers/api/packages/api.go:86-90,
+# services/context/base.go:123-128 on Forgejo's v11.0 branch; reference/forgejo-registry-v11-details.md §0)
+REQ_PACKAGE_ACCESS = "reqPackageAccess"
+# /api/v1 permission refusal: 403 JSON (routers/api/v1/api.go reqPackageAccess)
 PERMISSION_TEXT = "user should have specific permission or be a site admin"
+# /api/v1 with a token that resolves to no user (reference/forgejo-registry-v11-details.md §7, corrected)
+INVALID_TOKEN_TEXT = "user does not exist [uid: 0, name: ]"
 AUTH_FAILED_TEXT = "authGroup.Verify"
 APP_NAME = "Forgejo: Beyond coding. We Forge."
 TOKEN_TTL = dt.timedelta(hours=24)
@@ -165,9 +171,13 @@ class Pat:
 
 @dataclass
 class Owner:
+    """A package owner: a user (its packages are written by that user only) or an organisation
+    (written by members whose team grants Packages write)."""
+
     name: str
-    visibility: str = "private"  # public | limited | private
-    members: dict[str, str] = field(default_factory=dict)  # user -> read | write (team "Packages" unit)
+    visibility: str = "public"  # public | limited | private
+    members: dict[str, str] = field(default_factory=dict)  # organisation: user -> read | write (team "Packages" unit)
+    kind: str = "organization"  # user | organization
 
 
 @dataclass(frozen=True)
@@ -576,14 +586,17 @@ class ForgejoStandin:
         self._engine_http.close()
 
     # -- accounts --------------------------------------------------------------
-    def add_user(self, name: str, password: str | None = None, admin: bool = False) -> User:
+    def add_user(self, name: str, password: str | None = None, admin: bool = False,
+                 visibility: str = "public") -> User:
+        """A user; also the owner of its own packages (Forgejo's default user visibility is public)."""
         u = User(name, len(self.users) + 1, password, admin)
         self.users[name] = u
-        self.owners.setdefault(name, Owner(name, "public"))
+        self.owners[name] = Owner(name, visibility, kind="user")
         return u
 
     def add_owner(self, name: str, visibility: str = "private", members: dict[str, str] | None = None) -> Owner:
-        o = self.owners[name] = Owner(name, visibility, dict(members or {}))
+        """An organisation whose members' team grants them Packages read or write."""
+        o = self.owners[name] = Owner(name, visibility, dict(members or {}), kind="organization")
         return o
 
     def add_pat(self, user: str, name: str, token: str, scopes) -> Pat:
@@ -686,14 +699,23 @@ class ForgejoStandin:
 
     def run_cleanup_packages(self, older_than: dt.timedelta = dt.timedelta(hours=24),
                              now: dt.datetime | None = None) -> list[Version]:
-        """Forgejo >= 9's daily cron (services/packages/container/cleanup_sha256.go): delete every
-        untagged `sha256:` version that no index of its image lists and that is older than
-        `older_than`. Returns what it deleted (lab scenarios call it; nothing runs it on a timer)."""
+        """Forgejo >= 9's `cleanup_packages` cron ([cron.cleanup_packages] @midnight, RUN_AT_START,
+        OLDER_THAN 24h; services/packages/container/cleanup_sha256.go, Forgejo PRs 4698 and 5430):
+        delete every untagged `sha256:` version older than `older_than` whose digest no *tagged*
+        index lists -- the indexes are read globally, across every image and whatever their age.
+        Returns what it deleted. The lab runs it at start (RUN_AT_START) and scenarios call it."""
         cutoff = (now or _now()) - older_than
         gone = []
         with self.store.lock:
-            for v in self.store.versions():
-                if v.untagged and v.created_at < cutoff and v.digest not in self.store.children(v.repository):
+            versions = self.store.versions()
+            referenced = set()
+            for v in versions:
+                if not v.untagged:
+                    m = self.store.manifest(v.digest) or {}
+                    if isinstance(m.get("manifests"), list):
+                        referenced |= {c.get("digest") for c in m["manifests"] if isinstance(c, dict)}
+            for v in versions:
+                if v.untagged and v.created_at < cutoff and v.digest not in referenced:
                     self.delete_version(v.repository, v.version)
                     gone.append(v)
         return gone
@@ -714,7 +736,21 @@ class ForgejoStandin:
         self._engine_delete_manifest(repo, digest)
 
     def _engine_delete_manifest(self, repo: str, digest: str) -> None:
+        gone = self._blobs_of(digest)
         self._engine_http.delete(f"/v2/{repo}/manifests/{digest}")
+        # a version's blobs are its package files: removing the version removes them, so a layer
+        # no other version of the image uses answers 404 at once (Forgejo serves a blob only from
+        # some version's files of that image: models/packages/container/search.go, v11 sheet §5)
+        still = set()
+        for d in list(self.store.revisions(repo)):
+            still |= self._blobs_of(d)
+        for blob in gone - still:
+            self._engine_http.delete(f"/v2/{repo}/blobs/{blob}")
+
+    def _blobs_of(self, digest: str) -> set[str]:
+        m = self.store.manifest(digest) or {}
+        descs = [m.get("config")] + list(m.get("layers") or [])
+        return {d["digest"] for d in descs if isinstance(d, dict) and DIGEST.match(str(d.get("digest", "")))}
 
     # -- dispatch -----------------------------------------------------------------
     def handle(self, req: Request) -> Response | None:
@@ -828,8 +864,9 @@ class ForgejoStandin:
                     raise HttpError(self._api_error(401, "user does not exist"))
         if p is None and token:
             pat = self.pats.get(token)
-            if pat and not pat.revoked:
-                p = Principal(self.users[pat.user], pat.scopes, "pat")
+            if pat is None or pat.revoked:
+                raise HttpError(self._api_error(401, INVALID_TOKEN_TEXT))
+            p = Principal(self.users[pat.user], pat.scopes, "pat")
         if p is None:
             raise HttpError(self._api_error(401, "token is required"))
         needed = f"{'read' if req.method in ('GET', 'HEAD') else 'write'}:{category}"
@@ -841,18 +878,29 @@ class ForgejoStandin:
         return Response.json({"message": message, "url": f"{self.root_url}api/swagger"}, status)
 
     def access(self, principal: Principal | None, owner: str) -> str:
-        """Permission level on an owner's packages: none | read | write."""
+        """Permission level on an owner's packages: none | read | write. As Forgejo's
+        determineAccessMode (services/context/package.go, go-gitea/gitea @ 0bd9aa0a; Forgejo v11
+        services/context/package.go:106-145): a user's packages are written by that user only --
+        another user's write:package PAT is refused -- and read by signed-in users when the owner
+        is public or limited, by anonymous callers when public; an organisation's by its members
+        at their team's Packages level, by others (read) when the organisation is visible to them.
+        Site admins bypass every check."""
         o = self.owners.get(owner)
         if o is None:
             return "none"
         user = principal.user if principal else None
-        if user is not None and (user.admin or user.name == o.name):
+        if user is not None and user.admin:
             return "write"
-        if user is not None and user.name in o.members:
-            return o.members[user.name]
-        if o.visibility == "public" or (o.visibility == "limited" and user is not None):
-            return "read"
-        return "none"
+        if o.kind == "user":
+            if user is not None and user.name == o.name:
+                return "write"
+            if user is not None:
+                return "read" if o.visibility in ("public", "limited") else "none"
+            return "read" if o.visibility == "public" else "none"
+        level = o.members.get(user.name, "none") if user is not None else "none"
+        if level == "none" and (o.visibility == "public" or (o.visibility == "limited" and user is not None)):
+            level = "read"
+        return level
 
     def _require(self, principal: Principal, owner: str, mode: str) -> None:
         level = self.access(principal, owner)
@@ -860,7 +908,7 @@ class ForgejoStandin:
         if ok and self.knobs.enforce_scopes and principal.via in ("pat", "jwt"):
             ok = has_scope(principal.scopes, f"{mode}:package")
         if not ok:
-            raise HttpError(Response.text(PERMISSION_TEXT, 401, [("WWW-Authenticate", PACKAGE_API_REALM)]))
+            raise HttpError(Response.text(REQ_PACKAGE_ACCESS, 401, [("WWW-Authenticate", PACKAGE_API_REALM)]))
 
     def _challenge(self) -> Response:
         r = oci_error(401, "UNAUTHORIZED")
@@ -1204,18 +1252,22 @@ class ForgejoStandin:
             "created_at": _rfc3339(v.created_at),
         }
 
-    def _api_owner(self, req: Request, mode: str) -> tuple[Principal, str]:
+    def _api_owner(self, req: Request) -> tuple[Principal, str]:
         p = self.api_principal(req, "package")
         owner = req.params["owner"].lower()
         if owner not in self.owners:
             raise HttpError(self._api_error(404, "user does not exist"))
+        return p, owner
+
+    def _api_permit(self, p: Principal, owner: str, mode: str) -> None:
+        """routers/api/v1/api.go reqPackageAccess: 403 JSON below the access the route needs."""
         level = self.access(p, owner)
         if not (level == "write" or (mode == "read" and level == "read")):
             raise HttpError(self._api_error(403, PERMISSION_TEXT))
-        return p, owner
 
     def _api_list(self, req: Request) -> Response:
-        _, owner = self._api_owner(req, "read")
+        p, owner = self._api_owner(req)
+        self._api_permit(p, owner, "read")
         ptype = req.arg("type")
         q = req.arg("q").lower()
         try:
@@ -1257,12 +1309,18 @@ class ForgejoStandin:
         return ",".join(links)
 
     def _api_target(self, req: Request, mode: str) -> Version:
-        _, owner = self._api_owner(req, mode)
+        # PackageAssignmentAPI looks the version up (404) before reqPackageAccess judges the
+        # caller (403): services/context/package.go packageAssignment, Forgejo v11
+        # routers/api/v1/packages/package.go:71-90
+        p, owner = self._api_owner(req)
         if req.params["type"] != "container":
             raise HttpError(self._api_error(404, "package does not exist"))
         v = self._find(f"{owner}/{req.params['name'].lower()}", req.params["version"])
         if v is None:
             raise HttpError(self._api_error(404, "package does not exist"))
+        self._api_permit(p, owner, "read")
+        if mode == "write":
+            self._api_permit(p, owner, "write")
         return v
 
     def _api_version(self, req: Request) -> Response:
