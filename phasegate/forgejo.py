@@ -325,6 +325,21 @@ class SmokePackage:
         """A package API client as `forgejo.<user>` that may delete this package and nothing else."""
         return Forgejo.from_inventory(inventory, settings, user=user, deletable={self.image})
 
+    def housekeeper(self, inventory, settings: http.HttpSettings, roles=("pusher", "cleaner")) -> Forgejo:
+        """A package API client for sweeping the smoke package: the first of `roles` whose listing is
+        not refused. Sweeping is housekeeping, not a judgment: a gate judges each account's own job,
+        so one refused account must not stop the sweep (the last refusal is raised if all are)."""
+        refused: AuthError | None = None
+        for role in roles:
+            api = self.packages(inventory, settings, user=role)
+            try:
+                api.package_versions(self.image)
+                return api
+            except AuthError as e:
+                refused = e
+                api.close()
+        raise refused or AuthError("no account to sweep the smoke package with")
+
     def sweep(self, api: Forgejo) -> list[str]:
         """Delete every version of the smoke package (tags and untagged digests); the versions removed."""
         removed = []

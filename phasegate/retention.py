@@ -3,7 +3,13 @@
 `forgejo-cleanup` (stacks/forgejo/files/cleanup.sh) lists every container
 package version of the owner, and per package keeps the newest `KEEP_LAST_N`
 versions by `created_at`, plus `latest`, plus every version containing
-`cache`; it deletes the rest. Forgejo stores the children of a multi-arch or
+`cache`; it deletes the rest. "Newest" is the script's own order: the pages in
+the API's order (created_at descending, ties id ascending), then per name
+`sort_by(.created_at) | reverse` (cleanup.sh:72-75 @ 5d22b449 and e0452611): jq's
+sort is stable, so the reverse leaves versions of one second id-*descending*. A
+buildx push writes an index's children, the index and its other tags within one
+second, children first (lower ids), so at the keep boundary the script keeps the
+index and drops its children. Forgejo stores the children of a multi-arch or
 attested index as separate *untagged* `sha256:` versions, often older than the
 newest ten: deleting them breaks the kept tag (the 2026-06-10 incident).
 
@@ -25,6 +31,7 @@ from phasegate.oci import NotFound, RegistryClient
 class Version(Protocol):
     """What the keep-set needs of a package version (phasegate.forgejo.PackageVersion)."""
 
+    id: int
     name: str
     version: str
     created_at: dt.datetime
@@ -49,7 +56,8 @@ def keep_sets(versions: Iterable[Version], *, keep_last_n: int, always_keep: lis
         by_name.setdefault(v.name, []).append(v)
     out = {}
     for name, vs in sorted(by_name.items()):
-        vs = sorted(vs, key=lambda v: v.created_at, reverse=True)
+        api_order = sorted(vs, key=lambda v: (-v.created_at.timestamp(), v.id))
+        vs = list(reversed(sorted(api_order, key=lambda v: v.created_at)))  # sort_by(.created_at) | reverse
         ks = KeepSet(name)
         for i, v in enumerate(vs):
             if i < keep_last_n:

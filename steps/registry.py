@@ -82,10 +82,9 @@ def ping_answered(login, status, inventory):
 
 @given("no smoke package is left in Forgejo")
 def no_smoke_package(request, inventory, http_settings, smoke):
-    """Register the cleanup first (it runs also when a later step fails), then sweep leftovers.
-    The sweep deletes as the pusher (the owner, who pushed it): the cleaner's own right to delete
-    is what a gate judges, so it must not also be what cleans up."""
-    api = smoke.packages(inventory, http_settings, user="pusher")
+    """Register the cleanup first (it runs also when a later step fails), then sweep leftovers
+    (as the pusher, the owner who pushed it, else the cleaner: whichever is not refused)."""
+    api = smoke.housekeeper(inventory, http_settings)
 
     def cleanup():
         # teardown of this @writes scenario: its cleanup may write

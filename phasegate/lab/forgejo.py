@@ -446,6 +446,20 @@ class _Store:
                 raise KeyError(f"no version {repo}:{version}")
             m.created_at = when.astimezone(dt.timezone.utc).replace(microsecond=0)
 
+    def record_pushes(self, pushes: list[tuple[str, str, dt.datetime]]) -> None:
+        """(repository, version, pushed at) in push order: each version gets that created_at and
+        a fresh id in that order (Forgejo's ids follow inserts: a buildx push writes the children,
+        then the index, then each further tag of it, within one second)."""
+        with self.lock:
+            for owner in {r.split("/", 1)[0] for r, _, _ in pushes}:
+                self.versions(owner)  # the overlay knows every stored version
+            for repo, version, when in pushes:
+                m = self._meta.get((repo, version))
+                if m is None:
+                    raise KeyError(f"no version {repo}:{version}")
+                m.id, m.created_at = self._next_id, when.astimezone(dt.timezone.utc).replace(microsecond=0)
+                self._next_id += 1
+
     def untag(self, repo: str, tag: str) -> None:
         shutil.rmtree(self.engine.tag_dir(repo, tag), ignore_errors=True)
 
@@ -684,6 +698,44 @@ class ForgejoStandin:
         """Age (or rejuvenate) a version: what Forgejo's database says its created_at is."""
         self.store.set_created_at(repository, version, when)
 
+    def record_pushes(self, pushes: list[tuple[str, str, dt.datetime]]) -> None:
+        """Give stored versions the ids and created_at of a push history (see _Store.record_pushes)."""
+        self.store.record_pushes(pushes)
+
+    def push_order(self, repository: str, tag: str) -> list[str]:
+        """The versions one push of `tag` writes, in the order a client writes them: every
+        untagged manifest below it (children before their index), then the tag."""
+        out: list[str] = []
+        tags = self.store.tags(repository)
+
+        def walk(digest: str) -> None:
+            m = self.store.manifest(digest) or {}
+            for c in m.get("manifests") or []:
+                d = c.get("digest") if isinstance(c, dict) else None
+                if d and d not in out:
+                    walk(d)
+                    if not any(t == d for t, _ in tags.values()):
+                        out.append(d)
+
+        walk(tags[tag][0])
+        return out + [tag]
+
+    def manifest_bytes(self, repository: str, ref: str) -> tuple[bytes, str]:
+        """The stored manifest of a version (lab scenarios): its bytes and media type."""
+        r = self._engine_http.get(f"/v2/{repository}/manifests/{ref}", headers={"Accept": ENGINE_ACCEPT})
+        r.raise_for_status()
+        return r.content, r.headers.get("Content-Type", "")
+
+    def store_manifest(self, repository: str, tag: str, body: bytes, media_type: str, *, creator: str) -> str:
+        """Store a manifest under a tag as a push would (its blobs must be in the image already)."""
+        with self.store.lock:
+            r = self._engine_http.put(f"/v2/{repository}/manifests/{tag}", content=body,
+                                      headers={"Content-Type": media_type})
+            r.raise_for_status()
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            self.store.record_push(repository, tag.lower(), digest, creator)
+        return digest
+
     def delete_version(self, repository: str, version: str) -> bool:
         """What DELETE /api/v1/packages/{owner}/container/{name}/{version} does. False if unknown."""
         with self.store.lock:
@@ -699,11 +751,13 @@ class ForgejoStandin:
 
     def run_cleanup_packages(self, older_than: dt.timedelta = dt.timedelta(hours=24),
                              now: dt.datetime | None = None) -> list[Version]:
-        """Forgejo >= 9's `cleanup_packages` cron ([cron.cleanup_packages] @midnight, RUN_AT_START,
-        OLDER_THAN 24h; services/packages/container/cleanup_sha256.go, Forgejo PRs 4698 and 5430):
+        """Forgejo >= 9's `cleanup_packages` cron ([cron.cleanup_packages] @midnight, OLDER_THAN 24h;
+        services/packages/container/cleanup_sha256.go cleanupSHA256, Forgejo PRs 4698 and 5430):
         delete every untagged `sha256:` version older than `older_than` whose digest no *tagged*
-        index lists -- the indexes are read globally, across every image and whatever their age.
-        Returns what it deleted. The lab runs it at start (RUN_AT_START) and scenarios call it."""
+        index lists (only non-sha256 versions' metadata protect) -- the indexes are read globally,
+        across every image and whatever their age. Returns what it deleted. Lab scenarios and
+        faults call it; it is not run at lab start because the seed's nested indexes (which
+        Forgejo itself refuses: 400 MANIFEST_INVALID) would lose their grandchildren."""
         cutoff = (now or _now()) - older_than
         gone = []
         with self.store.lock:

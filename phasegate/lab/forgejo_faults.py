@@ -8,8 +8,12 @@ the same generic helpers registry-private uses (phasegate.lab.seed).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
 
 from phasegate.lab import seed
+from phasegate.lab.procs import LabError
 from phasegate.lab.faults import fault
 from phasegate.lab.registries import FORGEJO_CI_USER, FORGEJO_CLEANER, FORGEJO_OWNER, FORGEJO_PULLER, FORGEJO_PUSHER
 
@@ -125,3 +129,64 @@ def _on_disk(name: str, helper):
 
 for _name, _helper in seed.FAULT_HELPERS.items():
     _on_disk(_name, _helper)
+
+
+# --------------------------------------------------------------------------
+# Retention history (issue 20): what the package list looks like after real pushes and clean-ups
+# --------------------------------------------------------------------------
+
+TIE_PROJECT = "payslip-ingest"  # an OCI index with attestation children (seed KINDS[0])
+
+
+@fault("forgejo-retention-ties", component="registries",
+       description="the 2026-06-10 keep-set: 8 newer builds put the keep boundary inside a buildx push "
+                   "whose children, index and latest share one second; cleanup.sh's sort_by(.created_at) "
+                   "| reverse keeps the index and latest and deletes their children")
+def _retention_ties(lab):
+    f = _forgejo(lab)
+    repo = f"{FORGEJO_OWNER}/{TIE_PROJECT}"
+    group = f.push_order(repo, seed.sha_tag(TIE_PROJECT, 2)) + ["latest"]
+    when = {v.version: v.created_at for v in f.versions(FORGEJO_OWNER) if v.repository == repo}
+    pushed_at = when[group[-1]]
+    if any(when[v] != pushed_at for v in group):
+        raise LabError(f"{repo}: the seeded buildx push is not one second: {when}")
+    older = seed.sha_tag(TIE_PROJECT, 1)
+    body, ctype = f.manifest_bytes(repo, older)
+    later = [f"tie-build-{n}" for n in range(1, 9)]  # 8 + latest + the index tag = the newest 10
+    for n, tag in enumerate(later, 1):
+        f.store_manifest(repo, tag, body, ctype, creator=FORGEJO_PUSHER)
+        f.set_created_at(repo, tag, pushed_at + dt.timedelta(hours=n))
+    try:
+        yield
+    finally:
+        for tag in later:
+            f.delete_version(repo, tag)
+
+
+@fault("forgejo-first-pushes-pruned", component="registries",
+       description="retention (and later clean-ups) deleted every project's first pushed build before "
+                   "Phase 1 runs: the oldest surviving package version is no longer the dual-push start")
+def _first_pushes_pruned(lab):
+    f = _forgejo(lab)
+    engine = lab["registries"].forgejo_engine
+    aside = lab.dir / "faults" / "first-pushes-pruned"
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for image in seed.PROJECTS:
+            repo, tag = f"{FORGEJO_OWNER}/{image}", seed.sha_tag(image, 1)
+            tags = f.store.tags(repo)
+            if tag not in tags:
+                continue
+            digest = tags[tag][0]
+            dirs = [engine.tag_dir(repo, tag)]
+            if not any(d == digest for t, (d, _) in tags.items() if t != tag):
+                dirs.append(engine.v2 / "repositories" / repo / "_manifests" / "revisions" / "sha256" / digest.split(":", 1)[1])
+            for d in dirs:
+                dst = aside / d.relative_to(engine.v2)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(d), str(dst))
+                moved.append((d, dst))
+        yield
+    finally:
+        for d, dst in reversed(moved):
+            shutil.move(str(dst), str(d))

@@ -1,0 +1,34 @@
+"""Forgejo gates that must stay green where production is healthy (issue 20): the red cases are in
+tests/faults/registry.toml; these are the lab faults whose real events are *not* failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from phasegate.lab import seed
+
+pytestmark = pytest.mark.lab
+
+BAKE_CLOCK = "Every project dual-pushes and the bake clock starts at the last one"
+
+
+def oldest_tag_per_project(lab) -> dict[str, str]:
+    out = {}
+    for v in sorted(lab["registries"].forgejo.versions("viktor"), key=lambda v: (v.created_at, v.id)):
+        if not v.untagged and v.name in seed.PROJECTS:
+            out.setdefault(v.name, v.version)
+    return out
+
+
+def test_first_pushes_pruned_by_retention_leave_the_bake_clock_green(lab, gates):
+    """Retention deleted every project's first pushed build: the oldest surviving package version
+    moves later, but the bake clock comes from the first successful dual-push commit, so the gate
+    stays green."""
+    before = oldest_tag_per_project(lab)
+    assert before["payslip-ingest"] == seed.sha_tag("payslip-ingest", 1)
+    with lab.fault("forgejo-first-pushes-pruned"):
+        after = oldest_tag_per_project(lab)
+    assert after["payslip-ingest"] == seed.sha_tag("payslip-ingest", 2)  # the fault really prunes them
+    assert oldest_tag_per_project(lab) == before  # and puts them back
+    pruned = gates(scenario=BAKE_CLOCK, fault="forgejo-first-pushes-pruned")
+    assert pruned.passed() == [BAKE_CLOCK] and not pruned.failed(), pruned.summary()
