@@ -37,3 +37,8 @@ Feature: Phase 0 - Forgejo's registry: each account does exactly its job
     Then the package API answered 204
     And the smoke tag is gone from the package API
     And the smoke tag is gone from the registry
+
+  @writes
+  Scenario: The retention job's own dry run deletes nothing a kept image needs
+    When the retention CronJob's own Job runs once with DRY_RUN=true within 120 seconds
+    Then no version the retention job keeps needs a manifest it would delete

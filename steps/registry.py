@@ -172,3 +172,29 @@ def gone_from_registry(inventory, forgejo_registry, smoke):
           expected=f"HEAD {smoke.ref} 404 and {smoke.tag!r} not in tags/list",
           seen=f"HEAD {head.status}{' ' + head.digest if head.digest else ''}, tags/list {'has' if smoke.tag in tags else 'lacks'} it",
           where=f"{inventory.forgejo.host}/v2/{smoke.repository}/manifests/{smoke.tag}")
+
+
+# -- the retention job's own dry run (issue 16.2) --------------------------------
+
+
+@when(parsers.parse("the retention CronJob's own Job runs once with DRY_RUN=true within {seconds:d} seconds"),
+      target_fixture="retention_dry_run")
+def retention_dry_run(kube, inventory, seconds):
+    from phasegate import retention
+
+    return retention.run_dry_run(kube, inventory.retention, timeout=seconds)
+
+
+@then("no version the retention job keeps needs a manifest it would delete")
+def dry_run_orphans_nothing(retention_dry_run, inventory, http_settings):
+    from phasegate import retention
+    from phasegate.forgejo import Forgejo
+
+    f, run = inventory.forgejo, retention_dry_run
+    with Forgejo.from_inventory(inventory, http_settings, user="puller") as api, \
+            RegistryClient.from_inventory(inventory, "forgejo", "puller") as client:
+        found = retention.judge_dry_run(run, list(api.versions()), client, f.owner)
+    lines = retention.grouped(found, f.owner)
+    check(not found, expected=f"the job's 'would DELETE' lines name no manifest a version it keeps needs ({run.summary})",
+          seen=f"{len(lines)} needed manifest(s) on its delete list; first: {lines[0] if lines else ''}",
+          where=f"job {run.job}", evidence="\n".join(lines) + "\n--- the job's log\n" + run.log)

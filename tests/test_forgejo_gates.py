@@ -32,3 +32,19 @@ def test_first_pushes_pruned_by_retention_leave_the_bake_clock_green(lab, gates)
     assert oldest_tag_per_project(lab) == before  # and puts them back
     pruned = gates(scenario=BAKE_CLOCK, fault="forgejo-first-pushes-pruned")
     assert pruned.passed() == [BAKE_CLOCK] and not pruned.failed(), pruned.summary()
+
+
+DRY_RUN = "The retention job's own dry run deletes nothing a kept image needs"
+
+
+def test_the_retention_dry_run_runs_the_script_and_writes_nothing_to_forgejo(lab, gates):
+    """Green: the CronJob's own Job runs the infra checkout's cleanup.sh (BusyBox sh, curl, jq) with
+    DRY_RUN=true against the stand-in, which sees only reads; the Job is deleted afterwards."""
+    forgejo, kube = lab["registries"].forgejo, lab["cluster"].api
+    mark = forgejo.mark()
+    run = gates(scenario=DRY_RUN)
+    assert run.passed() == [DRY_RUN], run.summary()
+    seen = forgejo.requests(mark)
+    assert any(s.path == "/api/v1/packages/viktor" for s in seen), "the script never listed the packages"
+    assert forgejo.writes(mark) == []
+    assert not [j for j in kube.list("Job", "forgejo") if "phasegate-dryrun" in j["metadata"]["name"]]

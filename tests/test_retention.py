@@ -43,3 +43,35 @@ def test_latest_and_cache_tags_are_kept_beyond_the_newest_n():
     assert ks.why["latest"] == "always kept (latest)" and ks.why["buildcache"] == "contains 'cache'"
     assert {v.version for v in ks.delete} == {"aaaa0001", "bbbb0002", "later-1", "later-2", "sha256:" + "c1" * 32,
                                               "sha256:" + "c2" * 32}
+
+
+LOG = """Forgejo cleanup: owner=viktor keep_last=10 dry_run=true
+API base: https://127.0.0.1:1/api/v1
+Found 13 package version(s).
+[app] 13 version(s)
+  keep=11 delete=2
+  DRY_RUN would DELETE https://127.0.0.1:1/api/v1/packages/viktor/container/app/sha256:c1c1
+  DRY_RUN would DELETE https://127.0.0.1:1/api/v1/packages/viktor/container/app/aaaa0001
+Summary: kept=11 to_delete=2 dry_run=true
+"""
+
+
+def test_the_dry_run_log_is_read_as_the_script_prints_it():
+    from phasegate.retention import DryRun
+
+    run = DryRun.parse("forgejo/job", LOG)
+    assert run.would_delete == {"app": {"sha256:c1c1", "aaaa0001"}} and run.dry_run == "true"
+
+
+def test_a_log_that_deleted_or_was_cut_short_is_not_a_dry_run():
+    import pytest
+
+    from phasegate.retention import DryRun
+    from phasegate.verdict import Broken, GateFailed
+
+    with pytest.raises(GateFailed, match="dry_run=false"):
+        DryRun.parse("forgejo/job", LOG.replace("dry_run=true", "dry_run=false"))
+    with pytest.raises(Broken, match="no Summary line"):
+        DryRun.parse("forgejo/job", LOG.rsplit("Summary", 1)[0])
+    with pytest.raises(Broken, match="to_delete=2 but printed 1"):
+        DryRun.parse("forgejo/job", LOG.replace("  DRY_RUN would DELETE https://127.0.0.1:1/api/v1/packages/viktor/container/app/aaaa0001\n", ""))

@@ -44,6 +44,8 @@ COMPONENTS: dict[str, str] = {
     "cluster": "phasegate.lab.cluster:Cluster",
     # after cluster: it registers the probe CronJob's lab runner on the Kubernetes stand-in
     "metrics": "phasegate.lab.metrics:MetricsLab",
+    # after cluster: the retention CronJob's pods run the infra checkout's cleanup.sh
+    "forgejo_cleanup": "phasegate.lab.forgejo_cleanup:ForgejoCleanupJob",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.

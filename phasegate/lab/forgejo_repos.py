@@ -93,7 +93,7 @@ class ForgejoRepos:
         """Forgejo's package versions get the history the builds wrote: each project's older build
         pushed a few minutes after its commit, the newer build's index children, index and `latest`
         within one second after its commit (ties, as buildx writes them), ids in push order; the
-        pagination image's further tags re-tag that image on later commits (one an hour)."""
+        pagination image's further tags are its earlier builds (one an hour before the older build)."""
         owner = self._inv["forgejo"]["owner"]
         pushes: list[tuple[str, str, dt.datetime]] = []
         for p in self._inv.get("projects", []):
@@ -112,9 +112,9 @@ class ForgejoRepos:
                 at = commit.when + dt.timedelta(minutes=self.PIPELINE_MINUTES)
                 versions = standin.push_order(image, tag) + (["latest"] if n == 2 and "latest" in tags else [])
                 pushes += [(image, v, at) for v in versions]
-                if n == 2:
-                    later = sorted(t for t in tags if t not in {tag, "latest", seed.sha_tag(p["image"], 1)})
-                    pushes += [(image, t, at + dt.timedelta(hours=k + 1)) for k, t in enumerate(later)]
+                if n == 1:  # the pagination image's many earlier builds, one an hour before this one
+                    earlier = sorted(t for t in tags if t not in {tag, "latest", seed.sha_tag(p["image"], 2)})
+                    pushes += [(image, t, at - dt.timedelta(hours=len(earlier) - k)) for k, t in enumerate(earlier)]
         seen: set[tuple[str, str]] = set()
         ordered = []
         for repo_name, version, at in sorted(pushes, key=lambda x: x[2]):  # stable: push order within a second
