@@ -138,11 +138,9 @@ for _name, _helper in seed.FAULT_HELPERS.items():
 TIE_PROJECT = "payslip-ingest"  # an OCI index with attestation children (seed KINDS[0])
 
 
-@fault("forgejo-retention-ties", component="registries",
-       description="the 2026-06-10 keep-set: 8 newer builds put the keep boundary inside a buildx push "
-                   "whose children, index and latest share one second; cleanup.sh's sort_by(.created_at) "
-                   "| reverse keeps the index and latest and deletes their children")
-def _retention_ties(lab):
+@contextlib.contextmanager
+def _newer_builds(lab, newer: int):
+    """`newer` later single-arch builds of TIE_PROJECT, an hour apart after its buildx push."""
     f = _forgejo(lab)
     repo = f"{FORGEJO_OWNER}/{TIE_PROJECT}"
     group = f.push_order(repo, seed.sha_tag(TIE_PROJECT, 2)) + ["latest"]
@@ -150,17 +148,35 @@ def _retention_ties(lab):
     pushed_at = when[group[-1]]
     if any(when[v] != pushed_at for v in group):
         raise LabError(f"{repo}: the seeded buildx push is not one second: {when}")
-    older = seed.sha_tag(TIE_PROJECT, 1)
-    body, ctype = f.manifest_bytes(repo, older)
-    later = [f"tie-build-{n}" for n in range(1, 9)]  # 8 + latest + the index tag = the newest 10
-    for n, tag in enumerate(later, 1):
-        f.store_manifest(repo, tag, body, ctype, creator=FORGEJO_PUSHER)
-        f.set_created_at(repo, tag, pushed_at + dt.timedelta(hours=n))
+    body, ctype = f.manifest_bytes(repo, seed.sha_tag(TIE_PROJECT, 1))
+    later = [f"later-build-{n}" for n in range(1, newer + 1)]
     try:
+        for n, tag in enumerate(later, 1):
+            f.store_manifest(repo, tag, body, ctype, creator=FORGEJO_PUSHER)
+            f.set_created_at(repo, tag, pushed_at + dt.timedelta(hours=n))
         yield
     finally:
         for tag in later:
             f.delete_version(repo, tag)
+
+
+@fault("forgejo-retention-ties", component="registries",
+       description="8 newer builds put the keep boundary inside a buildx push whose children, index and "
+                   "latest share one second: cleanup.sh's sort_by(.created_at) | reverse keeps the index "
+                   "and latest and deletes their children (a model keeping ties id-ascending sees no orphan)")
+def _retention_ties(lab):
+    with _newer_builds(lab, 8):  # 8 + latest + the index tag = the newest 10
+        yield
+
+
+@fault("forgejo-retention-2026-06-10", component="registries",
+       description="the 2026-06-10 keep-set (kms-website): an image not rebuilt recently -- 10 newer builds "
+                   "fill the newest-10 window, `latest` (an index) is kept by its own rule, its children "
+                   "sort older and are deleted")
+def _retention_20260610(lab):
+    # docs/post-mortems/2026-06-10-forgejo-retention-orphaned-indexes.md "Root cause" @ 0cd4afb6
+    with _newer_builds(lab, 10):
+        yield
 
 
 @fault("forgejo-first-pushes-pruned", component="registries",
