@@ -198,3 +198,89 @@ def dry_run_orphans_nothing(retention_dry_run, inventory, http_settings):
     check(not found, expected=f"the job's 'would DELETE' lines name no manifest a version it keeps needs ({run.summary})",
           seen=f"{len(lines)} needed manifest(s) on its delete list; first: {lines[0] if lines else ''}",
           where=f"job {run.job}", evidence="\n".join(lines) + "\n--- the job's log\n" + run.log)
+
+
+# -- the push storm (issue 16.4) -----------------------------------------------------
+
+
+@given("the push storm is enabled in the inventory")
+def push_storm_enabled(inventory):
+    from phasegate.verdict import NotJudged
+
+    if not inventory.push_storm.enabled:
+        raise NotJudged("[push_storm] enabled = false in the inventory: the storm puts real load on Forgejo (opt-in)")
+
+
+@given("no push-storm package is left in Forgejo")
+def no_push_storm_package(request, inventory, http_settings):
+    """Register the removal first (it runs also when a later step fails), then sweep leftovers."""
+    from phasegate import push_storm
+    from phasegate.forgejo import Forgejo
+
+    image = inventory.push_storm.image
+    api = Forgejo.from_inventory(inventory, http_settings, user="pusher", deletable={image})
+
+    def cleanup():
+        with GUARD.writes_allowed(f"cleanup of {request.node.nodeid}"):
+            push_storm.remove(api, image)
+        api.close()
+
+    request.addfinalizer(cleanup)
+    push_storm.remove(api, image)
+
+
+@when("the pusher pushes the inventory's push storm", target_fixture="storm")
+def push_the_storm(inventory):
+    import secrets
+
+    from phasegate import push_storm
+
+    s, f = inventory.push_storm, inventory.forgejo
+    return push_storm.run_storm(lambda: RegistryClient.from_inventory(inventory, "forgejo", "pusher"),
+                                f"{f.owner}/{s.image}", pushes=s.pushes, layers=s.layers, layer_size=s.layer_size,
+                                chunk_size=s.chunk_size, run_id=f"storm-{secrets.token_hex(3)}")
+
+
+@then("every push of the storm succeeded")
+def storm_pushes_succeeded(storm, inventory):
+    failed = storm.failed()
+    check(not failed, expected=f"all {len(storm.pushes)} pushes succeed",
+          seen=f"{len(failed)} failed: " + "; ".join(f"{p.tag}: {p.error}" for p in failed[:3]),
+          where=f"{inventory.forgejo.host}/{storm.repository}", evidence=storm.summary())
+
+
+@pytest.fixture
+def storm_pressure():
+    """What Prometheus saw of Forgejo during the storm (asked once per scenario, shared by its steps)."""
+    return {}
+
+
+@then(parsers.parse("Prometheus shows Forgejo's working set below {percent:d}% of its memory limit during the storm "
+                    "within {seconds:d} seconds"))
+def storm_working_set(storm, inventory, http_settings, percent, seconds, storm_pressure):
+    from phasegate import push_storm
+    from phasegate.prometheus import Prometheus, iso
+
+    m, f = inventory.metrics, inventory.forgejo
+    with Prometheus(m.prometheus_url, http_settings, ca_bundle=m.ca_bundle) as prom:
+        p = push_storm.pressure(prom, m.queries, namespace=f.namespace, container=f.container, storm=storm,
+                                wait_seconds=seconds)
+    storm_pressure["seen"] = p
+    check(p.ratio < percent / 100, expected=f"working set below {percent}% of the {p.limit / 2**20:.0f} MiB limit",
+          seen=f"peak {p.peak / 2**20:.0f} MiB ({p.ratio:.0%}) at {iso(p.peak_at)}",
+          where=f"PromQL {p.promql['working_set']} / {p.promql['memory_limit']}", evidence=storm.summary())
+
+
+@then("Prometheus shows no restart of Forgejo during the storm")
+def storm_no_restart(storm, inventory, http_settings, storm_pressure):
+    from phasegate import push_storm
+    from phasegate.prometheus import Prometheus
+
+    p = storm_pressure.get("seen")
+    if p is None:
+        m, f = inventory.metrics, inventory.forgejo
+        with Prometheus(m.prometheus_url, http_settings, ca_bundle=m.ca_bundle) as prom:
+            p = push_storm.pressure(prom, m.queries, namespace=f.namespace, container=f.container, storm=storm,
+                                    wait_seconds=120)
+    check(p.restarts == 0, expected="no restart of Forgejo's container during the storm",
+          seen=f"{p.restarts:g} restart(s)", where=f"PromQL {p.promql['restarts']}", evidence=storm.summary())

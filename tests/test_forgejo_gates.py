@@ -48,3 +48,22 @@ def test_the_retention_dry_run_runs_the_script_and_writes_nothing_to_forgejo(lab
     assert any(s.path == "/api/v1/packages/viktor" for s in seen), "the script never listed the packages"
     assert forgejo.writes(mark) == []
     assert not [j for j in kube.list("Job", "forgejo") if "phasegate-dryrun" in j["metadata"]["name"]]
+
+
+STORM = "Forgejo takes concurrent chunked pushes without nearing its memory limit or restarting"
+
+
+def test_the_push_storm_is_green_in_the_lab_and_leaves_nothing_behind(lab, gates):
+    forgejo = lab["registries"].forgejo
+    run = gates(scenario=STORM)
+    assert run.passed() == [STORM], run.summary()
+    assert not [v for v in forgejo.versions("viktor") if v.name == "phasegate-push-storm"]
+    patches = [s for s in forgejo.requests() if s.method == "PATCH" and "phasegate-push-storm" in s.path]
+    assert len(patches) >= 4 * 3 * 4  # 4 pushes x 3 layers x 4 chunks of 1 MiB: chunked, not monolithic
+
+
+def test_a_storm_that_fails_still_removes_what_it_pushed(lab, gates):
+    forgejo = lab["registries"].forgejo
+    run = gates(scenario=STORM, fault="forgejo-push-storm-near-limit")
+    assert run.failed() == [STORM], run.summary()
+    assert not [v for v in forgejo.versions("viktor") if v.name == "phasegate-push-storm"]

@@ -46,6 +46,8 @@ COMPONENTS: dict[str, str] = {
     "metrics": "phasegate.lab.metrics:MetricsLab",
     # after cluster: the retention CronJob's pods run the infra checkout's cleanup.sh
     "forgejo_cleanup": "phasegate.lab.forgejo_cleanup:ForgejoCleanupJob",
+    # after metrics: adds its scrape jobs (the stand-in's working set, limit, restarts) to the lab Prometheus
+    "forgejo_metrics": "phasegate.lab.forgejo_metrics:ForgejoMetrics",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.
