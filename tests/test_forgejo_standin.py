@@ -587,3 +587,32 @@ def test_package_files_use_capital_size(fj, client):
     manifest = json.loads(client.get(f"/v2/viktor/files/manifests/{digest}", headers=auth).content)
     blobs = [manifest["config"]] + manifest["layers"]
     assert sorted(f["name"] for f in files[1:]) == sorted(d["digest"].replace(":", "_") for d in blobs)
+
+
+def test_repository_api_combined_status_and_default_page(fj):
+    """The combined state is the worst by Forgejo's priority (error > failure > warning > pending >
+    success); limit=0 (or none) is the default page of 30, not one commit."""
+    from types import SimpleNamespace
+
+    from phasegate.forgejo_repos import ForgejoRepos
+    from phasegate.lab.forgejo_repos import ForgejoRepos as LabRepos
+    from phasegate.lab.forgejo_repos import LabCommit, LabRepo
+
+    t0 = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+    states = {"a" * 40: {"ci/x": "success", "ci/y": "warning"}, "b" * 40: {"ci/x": "pending", "ci/y": "warning"},
+              "c" * 40: {"ci/x": "warning", "ci/y": "failure"}, "d" * 40: {"ci/x": "success"}}
+    commits = [LabCommit(sha, t0, sha[:4], st) for sha, st in states.items()]
+    commits += [LabCommit(f"{n:040x}", t0 - dt.timedelta(hours=n), f"old {n}", {}) for n in range(1, 40)]
+    lab_repos = LabRepos()
+    lab_repos._lab = {"registries": SimpleNamespace(forgejo=fj)}
+    lab_repos.repos = {"viktor/statuses": LabRepo("viktor/statuses", commits, {})}
+    base = r"/api/v1/repos/(?P<owner>[^/]+)/(?P<repo>statuses)"
+    fj.route("GET", base + r"/commits", lab_repos._commits)
+    fj.route("GET", base + r"/commits/(?P<sha>[0-9a-f]{7,40})/status(?:es)?", lab_repos._status)
+    fj.add_pat("viktor", "status-reader", "pgcanary-standin-status-token-01", {"read:repository"})
+    with ForgejoRepos.connect(fj.url, Secret("pgcanary-standin-status-token-01", "repo"), SETTINGS,
+                              ca_bundle=fj.ca_bundle) as repos:
+        assert [repos.status("viktor/statuses", sha) for sha in states] == ["warning", "warning", "failure", "success"]
+        assert repos.status("viktor/statuses", "e" * 40) == ""
+        assert len(repos.commits("viktor/statuses", limit=0)) == 30
+        assert len(repos.commits("viktor/statuses", limit=500)) == 43
