@@ -3,6 +3,8 @@ tests/faults/registry.toml; these are the lab faults whose real events are *not*
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from phasegate.lab import seed
@@ -67,3 +69,17 @@ def test_a_storm_that_fails_still_removes_what_it_pushed(lab, gates):
     run = gates(scenario=STORM, fault="forgejo-push-storm-near-limit")
     assert run.failed() == [STORM], run.summary()
     assert not [v for v in forgejo.versions("viktor") if v.name == "phasegate-push-storm"]
+
+
+def test_the_seeded_history_is_a_push_history(lab):
+    """Ids follow push order (a buildx push: children, then the index, then latest, in one second);
+    builds are days apart; the API lists newest first, ties id ascending."""
+    f = lab["registries"].forgejo
+    repo = "viktor/payslip-ingest"
+    vs = {v.version: v for v in f.versions("viktor") if v.repository == repo}
+    build1, build2 = vs[seed.sha_tag("payslip-ingest", 1)], vs[seed.sha_tag("payslip-ingest", 2)]
+    children = [vs[d] for d in f.push_order(repo, build2.version)[:-1]]
+    assert children and all(c.untagged for c in children)
+    assert build1.created_at < build2.created_at - dt.timedelta(hours=12)
+    assert {c.created_at for c in children} == {build2.created_at, vs["latest"].created_at}
+    assert max(c.id for c in children) < build2.id < vs["latest"].id and build1.id < min(c.id for c in children)
