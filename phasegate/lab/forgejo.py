@@ -5,7 +5,9 @@ No Forgejo binary can run here, so the lab serves what phasegate talks to --
 REST API -- over HTTPS with a lab-CA certificate, the way Forgejo v11 answers
 (../shared/reference/forgejo-registry-v11-details.md: challenge string, JWT
 realm, PAT scopes, the three error styles, tags/catalog paging quirks, the
-version model with untagged `sha256:` versions). Bytes live in a real
+version model with untagged `sha256:` versions) and with Forgejo's package
+permissions (`access()`: a user's packages written by that user only, an
+organisation's by its teams, other users reading by the owner's visibility). Bytes live in a real
 distribution engine (plain HTTP, loopback, no auth) that only the stand-in
 talks to; blob and manifest traffic is proxied to it.
 
@@ -287,7 +289,7 @@ class Knobs:
     only: tuple[str, ...] = ()
     healthy: bool = True  # False: /api/healthz reports database:ping fail (424)
     delete_mode: str = "normal"  # normal | refuse (package API DELETE 500) | ignore (204, version survives)
-    enforce_scopes: bool = True  # False: the pre-7.0.8 bug (any PAT may push)
+    enforce_scopes: bool = True  # False: the pre-7.0.8 bug (a permitted user's PAT pushes whatever its scope)
     ignored_deletes: list[tuple[str, str]] = field(default_factory=list)  # (repository, version) answered 204
     blobs_unreadable: bool = False  # HEAD/GET of blobs 404 (database row present, file gone: gitea#19586)
     release: threading.Event = field(default_factory=threading.Event)  # set = hanging requests give up
