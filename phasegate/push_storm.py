@@ -28,6 +28,7 @@ from phasegate.verdict import Broken, GateFailed
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+LIMIT_LOOKBACK = 300.0  # seconds before the storm in which the limit and the restart count are read
 
 
 def _sha(b: bytes) -> str:
@@ -166,13 +167,17 @@ def pressure(prom: Prometheus, queries, *, namespace: str, container: str, storm
                              where=f"PromQL {q['working_set']}")
         time.sleep(poll)
     peak_series, peak = max(ws, key=lambda sx: sx[1].v)
-    limits = prom.raw_samples(q["memory_limit"], start, end).samples()
+    # the limit in force at the peak: its last sample at or before it (kube-state-metrics is scraped
+    # less often than a short storm lasts, so look back LIMIT_LOOKBACK seconds)
+    limits = sorted((x for _, x in prom.raw_samples(q["memory_limit"], start - LIMIT_LOOKBACK, end).samples()),
+                    key=lambda x: x.t)
     if not limits:
         raise GateFailed(expected=f"the memory limit of {namespace}/{container}", seen="no data",
-                         where=f"PromQL {q['memory_limit']} over {duration(end - start)}")
-    restarts = prom.raw_samples(q["restarts"], start - 300, end).samples()
+                         where=f"PromQL {q['memory_limit']} over {duration(end - start + LIMIT_LOOKBACK)}")
+    limit = ([x for x in limits if x.t <= peak.t] or limits)[-1 if any(x.t <= peak.t for x in limits) else 0]
+    restarts = prom.raw_samples(q["restarts"], start - LIMIT_LOOKBACK, end).samples()
     if not restarts:
         raise GateFailed(expected=f"the restart count of {namespace}/{container}", seen="no data",
                          where=f"PromQL {q['restarts']}")
     before = [x.v for _, x in restarts if x.t < storm.started] or [min(x.v for _, x in restarts)]
-    return Pressure(peak.v, peak.t, min(x.v for _, x in limits), max(x.v for _, x in restarts) - max(before), q)
+    return Pressure(peak.v, peak.t, limit.v, max(x.v for _, x in restarts) - max(before), q)
