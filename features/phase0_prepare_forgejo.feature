@@ -4,10 +4,12 @@ Feature: Phase 0 - Forgejo's registry: each account does exactly its job
   that user only (services/context/package.go). So the pusher (the owner's write:package
   PAT) pushes, the puller (cluster-puller's read:package PAT) pulls every byte and is
   refused a push, and the cleaner (the retention job's PAT) deletes through the package
-  API -- a refused DELETE is red here, not hidden by a dry run for a month. The smoke
-  package (forgejo.owner / smoke_image : smoke_tag of the inventory) is the only thing
-  these gates create; every writing scenario removes it again (as the owner), also when
-  it fails, and first sweeps what a crashed run left behind.
+  API -- a refused DELETE is red here, not hidden by a dry run for a month. And the
+  retention CronJob's own Job runs once with DRY_RUN forced true: the versions its real
+  script would delete must not include a manifest that a version it keeps needs. The
+  smoke package (forgejo.owner / smoke_image : smoke_tag of the inventory) and that Job
+  are the only things these gates create; every writing scenario removes them again (the
+  package as the owner), also when it fails, and first sweeps what a crashed run left.
 
   @readonly
   Scenario: Registry login as the pusher succeeds
