@@ -179,6 +179,18 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class PushStorm:
+    """The opt-in push-storm smoke (@writes @load): concurrent chunked pushes the way CI pushes."""
+
+    enabled: bool = False  # opt-in: it writes ~1 GiB to production Forgejo; false = the gate is not judged
+    image: str = "phasegate-push-storm"  # the only package it creates, under forgejo.owner; removed after
+    pushes: int = 4  # concurrent pushes (builds finishing together, as on 2026-06-09)
+    layers: int = 4  # layers per image
+    layer_size: str = "64m"  # bytes per layer (incompressible; "64m" = 64 MiB, as body sizes are written)
+    chunk_size: str = "16m"  # one PATCH body: below the ingress's body-size limit (cluster.forgejo_max_body)
+
+
+@dataclass(frozen=True)
 class Bake:
     """Phase 2: the bake window and its exit thresholds."""
 
@@ -471,6 +483,7 @@ class Inventory:
     timeouts: Timeouts = field(default_factory=Timeouts)
     metrics: Metrics = field(default_factory=Metrics)
     retention: Retention = field(default_factory=Retention)
+    push_storm: PushStorm = field(default_factory=PushStorm)
     bake: Bake = field(default_factory=Bake)
     registry_vm: RegistryVm = field(default_factory=RegistryVm)
     github: GitHub = field(default_factory=GitHub)

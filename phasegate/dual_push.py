@@ -112,10 +112,26 @@ def dual_push_projects(inv) -> list:
     return [p for p in inv.projects if p.dual_push]
 
 
-def dual_push_started(forgejo_api, p) -> dt.datetime | None:
-    """When the project first pushed to Forgejo: the oldest version of its container package."""
-    versions = [v for v in forgejo_api.package_versions(p.image) if not v.untagged]
-    return min((v.created_at for v in versions), default=None)
+PIPELINE_HISTORY = 50  # commits that changed a project's pipeline file, newest first: how far back to look
+
+
+def dual_push_started(inv, p, repos: ForgejoRepos) -> Commit | None:
+    """The project's first successful dual-push commit: the oldest commit that changed its pipeline
+    file to push to both registries and whose build succeeded (its status context, else the
+    combined state). Read from the repository's history, not from Forgejo's package versions:
+    retention and clean-ups delete first pushes, so the oldest *surviving* version moves later
+    on a healthy history. A dual-push change whose own build failed is passed over for the next
+    one (a later start: the bake is then judged as shorter, never longer). None if no such commit."""
+    repo = source_repo(inv, p)
+    commits = repos.commits(repo, limit=PIPELINE_HISTORY, path=p.pipeline)
+    for c in reversed(commits or []):  # oldest first
+        try:
+            check_pipeline(inv, p, repos.raw(repo, p.pipeline, ref=c.sha), f"{repo}/{p.pipeline}@{c.short}")
+        except GateFailed:
+            continue  # not (yet) a dual-push pipeline at this commit
+        if repos.status(repo, c.sha, p.status_context) == "success":
+            return c
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -221,7 +237,7 @@ def check_pipeline(inv, p, text: str | None, where: str) -> str:
 
 @dataclass(frozen=True)
 class BakeClock:
-    starts: dict  # project -> datetime its first image reached Forgejo
+    starts: dict  # project -> datetime of its first successful dual-push commit
     last_project: str
     last_start: dt.datetime
     inventory_start: dt.date | None
@@ -234,8 +250,8 @@ class BakeClock:
         return "\n".join(lines)
 
 
-def bake_clock(inv, forgejo_api, pushes: list[DualPush]) -> BakeClock:
-    """The bake clock: when the last project started dual-pushing (its oldest Forgejo package version).
+def bake_clock(inv, repos: ForgejoRepos, pushes: list[DualPush]) -> BakeClock:
+    """The bake clock: when the last project started dual-pushing (its first successful dual-push commit).
 
     When the inventory names a bake start date (Phase 2's `bake.start`), it must not be before that
     moment: a bake counted from earlier would include days when a project still pushed to one registry.
@@ -243,15 +259,16 @@ def bake_clock(inv, forgejo_api, pushes: list[DualPush]) -> BakeClock:
     starts, unknown = {}, []
     for push in pushes:
         p = project(inv, push.project)
-        when = dual_push_started(forgejo_api, p)
-        if when is None:
+        first = dual_push_started(inv, p, repos)
+        if first is None:
             unknown.append(p.name)
         else:
-            starts[p.name] = when
+            starts[p.name] = first.created
     if unknown or not starts:
-        raise GateFailed(expected="a Forgejo package version for every dual-push project",
+        raise GateFailed(expected="a successfully built dual-push commit (pipeline pushing to both registries) "
+                                  "in every dual-push project's history",
                          seen="none for " + (", ".join(unknown) or "any project"),
-                         where=f"GET /api/v1/packages/{inv.forgejo.owner}?type=container")
+                         where=", ".join(source_repo(inv, project(inv, n)) for n in unknown) or "the projects' repositories")
     last_project, last = max(starts.items(), key=lambda x: x[1])
     bake = getattr(inv, "bake", None)
     declared = getattr(bake, "start", None)

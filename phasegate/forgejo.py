@@ -206,6 +206,18 @@ class Forgejo:
             self._check(r, what)
         return r.status_code
 
+    def try_delete(self, name: str, version: str) -> tuple[int, str]:
+        """DELETE one version and report the answer as it came: (status, Forgejo's message). A 401/403
+        is an answer here (a gate judges who may delete), not an AuthError; 5xx and transport
+        trouble still raise."""
+        if name not in self.deletable:
+            raise DeletionRefused(f"refused to delete {self.owner}/{name}:{version}: this client may only delete "
+                                  f"{', '.join(sorted(self.deletable)) or 'nothing'}")
+        r = self.client.delete(self._path(name, version))
+        if r.status_code >= 500:
+            raise http.status_error(r, f"delete package {self.owner}/{name}:{version}")
+        return r.status_code, "" if r.status_code < 300 else _message(r)
+
 
 def _json(r: httpx.Response, what: str):
     """The answer's JSON, or a one-line Broken (a proxy's HTML page, a truncated body)."""
@@ -309,9 +321,24 @@ class SmokePackage:
 
         return images.build_image(f"phasegate smoke test {self.ref}")
 
-    def packages(self, inventory, settings: http.HttpSettings, user: str = "cleaner") -> Forgejo:
+    def packages(self, inventory, settings: http.HttpSettings, user: str = "pusher") -> Forgejo:
         """A package API client as `forgejo.<user>` that may delete this package and nothing else."""
         return Forgejo.from_inventory(inventory, settings, user=user, deletable={self.image})
+
+    def housekeeper(self, inventory, settings: http.HttpSettings, roles=("pusher", "cleaner")) -> Forgejo:
+        """A package API client for sweeping the smoke package: the first of `roles` whose listing is
+        not refused. Sweeping is housekeeping, not a judgment: a gate judges each account's own job,
+        so one refused account must not stop the sweep (the last refusal is raised if all are)."""
+        refused: AuthError | None = None
+        for role in roles:
+            api = self.packages(inventory, settings, user=role)
+            try:
+                api.package_versions(self.image)
+                return api
+            except AuthError as e:
+                refused = e
+                api.close()
+        raise refused or AuthError("no account to sweep the smoke package with")
 
     def sweep(self, api: Forgejo) -> list[str]:
         """Delete every version of the smoke package (tags and untagged digests); the versions removed."""

@@ -528,11 +528,16 @@ class Kube:
         body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
         self.apps.patch_namespaced_deployment(name, ns, body, _request_timeout=self.timeout)
 
-    def create_job_from_cronjob(self, ns: str, cronjob: str, what: str = "manual") -> str:
-        """`kubectl create job --from=cronjob/<name>` (a write: needs a @writes gate)."""
+    def create_job_from_cronjob(self, ns: str, cronjob: str, what: str = "manual", *,
+                                env: dict[str, str] | None = None) -> str:
+        """`kubectl create job --from=cronjob/<name>` (a write: needs a @writes gate). `env` forces
+        variables of every container of the Job to these values (e.g. DRY_RUN=true)."""
         cj = self.cronjob(ns, cronjob)
         if cj is None:
             raise KubeError(f"cronjob {ns}/{cronjob} not found")
+        for c in cj.spec.job_template.spec.template.spec.containers or []:
+            for key, value in (env or {}).items():
+                c.env = [e for e in (c.env or []) if e.name != key] + [k8s.V1EnvVar(name=key, value=value)]
         name = f"{cronjob}-{what}-{_secrets.token_hex(3)}"[:63]
         job = k8s.V1Job(
             metadata=k8s.V1ObjectMeta(

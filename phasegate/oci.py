@@ -546,6 +546,28 @@ class RegistryClient:
                       headers={"Content-Type": "application/octet-stream"})
         return digest
 
+    def push_blob_chunked(self, repository: str, data: bytes, chunk: int, digest: str | None = None) -> str:
+        """Upload a blob as a chunked upload: POST, a PATCH per `chunk` bytes with Content-Range
+        (each request body below a proxy's body-size limit), then PUT with the digest."""
+        digest = digest or _digest("sha256", data)
+        what = f"push blob {repository}@{digest} in {chunk}-byte chunks"
+        r = self._request("POST", f"/v2/{repository}/blobs/uploads/", what, ok=(202,))
+        for start in range(0, len(data), chunk):
+            location = r.headers.get("location")
+            if not location:
+                raise UnexpectedStatus(f"{what}: {r.status_code} without a Location")
+            part = data[start:start + chunk]
+            r = self._request("PATCH", urllib.parse.urljoin(str(r.request.url), location), what, ok=(202,), content=part,
+                              headers={"Content-Type": "application/octet-stream",
+                                       "Content-Range": f"{start}-{start + len(part) - 1}"})
+        location = r.headers.get("location")
+        if not location:
+            raise UnexpectedStatus(f"{what}: {r.status_code} without a Location")
+        location = urllib.parse.urljoin(str(r.request.url), location)
+        location += ("&" if "?" in location else "?") + "digest=" + urllib.parse.quote(digest, safe="")
+        self._request("PUT", location, what, ok=(201,), headers={"Content-Type": "application/octet-stream"})
+        return digest
+
     def push(self, repository: str, item: Image | Index, tag: str | None = None, skip_existing: bool = True) -> str:
         """Push an images.py tree: blobs, then children by digest, then the top by tag (or digest)."""
         for m in item.walk():

@@ -3,7 +3,13 @@
 `forgejo-cleanup` (stacks/forgejo/files/cleanup.sh) lists every container
 package version of the owner, and per package keeps the newest `KEEP_LAST_N`
 versions by `created_at`, plus `latest`, plus every version containing
-`cache`; it deletes the rest. Forgejo stores the children of a multi-arch or
+`cache`; it deletes the rest. "Newest" is the script's own order: the pages in
+the API's order (created_at descending, ties id ascending), then per name
+`sort_by(.created_at) | reverse` (cleanup.sh:72-75 @ 5d22b449 and e0452611): jq's
+sort is stable, so the reverse leaves versions of one second id-*descending*. A
+buildx push writes an index's children, the index and its other tags within one
+second, children first (lower ids), so at the keep boundary the script keeps the
+index and drops its children. Forgejo stores the children of a multi-arch or
 attested index as separate *untagged* `sha256:` versions, often older than the
 newest ten: deleting them breaks the kept tag (the 2026-06-10 incident).
 
@@ -16,15 +22,19 @@ delete. Read-only: nothing here deletes.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
 from phasegate.oci import NotFound, RegistryClient
+from phasegate.verdict import Broken, GateFailed
 
 
 class Version(Protocol):
     """What the keep-set needs of a package version (phasegate.forgejo.PackageVersion)."""
 
+    id: int
     name: str
     version: str
     created_at: dt.datetime
@@ -49,7 +59,8 @@ def keep_sets(versions: Iterable[Version], *, keep_last_n: int, always_keep: lis
         by_name.setdefault(v.name, []).append(v)
     out = {}
     for name, vs in sorted(by_name.items()):
-        vs = sorted(vs, key=lambda v: v.created_at, reverse=True)
+        api_order = sorted(vs, key=lambda v: (-v.created_at.timestamp(), v.id))
+        vs = list(reversed(sorted(api_order, key=lambda v: v.created_at)))  # sort_by(.created_at) | reverse
         ks = KeepSet(name)
         for i, v in enumerate(vs):
             if i < keep_last_n:
@@ -133,3 +144,103 @@ def orphans(client: RegistryClient, owner: str, sets: dict[str, KeepSet]) -> lis
                     if child.is_index:
                         stack.append((child.digest, cpath))
     return out
+
+
+# --------------------------------------------------------------------------
+# The retention job's own dry run (issue 16.2): the real script, not a model of it
+# --------------------------------------------------------------------------
+#
+# Log lines of stacks/forgejo/files/cleanup.sh (CS:29-30,88,95,100,109 @ 5d22b449; infra-facts.md §5):
+#   Forgejo cleanup: owner=<o> keep_last=<n> dry_run=<v>
+#   [<name>] <N> version(s)
+#     DRY_RUN would DELETE <FORGEJO_HOST>/api/v1/packages/<owner>/container/<name>/<version>
+#   Summary: kept=<K> to_delete=<D> dry_run=<v>
+
+HEADER = re.compile(r"^Forgejo cleanup: owner=(?P<owner>\S*) keep_last=(?P<keep>\S*) dry_run=(?P<dry>\S*)$")
+WOULD_DELETE = re.compile(r"^\s*DRY_RUN would DELETE (?P<url>\S+)$")
+DELETED = re.compile(r"^\s*(deleted|FAIL) \S+")
+SUMMARY = re.compile(r"^Summary: kept=(?P<kept>\d+) to_delete=(?P<deleted>\d+) dry_run=(?P<dry>\S*)$")
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What one dry-run Job of the retention CronJob printed."""
+
+    job: str  # namespace/name
+    log: str
+    owner: str
+    dry_run: str
+    would_delete: dict  # package name -> set of versions
+    summary: str
+
+    @classmethod
+    def parse(cls, job: str, log: str) -> "DryRun":
+        header = summary = None
+        would: dict[str, set[str]] = {}
+        deleted = []
+        for line in log.splitlines():
+            header = header or HEADER.match(line.strip())
+            summary = SUMMARY.match(line.strip()) or summary
+            if m := WOULD_DELETE.match(line):
+                path = urllib.parse.urlsplit(m["url"]).path
+                _, _, rest = path.partition("/api/v1/packages/")
+                owner, kind, name, version = (rest.split("/", 3) + ["", "", "", ""])[:4]
+                would.setdefault(urllib.parse.unquote(name), set()).add(urllib.parse.unquote(version))
+            elif DELETED.match(line):
+                deleted.append(line.strip())
+        if header is None or summary is None:
+            raise Broken(f"the retention Job {job} printed no {'header' if header is None else 'Summary'} line "
+                         f"(the script did not run to its end): {log.strip()[-300:] or 'empty log'}")
+        if header["dry"] != "true" or deleted:
+            raise GateFailed(expected="the Job runs with DRY_RUN=true and deletes nothing",
+                             seen=f"dry_run={header['dry']}; {len(deleted)} delete line(s): {'; '.join(deleted[:3])}",
+                             where=f"job {job}", evidence=log)
+        count = sum(len(v) for v in would.values())
+        if int(summary["deleted"]) != count:
+            raise Broken(f"the retention Job {job} says to_delete={summary['deleted']} but printed {count} "
+                         f"'would DELETE' line(s): the log is incomplete")
+        return cls(job, log, header["owner"], header["dry"], would, summary.group(0))
+
+
+def _finished(kube, ns: str, name: str):
+    for job in kube.jobs(ns):
+        if job.metadata.name == name:
+            st = job.status
+            if st and (st.succeeded or 0) >= 1:
+                return "succeeded"
+            if st and (st.failed or 0) >= 1:
+                return "failed"
+    return None
+
+
+def run_dry_run(kube, r, *, timeout: float) -> DryRun:
+    """Create a Job from the retention CronJob with DRY_RUN forced true, wait for it, read its pod's
+    log, delete the Job (a write on the cluster: @writes; the script only reads the registry)."""
+    name = kube.create_job_from_cronjob(r.namespace, r.cronjob, what="phasegate-dryrun", env={r.dry_run_env: "true"})
+    where = f"job {r.namespace}/{name} (from cronjob {r.cronjob}, {r.dry_run_env}=true)"
+    try:
+        state = kube.wait_for(lambda: _finished(kube, r.namespace, name), what=where, timeout=timeout)
+        logs = "".join(kube.pod_log(r.namespace, p.metadata.name) for p in kube.pods(r.namespace, f"job-name={name}"))
+        if state is None:
+            raise GateFailed(expected=f"the retention dry run finishes within {timeout:.0f}s",
+                             seen="still running (or never started)", where=where, evidence=logs)
+        if state != "succeeded":
+            raise GateFailed(expected="the retention dry run succeeds", seen=f"the Job failed: {logs.strip()[-300:]}",
+                             where=where, evidence=logs)
+        return DryRun.parse(f"{r.namespace}/{name}", logs)
+    finally:
+        kube.delete_job(r.namespace, name)
+
+
+def judge_dry_run(run: DryRun, versions: list, client: RegistryClient, owner: str) -> list[Orphan]:
+    """Every digest a version the job keeps needs (its manifest, index children recursively) that
+    the job printed as 'would DELETE'. `versions`: the package API's list as the script saw it."""
+    sets: dict[str, KeepSet] = {}
+    for v in versions:
+        ks = sets.setdefault(v.name, KeepSet(v.name))
+        if v.version in run.would_delete.get(v.name, set()):
+            ks.delete.append(v)
+        else:
+            ks.keep.append(v)
+            ks.why[v.version] = "kept by the job"
+    return orphans(client, owner, sets)

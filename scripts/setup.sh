@@ -12,11 +12,12 @@ APT_PACKAGES=(
   podman                   # Docker-compatible API for docker login/push and the registry VM
   openssh-server           # the registry VM's sshd
   busybox-static           # the lab VM's container image (imported from a rootfs tar, no network)
+  jq curl                  # the retention CronJob's pod runs cleanup.sh with BusyBox sh, curl and jq
   chromium                 # checks the HTML report in a real browser
   wrk                      # benchmarks: the registry's own HEAD ceiling
   git make
 )
-BINARIES=(docker-registry htpasswd containerd ctr runc prometheus promtool prometheus-pushgateway podman sshd chromium wrk git make)
+BINARIES=(docker-registry htpasswd containerd ctr runc prometheus promtool prometheus-pushgateway podman sshd chromium wrk git make jq curl)
 
 missing=0
 for b in "${BINARIES[@]}"; do command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || missing=1; done

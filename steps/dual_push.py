@@ -55,11 +55,8 @@ def every_project_dual_pushes(inventory, repos, dual_push_registries):
 
 
 @then("the bake clock starts when the last project started dual-pushing")
-def bake_clock(inventory, http_settings, dual_pushes):
-    from phasegate.forgejo import Forgejo
-
-    with Forgejo.from_inventory(inventory, http_settings, user="puller") as api:
-        clock = dual_push.bake_clock(inventory, api, dual_pushes)
+def bake_clock(inventory, repos, dual_pushes):
+    clock = dual_push.bake_clock(inventory, repos, dual_pushes)
     print(clock.render())
 
 

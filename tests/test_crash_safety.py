@@ -81,7 +81,7 @@ def _cluster_objects(lab) -> dict[str, dict]:
 def foreign_objects(lab, inventory, keys: set[str]) -> list[str]:
     """Of `keys` (new since the run started), those that do not carry the suite's names.
 
-    The suite's own: the smoke package; namespaces with the prefix and the label; Jobs with the label;
+    The suite's own: the smoke and push-storm packages; namespaces with the prefix and the label; Jobs with the label;
     Pods in such a namespace or owned by such a Job.
     """
     f, c = inventory.forgejo, inventory.cluster
@@ -96,7 +96,7 @@ def foreign_objects(lab, inventory, keys: set[str]) -> list[str]:
     def own(key: str) -> bool:
         kind, name = key.split(" ", 1)
         if kind == "package":
-            return name.startswith(f"{f.owner}/{f.smoke_image}:")
+            return name.startswith((f"{f.owner}/{f.smoke_image}:", f"{f.owner}/{inventory.push_storm.image}:"))
         o = objects.get(key)
         if o is None:  # gone again already: nothing left behind
             return True

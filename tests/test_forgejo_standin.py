@@ -32,6 +32,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 PUSH = Secret("pgcanary-standin-push-" + "a1" * 8, "push")
 PULL = Secret("pgcanary-standin-pull-" + "b2" * 8, "pull")
+CI = Secret("pgcanary-standin-ci-" + "c3" * 8, "ci")  # ci-pusher's write:package PAT: not the owner
+OWN_READ = Secret("pgcanary-standin-own-read-" + "d4" * 8, "own-read")  # viktor's read:package PAT
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +43,13 @@ def fj(tmp_path_factory):
     engine = DistributionRegistry(dir=d / "engine", name="standin-engine").start()
     cert, key = ca.issue("forgejo", "127.0.0.1")
     f = ForgejoStandin(engine, cert, key)
-    f.add_user("viktor")
+    f.add_user("viktor")  # a public user: owns viktor/*, the only one who may write it
     f.add_user("ci-pusher")
     f.add_user("cluster-puller")
-    f.add_owner("viktor", "private", {"ci-pusher": "write", "cluster-puller": "write"})
-    f.add_pat("ci-pusher", "push", PUSH.reveal(), {"write:package"})
+    f.add_owner("infra-org", "private", {"ci-pusher": "write", "cluster-puller": "read"})
+    f.add_pat("viktor", "push", PUSH.reveal(), {"write:package"})
+    f.add_pat("viktor", "own-read", OWN_READ.reveal(), {"read:package"})
+    f.add_pat("ci-pusher", "ci", CI.reveal(), {"write:package"})
     f.add_pat("cluster-puller", "pull", PULL.reveal(), {"read:package"})
     f.ca_bundle = str(ca.bundle)
     f.start()
@@ -80,32 +84,34 @@ def sha(b: bytes) -> str:
     return "sha256:" + hashlib.sha256(b).hexdigest()
 
 
-def push_image(client, auth: dict, repo: str, ref: str, payload: bytes, *, platform: str = "amd64") -> str:
-    """Config + one layer + OCI manifest, through the stand-in (monolithic uploads). Returns the digest."""
+def upload_image(client, auth: dict, repo: str, payload: bytes, *, platform: str = "amd64") -> bytes:
+    """Config + one layer uploaded (monolithic); returns the OCI manifest that lists them."""
     layer = payload
     cfg = json.dumps({"architecture": platform, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}}).encode()
     for blob in (layer, cfg):
         r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha(blob)}, content=blob, headers=auth)
         assert r.status_code == 201, r.text
-    manifest = json.dumps({
+    return json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(cfg), "size": len(cfg)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(layer), "size": len(layer)}],
     }).encode()
+
+
+def push_image(client, auth: dict, repo: str, ref: str, payload: bytes, *, platform: str = "amd64") -> str:
+    """Config + one layer + OCI manifest under `ref` (a tag or its digest). Returns the digest."""
+    manifest = upload_image(client, auth, repo, payload, platform=platform)
+    ref = sha(manifest) if ref == "@digest" else ref
     r = client.put(f"/v2/{repo}/manifests/{ref}", content=manifest, headers={**auth, "Content-Type": OCI_MANIFEST})
     assert r.status_code == 201, r.text
     return r.headers["Docker-Content-Digest"]
 
 
 def push_index(client, auth: dict, repo: str, tag: str, seed: bytes) -> tuple[str, list[str]]:
-    """A two-platform index whose children are pushed by digest (untagged versions)."""
+    """A two-platform index whose children are pushed by digest first (untagged versions), as buildx does."""
     children = []
     for arch in ("amd64", "arm64"):
-        payload = seed + arch.encode()
-        cfg_probe = push_image(client, auth, repo, "probe-" + arch, payload, platform=arch)
-        r = client.get(f"/v2/{repo}/manifests/{cfg_probe}", headers=auth)
-        body = r.content
-        client.delete(f"/v2/{repo}/manifests/probe-{arch}", headers=auth)  # now stored by digest only:
+        body = upload_image(client, auth, repo, seed + arch.encode(), platform=arch)
         r = client.put(f"/v2/{repo}/manifests/{sha(body)}", content=body, headers={**auth, "Content-Type": OCI_MANIFEST})
         assert r.status_code == 201, r.text
         children.append((sha(body), len(body), arch))
@@ -145,7 +151,7 @@ def test_token_endpoint_issues_a_24h_hs256_jwt_with_the_pat_scope(fj, client):
     assert list(r.json()) == ["token"]
     claims = jwt.decode(r.json()["token"], fj._jwt_key, algorithms=["HS256"])
     assert claims["exp"] - claims["nbf"] == 24 * 3600
-    assert claims["UserID"] == fj.users["ci-pusher"].id
+    assert claims["UserID"] == fj.users["viktor"].id
     assert claims["Scope"] == "write:package"
     # the token opens the ping
     tok = r.json()["token"]
@@ -177,28 +183,80 @@ def test_basic_works_directly_on_owner_routes_but_not_on_the_bare_ping(client):
 
 
 def test_read_scope_pulls_but_cannot_push_unless_scopes_are_not_enforced(fj, client):
-    pusher = bearer(client, "ci-pusher", PUSH)
+    pusher = bearer(client, "viktor", PUSH)
     digest = push_image(client, pusher, "viktor/scopes", "1", b"scoped layer")
     puller = bearer(client, "cluster-puller", PULL)
     r = client.get(f"/v2/viktor/scopes/manifests/{digest}", headers=puller)
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
-    for attempt in (
-        lambda: client.post("/v2/viktor/scopes/blobs/uploads/", headers=puller),
-        lambda: client.put("/v2/viktor/scopes/manifests/2", content=r.content,
-                           headers={**puller, "Content-Type": OCI_MANIFEST}),
-        lambda: client.delete("/v2/viktor/scopes/manifests/1", headers=basic("cluster-puller", PULL)),
-    ):
-        denied = attempt()
-        assert denied.status_code == 401
-        assert denied.headers["WWW-Authenticate"] == 'Basic realm="Gitea Package API"'
-        assert denied.headers["Content-Type"].startswith("text/plain")
-    with fj.fault(enforce_scopes=False):  # the pre-7.0.8 bug
+    own_read = bearer(client, "viktor", OWN_READ)  # the owner, but a read:package PAT
+    for auth in (puller, own_read):
+        for attempt in (
+            lambda: client.post("/v2/viktor/scopes/blobs/uploads/", headers=auth),
+            lambda: client.put("/v2/viktor/scopes/manifests/2", content=r.content,
+                               headers={**auth, "Content-Type": OCI_MANIFEST}),
+            lambda: client.delete("/v2/viktor/scopes/manifests/1", headers=auth),
+        ):
+            denied = attempt()
+            assert denied.status_code == 401
+            assert denied.headers["WWW-Authenticate"] == 'Basic realm="Gitea Package API"'
+            assert denied.headers["Content-Type"].startswith("text/plain")
+            assert denied.text.strip() == "reqPackageAccess"  # the error's title, not its message
+    with fj.fault(enforce_scopes=False):  # the pre-7.0.8 bug: the owner's read PAT pushes...
         assert client.put("/v2/viktor/scopes/manifests/2", content=r.content,
-                          headers={**puller, "Content-Type": OCI_MANIFEST}).status_code == 201
+                          headers={**own_read, "Content-Type": OCI_MANIFEST}).status_code == 201
+        # ...but no scope makes another user the owner
+        assert client.put("/v2/viktor/scopes/manifests/3", content=r.content,
+                          headers={**puller, "Content-Type": OCI_MANIFEST}).status_code == 401
+
+
+def test_a_users_packages_are_written_by_that_user_only(fj, client):
+    """services/context/package.go determineAccessMode: ci-pusher's write:package PAT cannot write
+    viktor/* (the real 2026-05 finding: pushes moved to viktor's PAT), on /v2 and on the package API."""
+    ci = bearer(client, "ci-pusher", CI)
+    r = client.post("/v2/viktor/owned/blobs/uploads/", headers=ci)
+    assert r.status_code == 401 and r.text.strip() == "reqPackageAccess"
+    assert r.headers["WWW-Authenticate"] == 'Basic realm="Gitea Package API"'
+    push_image(client, bearer(client, "viktor", PUSH), "viktor/owned", "1", b"owned layer")
+    assert client.get("/v2/viktor/owned/manifests/1", headers=ci).status_code == 200  # viktor is public: others read
+    # ci-pusher owns its own namespace
+    assert push_image(client, ci, "ci-pusher/own", "1", b"ci layer").startswith("sha256:")
+    with packages(fj, CI, deletable={"owned"}) as api:
+        assert api.try_delete("owned", "1") == (403, "user should have specific permission or be a site admin")
+        # an unknown version is 404 before any permission check (PackageAssignmentAPI runs first)
+        assert api.try_delete("owned", "never-pushed") == (404, "package does not exist")
+
+
+def test_an_organisations_packages_follow_team_levels(fj, client):
+    ci, puller, owner = (bearer(client, u, s) for u, s in (("ci-pusher", CI), ("cluster-puller", PULL), ("viktor", PUSH)))
+    push_image(client, ci, "infra-org/tool", "1", b"org layer")  # team Packages: write
+    assert client.get("/v2/infra-org/tool/manifests/1", headers=puller).status_code == 200  # team: read
+    assert client.post("/v2/infra-org/tool/blobs/uploads/", headers=puller).status_code == 401
+    assert client.get("/v2/infra-org/tool/manifests/1", headers=owner).status_code == 401  # private org, no member
+    fj.owners["infra-org"].visibility = "limited"
+    try:
+        assert client.get("/v2/infra-org/tool/manifests/1", headers=owner).status_code == 200  # signed in: read
+        assert client.post("/v2/infra-org/tool/blobs/uploads/", headers=owner).status_code == 401
+    finally:
+        fj.owners["infra-org"].visibility = "private"
+
+
+def test_owner_visibility_decides_who_else_reads(fj, client):
+    push_image(client, bearer(client, "viktor", PUSH), "viktor/seen", "1", b"seen layer")
+    puller = bearer(client, "cluster-puller", PULL)
+    ghost = {"Authorization": f"Bearer {client.get('/v2/token').json()['token']}"}
+    owner = fj.owners["viktor"]
+    for visibility, puller_reads, ghost_reads in (("public", 200, 200), ("limited", 200, 401), ("private", 401, 401)):
+        owner.visibility = visibility
+        try:
+            assert client.head("/v2/viktor/seen/manifests/1", headers=puller).status_code == puller_reads, visibility
+            assert client.head("/v2/viktor/seen/manifests/1", headers=ghost).status_code == ghost_reads, visibility
+            assert client.head("/v2/viktor/seen/manifests/1", headers=bearer(client, "viktor", PUSH)).status_code == 200
+        finally:
+            owner.visibility = "public"
 
 
 def test_unknown_owner_and_bad_names(client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     r = client.get("/v2/nobody/x/tags/list", headers=auth)
     assert r.status_code == 404 and r.text.strip() == "Not found."
     r = client.get("/v2/viktor/Upper/tags/list", headers=auth)
@@ -211,7 +269,7 @@ def test_unknown_owner_and_bad_names(client):
 
 
 def test_manifest_and_blob_headers(client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     digest = push_image(client, auth, "viktor/headers", "v1", b"header layer")
     r = client.head("/v2/viktor/headers/manifests/v1", headers=auth)
     assert r.status_code == 200
@@ -227,7 +285,7 @@ def test_manifest_and_blob_headers(client):
 
 
 def test_chunked_upload_protocol(client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     data = b"0123456789" * 10
     r = client.post("/v2/viktor/chunks/blobs/uploads/", headers=auth)
     assert r.status_code == 202 and r.headers["Range"] == "0-0"
@@ -246,7 +304,7 @@ def test_chunked_upload_protocol(client):
 
 
 def test_manifest_put_requires_its_blobs_and_children(client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     missing = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                           "config": {"mediaType": "x", "digest": sha(b"no config"), "size": 9}, "layers": []}).encode()
     r = client.put("/v2/viktor/strict/manifests/1", content=missing, headers={**auth, "Content-Type": OCI_MANIFEST})
@@ -261,7 +319,7 @@ def test_manifest_put_requires_its_blobs_and_children(client):
 
 
 def test_tags_are_lowercased_sorted_and_every_page_has_a_link(client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     for tag in ("B", "a", "C2"):
         push_image(client, auth, "viktor/tagged", tag, b"tag layer")
     r = client.get("/v2/viktor/tagged/tags/list", headers=auth)
@@ -313,21 +371,21 @@ def test_catalog_caps_n_at_100_and_links_only_full_pages(fj, client):
 
 
 def test_package_api_lists_index_children_as_untagged_versions(fj, client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     index, children = push_index(client, auth, "viktor/multi", "latest", b"multi")
     with packages(fj) as api:
         versions = {v.version: v for v in api.package_versions("multi")}
     assert set(versions) == {"latest", *children}
     assert [v.untagged for v in versions.values()].count(True) == 2
     v = versions["latest"]
-    assert v.owner == "viktor" and v.type == "container" and v.creator == "ci-pusher"
+    assert v.owner == "viktor" and v.type == "container" and v.creator == "viktor"
     assert v.html_url == f"{fj.url}/viktor/-/packages/container/multi/latest"
     assert versions[children[0]].html_url.endswith(f"/multi/{children[0]}")  # ':' stays as is
 
 
 def test_deleting_an_index_child_orphans_the_index(fj, client):
     """The 2026-06-10 incident, reproduced: the REST delete of a sha256: version breaks its index."""
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     index, children = push_index(client, auth, "viktor/incident", "v1", b"incident")
     with packages(fj, PUSH, deletable={"incident"}) as api:
         assert api.delete("incident", children[0]) == 204
@@ -339,7 +397,7 @@ def test_deleting_an_index_child_orphans_the_index(fj, client):
 
 
 def test_deleting_a_tag_version_removes_it_from_v2_and_the_api(fj, client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     digest = push_image(client, auth, "viktor/gone", "1", b"gone layer")
     with packages(fj, PUSH, deletable={"gone"}) as api:
         assert api.get("gone", "1").version == "1"
@@ -353,7 +411,7 @@ def test_deleting_a_tag_version_removes_it_from_v2_and_the_api(fj, client):
 
 
 def test_package_api_paging_limits_and_total(fj, client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     digest = push_image(client, auth, "viktor/many", "t00", b"many layer")
     manifest = client.get(f"/v2/viktor/many/manifests/{digest}", headers=auth).content
     for i in range(1, 55):
@@ -377,7 +435,7 @@ def test_package_api_paging_limits_and_total(fj, client):
 
 
 def test_created_at_can_be_aged_by_lab_scenarios(fj, client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     push_image(client, auth, "viktor/aged", "old", b"aged layer")
     push_image(client, auth, "viktor/aged", "new", b"aged layer 2")
     old = dt.datetime(2026, 5, 1, 4, 0, tzinfo=dt.timezone.utc)
@@ -391,6 +449,8 @@ def test_created_at_can_be_aged_by_lab_scenarios(fj, client):
 def test_package_api_auth(fj, client):
     r = client.get("/api/v1/packages/viktor")
     assert r.status_code == 401 and r.json()["message"] == "token is required"
+    r = client.get("/api/v1/packages/viktor", headers={"Authorization": "token pgcanary-no-such-token-00"})
+    assert r.status_code == 401 and r.json()["message"] == "user does not exist [uid: 0, name: ]"
     r = client.delete("/api/v1/packages/viktor/container/aged/old", headers={"Authorization": f"token {PULL.reveal()}"})
     assert r.status_code == 403 and "write:package" in r.json()["message"]
     r = client.get("/api/v1/packages/viktor", headers={"Authorization": f"Bearer {PULL.reveal()}"})
@@ -438,7 +498,7 @@ def test_counters_prove_what_was_written(fj, client):
     client.get("/v2/_catalog", headers=auth)
     assert fj.writes(mark) == []
     assert [s.method for s in fj.requests(mark)] == ["GET", "GET"]
-    push_image(client, bearer(client, "ci-pusher", PUSH), "viktor/counted", "1", b"counted")
+    push_image(client, bearer(client, "viktor", PUSH), "viktor/counted", "1", b"counted")
     assert [(s.method, s.status) for s in fj.writes(mark)] == [("POST", 201), ("POST", 201), ("PUT", 201)]
     assert fj.counts["PUT"] >= 1
 
@@ -456,21 +516,49 @@ def test_other_areas_can_mount_routes(fj, client):
     assert r.status_code == 403  # read:package does not cover repositories
 
 
-def test_forgejo_cron_drops_only_old_unreferenced_digests(fj, client):
-    auth = bearer(client, "ci-pusher", PUSH)
+def test_forgejo_cron_drops_only_old_digests_no_tagged_index_lists(fj, client):
+    """cleanup_sha256.go: untagged versions older than 24 h go unless a *tagged* index lists them;
+    the indexes are read globally (whatever their age or image)."""
+    auth = bearer(client, "viktor", PUSH)
     index, children = push_index(client, auth, "viktor/cron", "v1", b"cron")
-    loose = push_image(client, auth, "viktor/cron", "probe", b"cron loose")
-    manifest = client.get(f"/v2/viktor/cron/manifests/{loose}", headers=auth).content
-    client.delete("/v2/viktor/cron/manifests/probe", headers=auth)
-    assert client.put(f"/v2/viktor/cron/manifests/{loose}", content=manifest,
-                      headers={**auth, "Content-Type": OCI_MANIFEST}).status_code == 201
+    loose = push_image(client, auth, "viktor/cron", "@digest", b"cron loose")
+    # an index that only an untagged index lists protects nothing
+    _, hidden = push_index(client, auth, "viktor/cron-hidden", "tmp", b"cron hidden")
+    hidden_index = client.get("/v2/viktor/cron-hidden/manifests/tmp", headers=auth)
+    client.delete("/v2/viktor/cron-hidden/manifests/tmp", headers=auth)
+    assert client.put(f"/v2/viktor/cron-hidden/manifests/{sha(hidden_index.content)}", content=hidden_index.content,
+                      headers={**auth, "Content-Type": OCI_INDEX}).status_code == 201
     old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
-    for version in [loose, *children]:
-        fj.set_created_at("viktor/cron", version, old)
-    gone = fj.run_cleanup_packages()
-    assert [(v.repository, v.version) for v in gone] == [("viktor/cron", loose)]
+    for repo, version in [("viktor/cron", loose), *[("viktor/cron", c) for c in children],
+                          ("viktor/cron-hidden", sha(hidden_index.content)), *[("viktor/cron-hidden", c) for c in hidden]]:
+        fj.set_created_at(repo, version, old)
+    fresh = push_image(client, auth, "viktor/cron", "@digest", b"cron fresh")  # younger than 24 h: stays
+    gone = {(v.repository, v.version) for v in fj.run_cleanup_packages()}
+    assert gone == {("viktor/cron", loose), ("viktor/cron-hidden", sha(hidden_index.content)),
+                    *[("viktor/cron-hidden", c) for c in hidden]}
     assert client.head("/v2/viktor/cron/manifests/v1", headers=auth).status_code == 200
-    assert all(client.head(f"/v2/viktor/cron/manifests/{c}", headers=auth).status_code == 200 for c in children)
+    assert all(client.head(f"/v2/viktor/cron/manifests/{c}", headers=auth).status_code == 200 for c in [*children, fresh])
+
+
+def test_a_rest_delete_takes_the_layers_only_that_version_used(fj, client):
+    """A version's blobs are its package files: after the REST delete, a layer no other version of
+    the image uses answers 404 at once; a shared one stays."""
+    auth = bearer(client, "viktor", PUSH)
+    only = json.loads(upload_image(client, auth, "viktor/layers", b"layer of one"))
+    client.put("/v2/viktor/layers/manifests/one", content=json.dumps(only).encode(),
+               headers={**auth, "Content-Type": OCI_MANIFEST})
+    push_image(client, auth, "viktor/layers", "two", b"layer of two")
+    shared = json.dumps({**only, "annotations": {"copy": "yes"}}).encode()  # same blobs, another manifest
+    assert client.put("/v2/viktor/layers/manifests/three", content=shared,
+                      headers={**auth, "Content-Type": OCI_MANIFEST}).status_code == 201
+    layer = only["layers"][0]["digest"]
+    with packages(fj, PUSH, deletable={"layers"}) as api:
+        assert api.delete("layers", "two") == 204
+        assert api.delete("layers", "one") == 204
+        assert client.head(f"/v2/viktor/layers/blobs/{layer}", headers=auth).status_code == 200  # "three" holds it
+        assert api.delete("layers", "three") == 204
+    r = client.head(f"/v2/viktor/layers/blobs/{layer}", headers=auth)
+    assert r.status_code == 404
 
 
 def test_other_basic_forms_and_the_ghost(client):
@@ -484,13 +572,13 @@ def test_other_basic_forms_and_the_ghost(client):
     assert r.status_code == 200
     ghost = {"Authorization": f"Bearer {r.json()['token']}"}
     assert client.get("/v2/", headers=ghost).status_code == 200
-    assert client.get("/v2/_catalog", headers=ghost).json() == {"repositories": []}
-    r = client.get("/v2/viktor/scopes/tags/list", headers=ghost)
+    assert "infra-org/tool" not in client.get("/v2/_catalog", headers=ghost).json()["repositories"]
+    r = client.get("/v2/infra-org/tool/tags/list", headers=ghost)
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Basic realm="Gitea Package API"'
 
 
 def test_package_files_use_capital_size(fj, client):
-    auth = bearer(client, "ci-pusher", PUSH)
+    auth = bearer(client, "viktor", PUSH)
     digest = push_image(client, auth, "viktor/files", "1", b"files layer")
     with packages(fj) as api:
         files = api.client.get("/api/v1/packages/viktor/container/files/1/files").json()
@@ -499,3 +587,32 @@ def test_package_files_use_capital_size(fj, client):
     manifest = json.loads(client.get(f"/v2/viktor/files/manifests/{digest}", headers=auth).content)
     blobs = [manifest["config"]] + manifest["layers"]
     assert sorted(f["name"] for f in files[1:]) == sorted(d["digest"].replace(":", "_") for d in blobs)
+
+
+def test_repository_api_combined_status_and_default_page(fj):
+    """The combined state is the worst by Forgejo's priority (error > failure > warning > pending >
+    success); limit=0 (or none) is the default page of 30, not one commit."""
+    from types import SimpleNamespace
+
+    from phasegate.forgejo_repos import ForgejoRepos
+    from phasegate.lab.forgejo_repos import ForgejoRepos as LabRepos
+    from phasegate.lab.forgejo_repos import LabCommit, LabRepo
+
+    t0 = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+    states = {"a" * 40: {"ci/x": "success", "ci/y": "warning"}, "b" * 40: {"ci/x": "pending", "ci/y": "warning"},
+              "c" * 40: {"ci/x": "warning", "ci/y": "failure"}, "d" * 40: {"ci/x": "success"}}
+    commits = [LabCommit(sha, t0, sha[:4], st) for sha, st in states.items()]
+    commits += [LabCommit(f"{n:040x}", t0 - dt.timedelta(hours=n), f"old {n}", {}) for n in range(1, 40)]
+    lab_repos = LabRepos()
+    lab_repos._lab = {"registries": SimpleNamespace(forgejo=fj)}
+    lab_repos.repos = {"viktor/statuses": LabRepo("viktor/statuses", commits, {})}
+    base = r"/api/v1/repos/(?P<owner>[^/]+)/(?P<repo>statuses)"
+    fj.route("GET", base + r"/commits", lab_repos._commits)
+    fj.route("GET", base + r"/commits/(?P<sha>[0-9a-f]{7,40})/status(?:es)?", lab_repos._status)
+    fj.add_pat("viktor", "status-reader", "pgcanary-standin-status-token-01", {"read:repository"})
+    with ForgejoRepos.connect(fj.url, Secret("pgcanary-standin-status-token-01", "repo"), SETTINGS,
+                              ca_bundle=fj.ca_bundle) as repos:
+        assert [repos.status("viktor/statuses", sha) for sha in states] == ["warning", "warning", "failure", "success"]
+        assert repos.status("viktor/statuses", "e" * 40) == ""
+        assert len(repos.commits("viktor/statuses", limit=0)) == 30
+        assert len(repos.commits("viktor/statuses", limit=500)) == 43

@@ -15,8 +15,8 @@ from phasegate.oci import RegistryClient
 
 pytestmark = pytest.mark.lab
 
-FEATURE_WRITES = "The smoke image pushed by ci-pusher is pullable by cluster-puller"
-FEATURE_REFUSAL = "cluster-puller can pull but is refused a push"
+FEATURE_WRITES = "The smoke image pushed by the pusher is pullable by the puller"
+FEATURE_REFUSAL = "The puller can pull but is refused a push"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_a_rerun_after_a_crash_starts_clean(lab, lab_env, inventory, smoke, gate
 
 
 def test_a_failing_writing_gate_still_removes_what_it_pushed(lab, smoke, gates):
-    run = gates(scenario=FEATURE_REFUSAL, fault="forgejo-scopes-not-enforced")
+    run = gates(scenario=FEATURE_REFUSAL, fault="forgejo-puller-can-push")
     assert run.outcome(FEATURE_REFUSAL) == "failed", run.summary()
     assert smoke_versions(lab, smoke) == []
 

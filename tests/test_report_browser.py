@@ -1,8 +1,8 @@
 """The report a reviewer reads, checked in a real browser (Debian chromium, headless).
 
 The Phase 0 registry gates run against the lab twice into one results folder:
-- with the known fault `forgejo-scopes-not-enforced` (cluster-puller's read:package PAT can
-  push): two gates pass, "cluster-puller can pull but is refused a push" fails;
+- with the known fault `forgejo-puller-can-push` (the pull secret holds a PAT that can
+  push): two gates pass, "The puller can pull but is refused a push" fails;
 - with Forgejo unreachable (the inventory points at a loopback port nobody listens on): the
   login gate cannot be judged.
 `phasegate report` renders the HTML, and chromium opens it from file://. The overview must show
@@ -38,11 +38,11 @@ from tests.canary import leaks_in_tree
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "reports"
 
-FAULT = "forgejo-scopes-not-enforced"
-DEFECT = "cluster-puller can pull but is refused a push"
-PASSING = ["The smoke image pushed by ci-pusher is pullable by cluster-puller",
-           "The smoke package is deleted through the package API"]
-UNREACHABLE = "Registry login as ci-pusher succeeds"
+FAULT = "forgejo-puller-can-push"
+DEFECT = "The puller can pull but is refused a push"
+PASSING = ["The smoke image pushed by the pusher is pullable by the puller",
+           "The cleaner deletes the smoke package through the package API"]
+UNREACHABLE = "Registry login as the pusher succeeds"
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-default-apps",

@@ -49,6 +49,10 @@ COMPONENTS: dict[str, str] = {
     "uptime_kuma": "phasegate.lab.uptime_kuma:UptimeKumaStandin",
     # after cluster: it registers the probe CronJob's lab runner on the Kubernetes stand-in
     "metrics": "phasegate.lab.metrics:MetricsLab",
+    # after cluster: the retention CronJob's pods run the infra checkout's cleanup.sh
+    "forgejo_cleanup": "phasegate.lab.forgejo_cleanup:ForgejoCleanupJob",
+    # after metrics: adds its scrape jobs (the stand-in's working set, limit, restarts) to the lab Prometheus
+    "forgejo_metrics": "phasegate.lab.forgejo_metrics:ForgejoMetrics",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.

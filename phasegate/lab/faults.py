@@ -33,6 +33,7 @@ FAULT_MODULES = [
     "phasegate.lab.infra_checkout",
     "phasegate.lab.forgejo_repos",
     "phasegate.lab.forgejo_faults",
+    "phasegate.lab.forgejo_metrics",
     "phasegate.lab.cluster",
 ]
 

@@ -5,7 +5,9 @@ No Forgejo binary can run here, so the lab serves what phasegate talks to --
 REST API -- over HTTPS with a lab-CA certificate, the way Forgejo v11 answers
 (../shared/reference/forgejo-registry-v11-details.md: challenge string, JWT
 realm, PAT scopes, the three error styles, tags/catalog paging quirks, the
-version model with untagged `sha256:` versions). Bytes live in a real
+version model with untagged `sha256:` versions) and with Forgejo's package
+permissions (`access()`: a user's packages written by that user only, an
+organisation's by its teams, other users reading by the owner's visibility). Bytes live in a real
 distribution engine (plain HTTP, loopback, no auth) that only the stand-in
 talks to; blob and manifest traffic is proxied to it.
 
@@ -60,7 +62,13 @@ from phasegate.lab.distribution import DistributionRegistry
 
 API_VERSION_HEADER = ("Docker-Distribution-Api-Version", "registry/2.0")
 PACKAGE_API_REALM = 'Basic realm="Gitea Package API"'
+# /v2 permission or scope refusal: 401, body = the error's title (routers/api/packages/api.go:86-90,
+# services/context/base.go:123-128 on Forgejo's v11.0 branch; reference/forgejo-registry-v11-details.md §0)
+REQ_PACKAGE_ACCESS = "reqPackageAccess"
+# /api/v1 permission refusal: 403 JSON (routers/api/v1/api.go reqPackageAccess)
 PERMISSION_TEXT = "user should have specific permission or be a site admin"
+# /api/v1 with a token that resolves to no user (reference/forgejo-registry-v11-details.md §7, corrected)
+INVALID_TOKEN_TEXT = "user does not exist [uid: 0, name: ]"
 AUTH_FAILED_TEXT = "authGroup.Verify"
 APP_NAME = "Forgejo: Beyond coding. We Forge."
 TOKEN_TTL = dt.timedelta(hours=24)
@@ -165,9 +173,13 @@ class Pat:
 
 @dataclass
 class Owner:
+    """A package owner: a user (its packages are written by that user only) or an organisation
+    (written by members whose team grants Packages write)."""
+
     name: str
-    visibility: str = "private"  # public | limited | private
-    members: dict[str, str] = field(default_factory=dict)  # user -> read | write (team "Packages" unit)
+    visibility: str = "public"  # public | limited | private
+    members: dict[str, str] = field(default_factory=dict)  # organisation: user -> read | write (team "Packages" unit)
+    kind: str = "organization"  # user | organization
 
 
 @dataclass(frozen=True)
@@ -277,7 +289,7 @@ class Knobs:
     only: tuple[str, ...] = ()
     healthy: bool = True  # False: /api/healthz reports database:ping fail (424)
     delete_mode: str = "normal"  # normal | refuse (package API DELETE 500) | ignore (204, version survives)
-    enforce_scopes: bool = True  # False: the pre-7.0.8 bug (any PAT may push)
+    enforce_scopes: bool = True  # False: the pre-7.0.8 bug (a permitted user's PAT pushes whatever its scope)
     ignored_deletes: list[tuple[str, str]] = field(default_factory=list)  # (repository, version) answered 204
     blobs_unreadable: bool = False  # HEAD/GET of blobs 404 (database row present, file gone: gitea#19586)
     release: threading.Event = field(default_factory=threading.Event)  # set = hanging requests give up
@@ -436,6 +448,20 @@ class _Store:
                 raise KeyError(f"no version {repo}:{version}")
             m.created_at = when.astimezone(dt.timezone.utc).replace(microsecond=0)
 
+    def record_pushes(self, pushes: list[tuple[str, str, dt.datetime]]) -> None:
+        """(repository, version, pushed at) in push order: each version gets that created_at and
+        a fresh id in that order (Forgejo's ids follow inserts: a buildx push writes the children,
+        then the index, then each further tag of it, within one second)."""
+        with self.lock:
+            for owner in {r.split("/", 1)[0] for r, _, _ in pushes}:
+                self.versions(owner)  # the overlay knows every stored version
+            for repo, version, when in pushes:
+                m = self._meta.get((repo, version))
+                if m is None:
+                    raise KeyError(f"no version {repo}:{version}")
+                m.id, m.created_at = self._next_id, when.astimezone(dt.timezone.utc).replace(microsecond=0)
+                self._next_id += 1
+
     def untag(self, repo: str, tag: str) -> None:
         shutil.rmtree(self.engine.tag_dir(repo, tag), ignore_errors=True)
 
@@ -576,14 +602,17 @@ class ForgejoStandin:
         self._engine_http.close()
 
     # -- accounts --------------------------------------------------------------
-    def add_user(self, name: str, password: str | None = None, admin: bool = False) -> User:
+    def add_user(self, name: str, password: str | None = None, admin: bool = False,
+                 visibility: str = "public") -> User:
+        """A user; also the owner of its own packages (Forgejo's default user visibility is public)."""
         u = User(name, len(self.users) + 1, password, admin)
         self.users[name] = u
-        self.owners.setdefault(name, Owner(name, "public"))
+        self.owners[name] = Owner(name, visibility, kind="user")
         return u
 
     def add_owner(self, name: str, visibility: str = "private", members: dict[str, str] | None = None) -> Owner:
-        o = self.owners[name] = Owner(name, visibility, dict(members or {}))
+        """An organisation whose members' team grants them Packages read or write."""
+        o = self.owners[name] = Owner(name, visibility, dict(members or {}), kind="organization")
         return o
 
     def add_pat(self, user: str, name: str, token: str, scopes) -> Pat:
@@ -671,6 +700,44 @@ class ForgejoStandin:
         """Age (or rejuvenate) a version: what Forgejo's database says its created_at is."""
         self.store.set_created_at(repository, version, when)
 
+    def record_pushes(self, pushes: list[tuple[str, str, dt.datetime]]) -> None:
+        """Give stored versions the ids and created_at of a push history (see _Store.record_pushes)."""
+        self.store.record_pushes(pushes)
+
+    def push_order(self, repository: str, tag: str) -> list[str]:
+        """The versions one push of `tag` writes, in the order a client writes them: every
+        untagged manifest below it (children before their index), then the tag."""
+        out: list[str] = []
+        tags = self.store.tags(repository)
+
+        def walk(digest: str) -> None:
+            m = self.store.manifest(digest) or {}
+            for c in m.get("manifests") or []:
+                d = c.get("digest") if isinstance(c, dict) else None
+                if d and d not in out:
+                    walk(d)
+                    if not any(t == d for t, _ in tags.values()):
+                        out.append(d)
+
+        walk(tags[tag][0])
+        return out + [tag]
+
+    def manifest_bytes(self, repository: str, ref: str) -> tuple[bytes, str]:
+        """The stored manifest of a version (lab scenarios): its bytes and media type."""
+        r = self._engine_http.get(f"/v2/{repository}/manifests/{ref}", headers={"Accept": ENGINE_ACCEPT})
+        r.raise_for_status()
+        return r.content, r.headers.get("Content-Type", "")
+
+    def store_manifest(self, repository: str, tag: str, body: bytes, media_type: str, *, creator: str) -> str:
+        """Store a manifest under a tag as a push would (its blobs must be in the image already)."""
+        with self.store.lock:
+            r = self._engine_http.put(f"/v2/{repository}/manifests/{tag}", content=body,
+                                      headers={"Content-Type": media_type})
+            r.raise_for_status()
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            self.store.record_push(repository, tag.lower(), digest, creator)
+        return digest
+
     def delete_version(self, repository: str, version: str) -> bool:
         """What DELETE /api/v1/packages/{owner}/container/{name}/{version} does. False if unknown."""
         with self.store.lock:
@@ -686,14 +753,25 @@ class ForgejoStandin:
 
     def run_cleanup_packages(self, older_than: dt.timedelta = dt.timedelta(hours=24),
                              now: dt.datetime | None = None) -> list[Version]:
-        """Forgejo >= 9's daily cron (services/packages/container/cleanup_sha256.go): delete every
-        untagged `sha256:` version that no index of its image lists and that is older than
-        `older_than`. Returns what it deleted (lab scenarios call it; nothing runs it on a timer)."""
+        """Forgejo >= 9's `cleanup_packages` cron ([cron.cleanup_packages] @midnight, OLDER_THAN 24h;
+        services/packages/container/cleanup_sha256.go cleanupSHA256, Forgejo PRs 4698 and 5430):
+        delete every untagged `sha256:` version older than `older_than` whose digest no *tagged*
+        index lists (only non-sha256 versions' metadata protect) -- the indexes are read globally,
+        across every image and whatever their age. Returns what it deleted. Lab scenarios and
+        faults call it; it is not run at lab start because the seed's nested indexes (which
+        Forgejo itself refuses: 400 MANIFEST_INVALID) would lose their grandchildren."""
         cutoff = (now or _now()) - older_than
         gone = []
         with self.store.lock:
-            for v in self.store.versions():
-                if v.untagged and v.created_at < cutoff and v.digest not in self.store.children(v.repository):
+            versions = self.store.versions()
+            referenced = set()
+            for v in versions:
+                if not v.untagged:
+                    m = self.store.manifest(v.digest) or {}
+                    if isinstance(m.get("manifests"), list):
+                        referenced |= {c.get("digest") for c in m["manifests"] if isinstance(c, dict)}
+            for v in versions:
+                if v.untagged and v.created_at < cutoff and v.digest not in referenced:
                     self.delete_version(v.repository, v.version)
                     gone.append(v)
         return gone
@@ -714,7 +792,21 @@ class ForgejoStandin:
         self._engine_delete_manifest(repo, digest)
 
     def _engine_delete_manifest(self, repo: str, digest: str) -> None:
+        gone = self._blobs_of(digest)
         self._engine_http.delete(f"/v2/{repo}/manifests/{digest}")
+        # a version's blobs are its package files: removing the version removes them, so a layer
+        # no other version of the image uses answers 404 at once (Forgejo serves a blob only from
+        # some version's files of that image: models/packages/container/search.go, v11 sheet §5)
+        still = set()
+        for d in list(self.store.revisions(repo)):
+            still |= self._blobs_of(d)
+        for blob in gone - still:
+            self._engine_http.delete(f"/v2/{repo}/blobs/{blob}")
+
+    def _blobs_of(self, digest: str) -> set[str]:
+        m = self.store.manifest(digest) or {}
+        descs = [m.get("config")] + list(m.get("layers") or [])
+        return {d["digest"] for d in descs if isinstance(d, dict) and DIGEST.match(str(d.get("digest", "")))}
 
     # -- dispatch -----------------------------------------------------------------
     def handle(self, req: Request) -> Response | None:
@@ -828,8 +920,9 @@ class ForgejoStandin:
                     raise HttpError(self._api_error(401, "user does not exist"))
         if p is None and token:
             pat = self.pats.get(token)
-            if pat and not pat.revoked:
-                p = Principal(self.users[pat.user], pat.scopes, "pat")
+            if pat is None or pat.revoked:
+                raise HttpError(self._api_error(401, INVALID_TOKEN_TEXT))
+            p = Principal(self.users[pat.user], pat.scopes, "pat")
         if p is None:
             raise HttpError(self._api_error(401, "token is required"))
         needed = f"{'read' if req.method in ('GET', 'HEAD') else 'write'}:{category}"
@@ -841,18 +934,29 @@ class ForgejoStandin:
         return Response.json({"message": message, "url": f"{self.root_url}api/swagger"}, status)
 
     def access(self, principal: Principal | None, owner: str) -> str:
-        """Permission level on an owner's packages: none | read | write."""
+        """Permission level on an owner's packages: none | read | write. As Forgejo's
+        determineAccessMode (services/context/package.go, go-gitea/gitea @ 0bd9aa0a; Forgejo v11
+        services/context/package.go:106-145): a user's packages are written by that user only --
+        another user's write:package PAT is refused -- and read by signed-in users when the owner
+        is public or limited, by anonymous callers when public; an organisation's by its members
+        at their team's Packages level, by others (read) when the organisation is visible to them.
+        Site admins bypass every check."""
         o = self.owners.get(owner)
         if o is None:
             return "none"
         user = principal.user if principal else None
-        if user is not None and (user.admin or user.name == o.name):
+        if user is not None and user.admin:
             return "write"
-        if user is not None and user.name in o.members:
-            return o.members[user.name]
-        if o.visibility == "public" or (o.visibility == "limited" and user is not None):
-            return "read"
-        return "none"
+        if o.kind == "user":
+            if user is not None and user.name == o.name:
+                return "write"
+            if user is not None:
+                return "read" if o.visibility in ("public", "limited") else "none"
+            return "read" if o.visibility == "public" else "none"
+        level = o.members.get(user.name, "none") if user is not None else "none"
+        if level == "none" and (o.visibility == "public" or (o.visibility == "limited" and user is not None)):
+            level = "read"
+        return level
 
     def _require(self, principal: Principal, owner: str, mode: str) -> None:
         level = self.access(principal, owner)
@@ -860,7 +964,7 @@ class ForgejoStandin:
         if ok and self.knobs.enforce_scopes and principal.via in ("pat", "jwt"):
             ok = has_scope(principal.scopes, f"{mode}:package")
         if not ok:
-            raise HttpError(Response.text(PERMISSION_TEXT, 401, [("WWW-Authenticate", PACKAGE_API_REALM)]))
+            raise HttpError(Response.text(REQ_PACKAGE_ACCESS, 401, [("WWW-Authenticate", PACKAGE_API_REALM)]))
 
     def _challenge(self) -> Response:
         r = oci_error(401, "UNAUTHORIZED")
@@ -1204,18 +1308,22 @@ class ForgejoStandin:
             "created_at": _rfc3339(v.created_at),
         }
 
-    def _api_owner(self, req: Request, mode: str) -> tuple[Principal, str]:
+    def _api_owner(self, req: Request) -> tuple[Principal, str]:
         p = self.api_principal(req, "package")
         owner = req.params["owner"].lower()
         if owner not in self.owners:
             raise HttpError(self._api_error(404, "user does not exist"))
+        return p, owner
+
+    def _api_permit(self, p: Principal, owner: str, mode: str) -> None:
+        """routers/api/v1/api.go reqPackageAccess: 403 JSON below the access the route needs."""
         level = self.access(p, owner)
         if not (level == "write" or (mode == "read" and level == "read")):
             raise HttpError(self._api_error(403, PERMISSION_TEXT))
-        return p, owner
 
     def _api_list(self, req: Request) -> Response:
-        _, owner = self._api_owner(req, "read")
+        p, owner = self._api_owner(req)
+        self._api_permit(p, owner, "read")
         ptype = req.arg("type")
         q = req.arg("q").lower()
         try:
@@ -1257,12 +1365,18 @@ class ForgejoStandin:
         return ",".join(links)
 
     def _api_target(self, req: Request, mode: str) -> Version:
-        _, owner = self._api_owner(req, mode)
+        # PackageAssignmentAPI looks the version up (404) before reqPackageAccess judges the
+        # caller (403): services/context/package.go packageAssignment, Forgejo v11
+        # routers/api/v1/packages/package.go:71-90
+        p, owner = self._api_owner(req)
         if req.params["type"] != "container":
             raise HttpError(self._api_error(404, "package does not exist"))
         v = self._find(f"{owner}/{req.params['name'].lower()}", req.params["version"])
         if v is None:
             raise HttpError(self._api_error(404, "package does not exist"))
+        self._api_permit(p, owner, "read")
+        if mode == "write":
+            self._api_permit(p, owner, "write")
         return v
 
     def _api_version(self, req: Request) -> Response:

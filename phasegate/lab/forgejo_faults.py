@@ -7,9 +7,15 @@ the same generic helpers registry-private uses (phasegate.lab.seed).
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
+
 from phasegate.lab import seed
+from phasegate.lab.procs import LabError
 from phasegate.lab.faults import fault
-from phasegate.lab.registries import FORGEJO_OWNER, FORGEJO_PUSHER
+from phasegate.lab.registries import FORGEJO_CI_USER, FORGEJO_CLEANER, FORGEJO_OWNER, FORGEJO_PULLER, FORGEJO_PUSHER
 
 
 def _forgejo(lab):
@@ -17,7 +23,7 @@ def _forgejo(lab):
 
 
 @fault("forgejo-pusher-token-revoked", component="registries",
-       description="Forgejo: ci-pusher's write:package PAT is revoked (the environment holds a dead token)")
+       description="Forgejo: the pusher's write:package PAT is revoked (the environment holds a dead token)")
 def _pusher_token_revoked(lab):
     pat = _forgejo(lab).pat(FORGEJO_PUSHER, "push")
     pat.revoked = True
@@ -55,11 +61,46 @@ def _delete_refused(lab):
         yield
 
 
-@fault("forgejo-scopes-not-enforced", component="registries",
-       description="Forgejo ignores PAT scopes on /v2 (the pre-7.0.8 bug): a read:package token can push")
-def _scopes_not_enforced(lab):
-    with _forgejo(lab).fault(enforce_scopes=False):
+@contextlib.contextmanager
+def _token_of(lab, user: str, name: str, *, owner: str, scopes=None):
+    """The PAT behind an inventory secret belongs to `owner` (and has `scopes`) for the block."""
+    pat = _forgejo(lab).pat(user, name)
+    before = (pat.user, pat.scopes)
+    pat.user, pat.scopes = owner, frozenset(scopes) if scopes is not None else pat.scopes
+    try:
         yield
+    finally:
+        pat.user, pat.scopes = before
+
+
+@fault("forgejo-cleaner-not-owner", component="registries",
+       description="the cleanup secret holds ci-pusher's write:package PAT, as from 2026-05-07 to 06-09: "
+                   "Forgejo refuses its DELETEs of viktor/* (403), which the dry run hid for a month")
+def _cleaner_not_owner(lab):
+    # stacks/forgejo/cleanup.tf:7-9 @ 6d5204db (a 3rd PAT on ci-pusher); :7-17 @ e0452611 (the 403)
+    with _token_of(lab, FORGEJO_CLEANER, "cleanup", owner=FORGEJO_CI_USER):
+        yield
+
+
+@fault("forgejo-puller-can-push", component="registries",
+       description="the pull secret holds the owner's write:package PAT (the push token copied into "
+                   "forgejo_pull_token): the puller's identity can push")
+def _puller_can_push(lab):
+    with _token_of(lab, FORGEJO_PULLER, "pull", owner=FORGEJO_OWNER, scopes={"write:package"}):
+        yield
+
+
+@fault("forgejo-owner-private", component="registries",
+       description="viktor's profile visibility set to private: other users (cluster-puller) may no "
+                   "longer read his packages (reqPackageAccess 401 on every pull)")
+def _owner_private(lab):
+    owner = _forgejo(lab).owners[FORGEJO_OWNER]
+    before = owner.visibility
+    owner.visibility = "private"
+    try:
+        yield
+    finally:
+        owner.visibility = before
 
 
 @fault("forgejo-blobs-unreadable", component="registries",
@@ -88,3 +129,80 @@ def _on_disk(name: str, helper):
 
 for _name, _helper in seed.FAULT_HELPERS.items():
     _on_disk(_name, _helper)
+
+
+# --------------------------------------------------------------------------
+# Retention history (issue 20): what the package list looks like after real pushes and clean-ups
+# --------------------------------------------------------------------------
+
+TIE_PROJECT = "payslip-ingest"  # an OCI index with attestation children (seed KINDS[0])
+
+
+@contextlib.contextmanager
+def _newer_builds(lab, newer: int):
+    """`newer` later single-arch builds of TIE_PROJECT, an hour apart after its buildx push."""
+    f = _forgejo(lab)
+    repo = f"{FORGEJO_OWNER}/{TIE_PROJECT}"
+    group = f.push_order(repo, seed.sha_tag(TIE_PROJECT, 2)) + ["latest"]
+    when = {v.version: v.created_at for v in f.versions(FORGEJO_OWNER) if v.repository == repo}
+    pushed_at = when[group[-1]]
+    if any(when[v] != pushed_at for v in group):
+        raise LabError(f"{repo}: the seeded buildx push is not one second: {when}")
+    body, ctype = f.manifest_bytes(repo, seed.sha_tag(TIE_PROJECT, 1))
+    later = [f"later-build-{n}" for n in range(1, newer + 1)]
+    try:
+        for n, tag in enumerate(later, 1):
+            f.store_manifest(repo, tag, body, ctype, creator=FORGEJO_PUSHER)
+            f.set_created_at(repo, tag, pushed_at + dt.timedelta(hours=n))
+        yield
+    finally:
+        for tag in later:
+            f.delete_version(repo, tag)
+
+
+@fault("forgejo-retention-ties", component="registries",
+       description="8 newer builds put the keep boundary inside a buildx push whose children, index and "
+                   "latest share one second: cleanup.sh's sort_by(.created_at) | reverse keeps the index "
+                   "and latest and deletes their children (a model keeping ties id-ascending sees no orphan)")
+def _retention_ties(lab):
+    with _newer_builds(lab, 8):  # 8 + latest + the index tag = the newest 10
+        yield
+
+
+@fault("forgejo-retention-2026-06-10", component="registries",
+       description="the 2026-06-10 keep-set (kms-website): an image not rebuilt recently -- 10 newer builds "
+                   "fill the newest-10 window, `latest` (an index) is kept by its own rule, its children "
+                   "sort older and are deleted")
+def _retention_20260610(lab):
+    # docs/post-mortems/2026-06-10-forgejo-retention-orphaned-indexes.md "Root cause" @ 0cd4afb6
+    with _newer_builds(lab, 10):
+        yield
+
+
+@fault("forgejo-first-pushes-pruned", component="registries",
+       description="retention (and later clean-ups) deleted every project's first pushed build before "
+                   "Phase 1 runs: the oldest surviving package version is no longer the dual-push start")
+def _first_pushes_pruned(lab):
+    f = _forgejo(lab)
+    engine = lab["registries"].forgejo_engine
+    aside = lab.dir / "faults" / "first-pushes-pruned"
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for image in seed.PROJECTS:
+            repo, tag = f"{FORGEJO_OWNER}/{image}", seed.sha_tag(image, 1)
+            tags = f.store.tags(repo)
+            if tag not in tags:
+                continue
+            digest = tags[tag][0]
+            dirs = [engine.tag_dir(repo, tag)]
+            if not any(d == digest for t, (d, _) in tags.items() if t != tag):
+                dirs.append(engine.v2 / "repositories" / repo / "_manifests" / "revisions" / "sha256" / digest.split(":", 1)[1])
+            for d in dirs:
+                dst = aside / d.relative_to(engine.v2)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(d), str(dst))
+                moved.append((d, dst))
+        yield
+    finally:
+        for d, dst in reversed(moved):
+            shutil.move(str(dst), str(d))

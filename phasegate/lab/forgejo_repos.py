@@ -68,7 +68,7 @@ class ForgejoRepos:
         self._inv = lab.inventory_dict()
         self.t0 = self._history_start()
         self.build()
-        self._age_first_pushes(standin)
+        self._record_pushes(standin)
         base = r"/api/v1/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         standin.route("GET", base + r"/commits", self._commits)
         standin.route("GET", base + r"/commits/(?P<sha>[0-9a-f]{7,40})/status(?:es)?", self._status)
@@ -87,13 +87,41 @@ class ForgejoRepos:
             start = min(start, declared)
         return (start - dt.timedelta(days=12)).replace(hour=9, minute=0, second=0, microsecond=0)
 
-    def _age_first_pushes(self, standin) -> None:
-        """Forgejo's created_at of each project's first pushed tag = its dual-push start (the bake clock)."""
+    PIPELINE_MINUTES = 4  # a build's push lands this long after its commit
+
+    def _record_pushes(self, standin) -> None:
+        """Forgejo's package versions get the history the builds wrote: each project's older build
+        pushed a few minutes after its commit, the newer build's index children, index and `latest`
+        within one second after its commit (ties, as buildx writes them), ids in push order; the
+        pagination image's further tags are its earlier builds (one an hour before the older build)."""
         owner = self._inv["forgejo"]["owner"]
-        for i, p in enumerate(self._inv.get("projects", [])):
-            if p.get("dual_push", True):
-                with contextlib.suppress(KeyError):
-                    standin.set_created_at(f"{owner}/{p['image']}", seed.sha_tag(p["image"], 1), self.t0 + dt.timedelta(days=i))
+        pushes: list[tuple[str, str, dt.datetime]] = []
+        for p in self._inv.get("projects", []):
+            full = p.get("repo") or f"{owner}/{p['name']}"
+            repo = self.repos.get(full)
+            if repo is None:
+                continue
+            image = f"{owner}/{p['image']}"
+            tags = standin.store.tags(image)
+            by_sha = {c.sha[:8]: c for c in repo.commits}
+            for n in (1, 2):
+                tag = seed.sha_tag(p["image"], n)
+                commit = next((c for short, c in by_sha.items() if short == tag), None)
+                if tag not in tags or commit is None:
+                    continue
+                at = commit.when + dt.timedelta(minutes=self.PIPELINE_MINUTES)
+                versions = standin.push_order(image, tag) + (["latest"] if n == 2 and "latest" in tags else [])
+                pushes += [(image, v, at) for v in versions]
+                if n == 1:  # the pagination image's many earlier builds, one an hour before this one
+                    earlier = sorted(t for t in tags if t not in {tag, "latest", seed.sha_tag(p["image"], 2)})
+                    pushes += [(image, t, at - dt.timedelta(hours=len(earlier) - k)) for k, t in enumerate(earlier)]
+        seen: set[tuple[str, str]] = set()
+        ordered = []
+        for repo_name, version, at in sorted(pushes, key=lambda x: x[2]):  # stable: push order within a second
+            if (repo_name, version) not in seen:
+                seen.add((repo_name, version))
+                ordered.append((repo_name, version, at))
+        standin.record_pushes(ordered)
 
     def inventory(self) -> dict:
         return {"dual_push": {"repo_reader": {"username": READER, "secret": TOKEN_KEY}}}
@@ -160,7 +188,10 @@ class ForgejoRepos:
         from phasegate.lab.forgejo import Response
 
         repo = self._repo(req)
-        limit = max(1, min(int(req.arg("limit", "30") or 30), 50))
+        # utils.GetListOptions: limit <= 0 is the default page (30); capped at [git] COMMITS_RANGE_SIZE 50
+        # (routers/api/v1/repo/commits.go GetAllCommits)
+        limit = int(req.arg("limit", "0") or 0)
+        limit = 30 if limit <= 0 else min(limit, 50)
         page = max(1, int(req.arg("page", "1") or 1))
         commits = repo.commits
         if req.arg("sha"):
@@ -181,10 +212,13 @@ class ForgejoRepos:
             {"id": n + 1, "status": state, "context": ctx, "target_url": "", "description": ctx,
              "created_at": c.when.strftime("%Y-%m-%dT%H:%M:%SZ"), "updated_at": c.when.strftime("%Y-%m-%dT%H:%M:%SZ")}
             for n, (ctx, state) in enumerate(sorted(c.statuses.items()))]
-        states = {s["status"] for s in statuses}
-        combined = ("failure" if states & {"failure", "error"} else "pending" if "pending" in states or not states
-                    else "success")
-        return Response.json({"state": "" if not statuses else combined, "sha": c.sha if c else req.params["sha"],
+        # the combined state is the worst one by Forgejo's priority error > failure > warning >
+        # pending > success (modules/structs/commit_status.go; go-gitea/gitea
+        # modules/structs/commit_status_test.go TestNoBetterThan)
+        worst = ["error", "failure", "warning", "pending", "success"]
+        states = [s["status"] for s in statuses]
+        combined = min(states, key=lambda st: worst.index(st) if st in worst else 0) if states else ""
+        return Response.json({"state": combined, "sha": c.sha if c else req.params["sha"],
                               "total_count": len(statuses), "statuses": statuses})
 
     def _raw(self, req):

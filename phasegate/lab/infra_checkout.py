@@ -186,6 +186,8 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
         "infra/.woodpecker/drift-detection.yml": _wp_drift(img("infra-ci-drift", "infra-ci")),
         "infra/.woodpecker/build-cli.yml": _wp_build_cli(img("infra-ci", "infra-ci"), h, cut),
         "infra/.woodpecker/build-ci-image.yml": _wp_build_ci(h, new_prefix),
+        # the retention CronJob's script (its ConfigMap is file() of it); run by phasegate.lab.forgejo_cleanup
+        "infra/stacks/forgejo/files/cleanup.sh": _forgejo_cleanup_sh(),
         "CLAUDE.md": _monorepo_claude(cut and "claude-md-old-install-url" not in breaks, h),
         "infra/stacks/infra/main.tf": _cloud_init(h, old_entries=not decom, alias_entry=not decom or "cloud-init-writes-old-hosts-toml" in breaks,
                                                   stale_mirror="cloud-init-forgejo-mirror-stale" in breaks),
@@ -1209,3 +1211,8 @@ def _infra_apply_failed(lab):
     finally:
         newest.statuses.clear()
         newest.statuses.update(before)
+
+def _forgejo_cleanup_sh() -> str:
+    from phasegate.lab.forgejo_cleanup import CLEANUP_SH
+
+    return CLEANUP_SH

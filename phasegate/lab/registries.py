@@ -13,17 +13,23 @@ from phasegate.lab.forgejo import ForgejoStandin
 
 PRIVATE_USER = "viktor"
 
-# Forgejo accounts of the lab (names as in the default inventory). Both service
-# users may write viktor's packages (team "Packages: write"), so only the PAT
-# scope keeps cluster-puller from pushing -- as in production.
+# Forgejo accounts of the lab, as the real environment uses them (infra-facts.md §2): viktor owns
+# the packages and pushes with his own PAT (scripts/forgejo-migrate-orphan-images.sh:14-18 @ c2f8a300,
+# .claude/CLAUDE.md:33 @ 3148d15d: "only the package owner can push, ci-pusher cannot write to
+# viktor/*"); cluster-puller reads with a read:package PAT (kyverno registry-credentials.tf:38-39
+# @ 6d5204db); the retention job deletes with viktor's PAT from 2026-06-09 (stacks/forgejo/cleanup.tf:7-17
+# @ e0452611). viktor is a user, not an organisation, so no team grants anyone else a write: other
+# users read his packages because he is public (Forgejo's default user visibility).
 FORGEJO_OWNER = "viktor"
-FORGEJO_PUSHER = "ci-pusher"
+FORGEJO_PUSHER = "viktor"
 FORGEJO_PULLER = "cluster-puller"
+FORGEJO_CLEANER = "viktor"
+FORGEJO_CI_USER = "ci-pusher"  # the plan's service user: holds PATs, owns no package of viktor's
 FORGEJO_PATS = [
     # (user, token name, lab secret key, scopes, environment variable)
     (FORGEJO_PUSHER, "push", "forgejo_push_token", {"write:package"}, "PHASEGATE_FORGEJO_PUSH_TOKEN"),
     (FORGEJO_PULLER, "pull", "forgejo_pull_token", {"read:package"}, "PHASEGATE_FORGEJO_PULL_TOKEN"),
-    (FORGEJO_PUSHER, "cleanup", "forgejo_cleanup_token", {"write:package"}, "PHASEGATE_FORGEJO_CLEANUP_TOKEN"),
+    (FORGEJO_CLEANER, "cleanup", "forgejo_cleanup_token", {"write:package"}, "PHASEGATE_FORGEJO_CLEANUP_TOKEN"),
 ]
 
 
@@ -56,10 +62,8 @@ class Registries:
         self.forgejo_engine = DistributionRegistry(dir=lab.dir / "forgejo-engine", name="forgejo-engine").start()
         cert, key = lab.ca.issue("forgejo", "127.0.0.1", "localhost")
         f = ForgejoStandin(self.forgejo_engine, cert, key, default_creator=FORGEJO_PUSHER)
-        f.add_user(FORGEJO_OWNER)
-        f.add_user(FORGEJO_PUSHER)
-        f.add_user(FORGEJO_PULLER)
-        f.add_owner(FORGEJO_OWNER, "private", {FORGEJO_PUSHER: "write", FORGEJO_PULLER: "write"})
+        for user in dict.fromkeys([FORGEJO_OWNER, FORGEJO_PUSHER, FORGEJO_PULLER, FORGEJO_CI_USER]):
+            f.add_user(user)  # each a public user owning its own packages
         for user, name, secret, scopes, _ in FORGEJO_PATS:
             f.add_pat(user, name, lab.secret(secret), scopes)
         self.forgejo = f.start()
@@ -119,7 +123,7 @@ class Registries:
                 "ca_bundle": str(self._lab.ca.bundle),
                 "pusher": {"username": FORGEJO_PUSHER, "secret": "forgejo_push_token"},
                 "puller": {"username": FORGEJO_PULLER, "secret": "forgejo_pull_token"},
-                "cleaner": {"username": FORGEJO_PUSHER, "secret": "forgejo_cleanup_token"},
+                "cleaner": {"username": FORGEJO_CLEANER, "secret": "forgejo_cleanup_token"},
             },
             # the address nodes reach Forgejo through (Traefik's LB IP in production): the stand-in itself
             "cluster": {"forgejo_mirrors": [self.forgejo.url]},
