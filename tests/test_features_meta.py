@@ -45,16 +45,11 @@ def test_every_feature_is_bound():
 
 def _outlines():
     """(feature file, outline name, header, rows) of every Scenario Outline."""
-    for path in sorted((REPO / "features").glob("*.feature")):
-        doc = Parser().parse(path.read_text())
-        for child in doc["feature"]["children"]:
-            sc = child.get("scenario")
-            if not sc or not sc.get("examples"):
-                continue
-            for ex in sc["examples"]:
-                header = [c["value"] for c in ex["tableHeader"]["cells"]]
-                rows = [dict(zip(header, [c["value"] for c in r["cells"]])) for r in ex.get("tableBody", [])]
-                yield path.name, sc["name"], header, rows
+    for sc in scenarios():
+        for ex in sc.node.get("examples") or []:
+            header = [c["value"] for c in ex["tableHeader"]["cells"]]
+            rows = [dict(zip(header, [c["value"] for c in r["cells"]], strict=True)) for r in ex.get("tableBody", [])]
+            yield sc.feature, sc.name, header, rows
 
 
 def _expected_rows(inv) -> dict[tuple[str, str], tuple[str, list[str]]]:

@@ -428,9 +428,15 @@ def test_a_secret_the_read_only_bake_does_not_need_fails():
 
 
 def test_a_secret_the_bake_needs_missing_fails():
-    def drop_cleanup(steps):
-        del steps["bake"]["environment"]["PHASEGATE_FORGEJO_CLEANUP_TOKEN"]
-    _one_problem_like(_mutate(drop_cleanup), "lacks: ['forgejo_cleanup_token']")
+    def drop_pull(steps):
+        del steps["bake"]["environment"]["PHASEGATE_FORGEJO_PULL_TOKEN"]
+    _one_problem_like(_mutate(drop_pull), "lacks: ['forgejo_pull_token']")
+
+
+def test_the_delete_capable_cleanup_token_is_refused():
+    def add_cleanup(steps):
+        steps["bake"]["environment"]["PHASEGATE_FORGEJO_CLEANUP_TOKEN"] = {"from_secret": "forgejo_cleanup_token"}
+    _one_problem_like(_mutate(add_cleanup), "does not need: ['forgejo_cleanup_token']")
 
 
 def test_a_secret_given_to_a_step_that_runs_no_gates_fails():
