@@ -35,6 +35,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client import rest
 from kubernetes.client.exceptions import ApiException
 
+from phasegate import cri
 from phasegate.http import GUARD, SAFE_METHODS, WriteGuard
 from phasegate.secrets import Secret, redact, register, register_basic
 from phasegate.units import quantity, size_bytes  # noqa: F401 (re-exported for steps)
@@ -231,17 +232,20 @@ class ContainerState:
     waiting_reason: str = ""
     message: str = ""
     exit_code: int | None = None
+    init: bool = False  # an init container's status (status.initContainerStatuses)
+    terminated_reason: str = ""  # Completed, Error, StartError, OOMKilled, ...
 
     @property
     def digest(self) -> str:
-        return self.image_id.rsplit("@", 1)[1] if "@" in self.image_id else ""
+        return cri.ImageId.parse(self.image_id).digest
 
     @property
     def repository(self) -> str:
-        return self.image_id.rsplit("@", 1)[0] if "@" in self.image_id else ""
+        return cri.ImageId.parse(self.image_id).repository
 
     def where(self) -> str:
-        return f"pod {self.namespace}/{self.pod} on node {self.node}, container {self.container}"
+        kind = "initContainer" if self.init else "container"
+        return f"pod {self.namespace}/{self.pod} on node {self.node}, {kind} {self.container}"
 
 
 class Kube:
@@ -333,15 +337,21 @@ class Kube:
 
     @staticmethod
     def container_states(pod) -> list[ContainerState]:
+        """Init containers' and containers' statuses (a waiting or terminated one with its reason and message)."""
         out = []
-        for s in pod.status.container_statuses or []:
-            waiting = s.state.waiting if s.state else None
-            term = s.state.terminated if s.state else None
-            out.append(ContainerState(
-                pod=pod.metadata.name, namespace=pod.metadata.namespace, node=pod.spec.node_name or "",
-                container=s.name, image=s.image, image_id=s.image_id or "", ready=bool(s.ready),
-                waiting_reason=waiting.reason if waiting else "", message=(waiting.message or "") if waiting else "",
-                exit_code=term.exit_code if term else None))
+        st = pod.status
+        for init, statuses in ((True, st.init_container_statuses if st else None),
+                               (False, st.container_statuses if st else None)):
+            for s in statuses or []:
+                waiting = s.state.waiting if s.state else None
+                term = s.state.terminated if s.state else None
+                message = (waiting.message if waiting else (term.message if term else "")) or ""
+                out.append(ContainerState(
+                    pod=pod.metadata.name, namespace=pod.metadata.namespace, node=pod.spec.node_name or "",
+                    container=s.name, image=s.image, image_id=s.image_id or "", ready=bool(s.ready),
+                    waiting_reason=waiting.reason if waiting else "", message=message,
+                    exit_code=term.exit_code if term else None, init=init,
+                    terminated_reason=(term.reason or "") if term else ""))
         return out
 
     # -- the suite's own objects -------------------------------------------------
@@ -477,18 +487,12 @@ class Kube:
         return out
 
     # -- workloads ---------------------------------------------------------------
-    def pod_template(self, project):
-        """(template spec, object) of a project's Deployment or CronJob; None if absent."""
-        if project.kind == "Deployment":
-            d = self.deployment(project.namespace, project.workload_name)
-            return (d.spec.template.spec, d) if d else (None, None)
-        cj = self.cronjob(project.namespace, project.workload_name)
-        return (cj.spec.job_template.spec.template.spec, cj) if cj else (None, None)
-
     def rollout_problem(self, d) -> str:
         """Why a Deployment's rollout is not complete ('' if it is), as `kubectl rollout status` judges."""
         st = d.status
         want = d.spec.replicas if d.spec.replicas is not None else 1
+        if d.spec.paused:
+            return "rollout paused (spec.paused)"
         if (st.observed_generation or 0) < (d.metadata.generation or 0):
             return (f"generation {d.metadata.generation} not yet observed "
                     f"(observedGeneration {st.observed_generation or 0})")
@@ -503,22 +507,9 @@ class Kube:
             return f"{st.available_replicas or 0} of {st.updated_replicas or 0} updated replicas available"
         return ""
 
-    def workload_pods(self, project) -> list:
-        """Running pods of a Deployment (its selector) or of a CronJob's newest Job."""
-        if project.kind == "Deployment":
-            d = self.deployment(project.namespace, project.workload_name)
-            if d is None:
-                return []
-            sel = ",".join(f"{k}={v}" for k, v in (d.spec.selector.match_labels or {}).items())
-            return [p for p in self.pods(project.namespace, sel) if p.status.phase != "Succeeded"]
-        job = self.newest_job(project)
-        return self.pods(project.namespace, f"job-name={job.metadata.name}") if job else []
-
-    def newest_job(self, project):
-        cj = self.cronjob(project.namespace, project.workload_name)
-        if cj is None:
-            return None
-        jobs = [j for j in self.jobs(project.namespace)
+    def newest_job(self, cj):
+        """The newest Job a CronJob (object) owns, or None."""
+        jobs = [j for j in self.jobs(cj.metadata.namespace)
                 if any(r.uid == cj.metadata.uid for r in (j.metadata.owner_references or []))]
         return max(jobs, key=lambda j: j.metadata.creation_timestamp, default=None)
 
@@ -604,21 +595,6 @@ def registry_host(image: str) -> str:
     return first if ("." in first or ":" in first or first == "localhost") and "/" in image else "docker.io"
 
 
-@dataclass(frozen=True)
-class HostsToml:
-    server: str
-    mirrors: list[tuple[str, list[str]]]  # (url, capabilities)
-
-
-def parse_hosts_toml(text: str) -> HostsToml:
-    import tomllib
-
-    doc = tomllib.loads(text)
-    mirrors = [(url, list(t.get("capabilities", ["pull", "resolve", "push"])))
-               for url, t in (doc.get("host") or {}).items()]
-    return HostsToml(server=doc.get("server", ""), mirrors=mirrors)
-
-
 # --------------------------------------------------------------------------
 # What the gates judge (shared by steps and the CLI)
 # --------------------------------------------------------------------------
@@ -635,15 +611,23 @@ def expected_auths_keys(inv, registries: str) -> list[str]:
 
 
 def registry_url(inv, key: str) -> tuple[str, str]:
-    """(base URL, CA bundle) of the registry an auths key names."""
-    host = key.removeprefix("https://").removeprefix("http://").rstrip("/")
-    if host == inv.forgejo.host:
+    """(base URL, CA bundle) of the registry an auths key names, parsed as kubelet's keyring does
+    (phasegate.cri.AuthsKey: `https://host/v2/` is `host`; the URL never carries the /v2/ path)."""
+    k = cri.AuthsKey.parse(key)
+    if cri.same_registry(key, inv.forgejo.host):
         return str(inv.forgejo.url), inv.forgejo.ca_bundle
     p = inv.private_registry
-    if host == p.host:
+    if cri.same_registry(key, p.host):
         return str(p.url), p.ca_bundle
-    scheme = "http://" if key.startswith("http://") else "https://"
-    return scheme + host, p.ca_bundle if host in p.aliases else ""
+    return k.registry_url(), p.ca_bundle if any(cri.same_registry(key, a) for a in p.aliases) else ""
+
+
+def auths_registries(keys, inv, registries: str) -> tuple[list[str], list[str]]:
+    """(registries of the set with no matching key, keys naming no registry of the set), matched as kubelet does."""
+    want = expected_auths_keys(inv, registries)
+    missing = [h for h in want if not any(cri.same_registry(k, h) for k in keys)]
+    extra = [k for k in keys if not any(cri.same_registry(k, h) for h in want)]
+    return missing, extra
 
 
 def hosts_toml_path(inv, host: str) -> str:
