@@ -154,8 +154,14 @@ def build_image(
     architecture: str = "amd64",
     os: str = "linux",
     variant: str = "",
+    command: tuple[str, ...] = ("/bin/sh",),
 ) -> Image:
-    """A single-platform image: config + one gzip layer + manifest of `media_type`."""
+    """A single-platform image: config + one gzip layer + manifest of `media_type`.
+
+    `command` is the config's Cmd: application images have one (a command-less image cannot run: containerd
+    refuses to create its container). The lab's kubelet checks it and never runs these; only the smoke image
+    (build_smoke) really runs. `command=()` builds a command-less image.
+    """
     if media_type not in IMAGE_TYPES:
         raise ValueError(f"not an image manifest type: {media_type}")
     docker = media_type == DOCKER_MANIFEST
@@ -168,6 +174,7 @@ def build_image(
         "created": CREATED,
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            **({"Cmd": list(command)} if command else {}),
             "Labels": {"org.opencontainers.image.title": seed},
         },
         "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]},

@@ -283,8 +283,8 @@ def _judge(findings, project, expected: str):
 
 def _in_cluster(project):
     if not project.in_cluster():
-        pytest.skip(f"{project.name} has no cluster workload (cut over in {project.stack or 'files outside the '
-                    f'cluster'}: judged by the static gates)")
+        where = project.stack or "files outside the cluster"
+        pytest.skip(f"{project.name} has no cluster workload (cut over in {where}: judged by the static gates)")
 
 
 @then("its pod templates name Forgejo for the project's images")

@@ -233,7 +233,8 @@ class KubeStandin:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API request
         self.kyverno_enabled = True
         self.frozen: set[tuple[str, str]] = set()  # deployments whose controller is paused (faults)
-        self.pull_backoff = 0.5  # seconds from ErrImagePull to ImagePullBackOff
+        self.pull_backoff = 0.5  # seconds from ErrImagePull to ImagePullBackOff (doubling on each retry)
+        self._retrying = 0  # pods whose kubelet is in an image pull back-off loop
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -386,7 +387,7 @@ class KubeStandin:
         elif kind == "Pod":
             spec = obj.setdefault("spec", {})
             spec.setdefault("restartPolicy", "Always")
-            for c in spec.get("containers", []):
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
                 c.setdefault("imagePullPolicy", _default_policy(c.get("image", "")))
                 c.setdefault("terminationMessagePath", "/dev/termination-log")
                 c.setdefault("terminationMessagePolicy", "File")
@@ -545,23 +546,25 @@ class KubeStandin:
 
     # kubelet
     def _pull_credentials(self, pod: dict, image: str) -> tuple[str, str]:
-        host = image_repo(image).split("/", 1)[0]
+        """The first credentials kubelet's keyring finds for `image` in the pod's pull secrets
+        (phasegate.cri.lookup: kubernetes pkg/credentialprovider/keyring.go, `https://host/v2/` is `host`)."""
+        from phasegate import cri
+
         ns = pod["metadata"]["namespace"]
         for ref in pod["spec"].get("imagePullSecrets") or []:
             sec = self.get("Secret", ref.get("name", ""), ns)
             if not sec or sec.get("type") != "kubernetes.io/dockerconfigjson":
                 continue
             try:
-                cfg = json.loads(base64.b64decode(sec["data"][".dockerconfigjson"]))
+                auths = json.loads(base64.b64decode(sec["data"][".dockerconfigjson"])).get("auths") or {}
             except Exception:
                 continue
-            for key, entry in (cfg.get("auths") or {}).items():
-                k = key.removeprefix("https://").removeprefix("http://").rstrip("/")
-                if k == host:
-                    if entry.get("auth"):
-                        user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-                        return user, pw
-                    return entry.get("username", ""), entry.get("password", "")
+            for key in cri.lookup(auths, image_repo(image)):
+                entry = auths[key]
+                if entry.get("auth"):
+                    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                    return user, pw
+                return entry.get("username", ""), entry.get("password", "")
         return "", ""
 
     def _env(self, pod: dict, container: dict) -> dict[str, str]:
@@ -593,7 +596,35 @@ class KubeStandin:
         finally:
             self._done()
 
+    def _image_id(self, node: ContainerdNode, image: str, digest: str) -> str:
+        """The imageID containerd's CRI reports: the image (keyed by config digest) merges every reference to
+        the same content, sorted; the first repo@digest is reported (containerd pkg/cri/store/image/image.go
+        `Store.add` merges references; pkg/cri/server/container_status.go `toCRIContainerStatus` takes
+        repoDigests[0]). So a node that cached the bytes under another registry's name may report that name."""
+        refs = node.refs_of(digest) or [normalise_ref(image)]
+        repos = sorted({f"{image_repo(r)}@{digest}" for r in refs if not r.startswith("sha256:")})
+        return repos[0] if repos else f"{image_repo(image)}@{digest}"
+
+    def _pull(self, pod: dict, c: dict, node: ContainerdNode) -> tuple[str, tuple[str, str] | None]:
+        """(image digest, None) or ("", (reason, message)) as the kubelet's image manager reports a pull."""
+        image = c["image"]
+        ref = normalise_ref(image)
+        policy = c.get("imagePullPolicy") or _default_policy(image)
+        digest = node.image_digest(ref)
+        if policy == "Never" and not digest:
+            return "", ("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
+        if policy == "Always" or not digest:
+            user, pw = self._pull_credentials(pod, image)
+            try:
+                digest = node.pull(ref, user, pw)
+            except PullFailed as e:
+                # kubelet pkg/kubelet/images/image_manager.go: ErrImagePull with the CRI's message
+                return "", ("ErrImagePull", f'failed to pull and unpack image "{ref}": {e}')
+        return digest, None
+
     def _kubelet(self, ns: str, name: str, node_name: str) -> None:
+        """One pod on one node: init containers in order (each pulled, then run to completion), then the
+        containers. Statuses as the kubelet reports them (initContainerStatuses, containerStatuses)."""
         node = self.nodes[node_name]
         pod = self.get("Pod", name, ns)
         if pod is None:
@@ -601,66 +632,119 @@ class KubeStandin:
         started = now()
         self._update_status("Pod", name, ns, lambda p: p["status"].update({
             "hostIP": node.address, "podIP": node.address, "startTime": started}))
-        statuses = []
-        pulled: list[tuple[dict, str]] = []
-        for c in pod["spec"]["containers"]:
-            image = c["image"]
-            ref = normalise_ref(image)
-            policy = c.get("imagePullPolicy") or _default_policy(image)
-            digest = node.image_digest(ref)
-            err = ""
-            if policy == "Never" and not digest:
-                err = ("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
-            elif policy == "Always" or not digest:
-                user, pw = self._pull_credentials(pod, image)
-                try:
-                    digest = node.pull(ref, user, pw)
-                except PullFailed as e:
-                    err = ("ErrImagePull", f'failed to pull and unpack image "{ref}": {e}')
-            if err:
-                statuses.append(self._container_status(c, state={"waiting": {"reason": err[0], "message": err[1]}}))
-            else:
-                pulled.append((c, f"{image_repo(image)}@{digest}"))
-                statuses.append(None)
-        if any(s is not None for s in statuses):
-            # image pull failed: ErrImagePull now, ImagePullBackOff after the first retry
-            ids = {c["name"]: image_id for c, image_id in pulled}
-            final = [s or self._container_status(c, imageID=ids.get(c["name"], ""),
-                                                 state={"waiting": {"reason": "PodInitializing"}})
-                     for s, c in zip(statuses, pod["spec"]["containers"])]
-            self._set_containers(ns, name, final, phase="Pending", ready=False)
-            time.sleep(self.pull_backoff)
-            for s in final:
-                w = (s.get("state") or {}).get("waiting")
-                if w and w["reason"] == "ErrImagePull":
-                    w["reason"] = "ImagePullBackOff"
-                    w["message"] = f'Back-off pulling image "{s["image"]}": ErrImagePull: {w["message"]}'
-            self._set_containers(ns, name, final, phase="Pending", ready=False)
-            return
-        # every image is on the node: run the containers
+        inits = pod["spec"].get("initContainers") or []
+        mains = pod["spec"]["containers"]
+        init_st = [self._container_status(c, state={"waiting": {"reason": "PodInitializing"}}) for c in inits]
+        main_st = [self._container_status(c, state={"waiting": {"reason": "PodInitializing" if inits
+                                                                 else "ContainerCreating"}}) for c in mains]
         job = self._owner_job(pod)
+        for i, c in enumerate(inits):
+            st = self._start(pod, c, node, job, started)
+            init_st[i] = st
+            term = (st.get("state") or {}).get("terminated")
+            if not term:  # waiting: pull failed or container could not be created
+                self._set_containers(ns, name, main_st, phase="Pending", ready=False, init=init_st)
+                self._back_off(ns, name, node, c, init=True, index=i)
+                return
+            if term["exitCode"] != 0:  # an init container failed: restartPolicy Never fails the pod
+                self.logs[(ns, name)] = st.pop("_log", "")
+                phase = "Failed" if pod["spec"].get("restartPolicy") == "Never" else "Pending"
+                self._set_containers(ns, name, main_st, phase=phase, ready=False, init=init_st)
+                return
+            st.pop("_log", None)
         logs, codes = [], []
-        running = []
-        for c, image_id in pulled:
-            cid = "containerd://" + hashlib.sha256(f"{ns}/{name}/{c['name']}".encode()).hexdigest()
-            code, out = self._run_container(pod, c, node, job)
-            if code is None:
-                running.append(self._container_status(c, imageID=image_id, containerID=cid, ready=True, started=True,
-                                                      state={"running": {"startedAt": started}}))
-            else:
-                codes.append(code)
-                logs.append(out)
-                running.append(self._container_status(c, imageID=image_id, containerID=cid, state={"terminated": {
-                    "exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                    "startedAt": started, "finishedAt": now()}}))
+        for i, c in enumerate(mains):
+            st = self._start(pod, c, node, job, started)
+            logs.append(st.pop("_log", ""))
+            main_st[i] = st
+            term = (st.get("state") or {}).get("terminated")
+            if term:
+                codes.append(term["exitCode"])
         if self.get("Pod", name, ns) is None:
             return
         self.logs[(ns, name)] = "".join(logs)
-        if codes:
+        waiting = [s for s in main_st if (s.get("state") or {}).get("waiting")]
+        if waiting:
+            self._set_containers(ns, name, main_st, phase="Pending", ready=False, init=init_st)
+            bad = next(i for i, s in enumerate(main_st) if (s.get("state") or {}).get("waiting"))
+            self._back_off(ns, name, node, mains[bad], init=False, index=bad)
+        elif codes and len(codes) == len(mains):
             phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
-            self._set_containers(ns, name, running, phase=phase, ready=False)
+            self._set_containers(ns, name, main_st, phase=phase, ready=False, init=init_st)
         else:
-            self._set_containers(ns, name, running, phase="Running", ready=True)
+            self._set_containers(ns, name, main_st, phase="Running", ready=True, init=init_st)
+
+    def _start(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None, started: str) -> dict:
+        """Pull, create and run one container; its status (with its output under "_log" when it ended)."""
+        digest, err = self._pull(pod, c, node)
+        if err:
+            return self._container_status(c, state={"waiting": {"reason": err[0], "message": err[1]}})
+        image_id = self._image_id(node, c["image"], digest)
+        argv = list(c.get("command") or []) + list(c.get("args") or [])
+        config = node.image_config(digest)
+        if not argv and not (config.get("Entrypoint") or config.get("Cmd")):
+            # containerd pkg/cri/opts/spec.go WithProcessArgs: "no command specified", wrapped by
+            # pkg/cri/server/container_create.go; kubelet reports CreateContainerError and never gets an imageID
+            cid = hashlib.sha256(f"{pod['metadata']['uid']}/{c['name']}".encode()).hexdigest()
+            return self._container_status(c, state={"waiting": {
+                "reason": "CreateContainerError",
+                "message": f'failed to generate container "{cid}" spec: failed to generate spec: no command specified'}})
+        cid = "containerd://" + hashlib.sha256(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}/"
+                                               f"{c['name']}".encode()).hexdigest()
+        code, out = self._run_container(pod, c, node, job, digest)
+        if code is None and c in (pod["spec"].get("initContainers") or []):
+            code = 0  # an init container runs to completion (the lab runs none of the projects' programs)
+        if code is None:
+            return self._container_status(c, imageID=image_id, containerID=cid, ready=True, started=True,
+                                          state={"running": {"startedAt": started}})
+        return dict(self._container_status(c, imageID=image_id, containerID=cid, state={"terminated": {
+            "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            "startedAt": started, "finishedAt": now()}}), _log=out)
+
+    def _back_off(self, ns: str, name: str, node: ContainerdNode, c: dict, *, init: bool, index: int) -> None:
+        """A container that cannot start: the kubelet retries, ErrImagePull and ImagePullBackOff alternating with
+        a doubling back-off (kubelet pkg/kubelet/images/image_manager.go `backOff`, 10s doubling to 300s; the
+        lab's base is `pull_backoff`). Retries run on their own thread (not counted by wait_idle) until the pod
+        is gone or the pull succeeds; a successful pull restarts the pod's kubelet run."""
+        key = "initContainerStatuses" if init else "containerStatuses"
+
+        def set_waiting(reason: str, message: str) -> None:
+            def fn(p):
+                st = (p["status"].get(key) or [])
+                if index < len(st):
+                    st[index]["state"] = {"waiting": {"reason": reason, "message": message}}
+            self._update_status("Pod", name, ns, fn)
+
+        pod = self.get("Pod", name, ns)
+        cur = ((pod or {}).get("status", {}).get(key) or [{}])[index].get("state", {}).get("waiting", {})
+        if cur.get("reason") != "ErrImagePull":
+            return  # CreateContainerError and the like: the kubelet retries the same error (nothing changes)
+        first = cur.get("message", "")
+
+        def loop():
+            delay, message = self.pull_backoff, first
+            while not self._stopping.is_set():
+                time.sleep(delay)
+                if self.get("Pod", name, ns) is None:
+                    return
+                set_waiting("ImagePullBackOff", f'Back-off pulling image "{c["image"]}": ErrImagePull: {message}')
+                time.sleep(delay)
+                pod = self.get("Pod", name, ns)
+                if pod is None:
+                    return
+                digest, err = self._pull(pod, c, node)
+                if not err:
+                    with self._idle:
+                        self._busy += 1
+                    self._kubelet_run(ns, name, node.name)
+                    return
+                message = err[1]
+                set_waiting(err[0], message)
+                delay = min(delay * 2, self.pull_backoff * 30)
+
+        with self._idle:
+            self._retrying += 1
+        threading.Thread(target=loop, name=f"kubelet-backoff-{name}", daemon=True).start()
 
     def _owner_job(self, pod: dict) -> dict | None:
         for ref in pod["metadata"].get("ownerReferences") or []:
@@ -668,11 +752,19 @@ class KubeStandin:
                 return self.get("Job", ref["name"], pod["metadata"]["namespace"])
         return None
 
-    def _run_container(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None) -> tuple[int | None, str]:
-        """None = keeps running (a server); otherwise (exit code, log)."""
+    def _run_container(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None,
+                       digest: str = "") -> tuple[int | None, str]:
+        """None = keeps running (a server); otherwise (exit code, log).
+
+        A run-to-completion pod (restartPolicy Never, not a Job's) with the image's own command is really run
+        by the node's containerd (`ctr run`): the smoke image proves it runs, a broken one fails as it would.
+        """
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         if argv and argv[0] in ("cat", "/bin/cat"):
             return self._cat(pod, c, node, argv[1:])
+        if not argv and job is None and pod["spec"].get("restartPolicy") == "Never":
+            cid = f"{pod['metadata']['name']}-{c['name']}-{_secrets.token_hex(3)}"
+            return node.run(normalise_ref(c["image"]), cid)
         if job is not None:
             runner = self._runner_for(job)
             if runner:
@@ -713,15 +805,19 @@ class KubeStandin:
             out.append(host_path.read_text(errors="replace"))
         return code, "".join(out)
 
-    def _set_containers(self, ns, name, statuses, *, phase, ready):
+    def _set_containers(self, ns, name, statuses, *, phase, ready, init=None):
         def fn(p):
             st = p["status"]
             st["phase"] = phase
             st["containerStatuses"] = statuses
+            if init:
+                st["initContainerStatuses"] = init
             t = now()
             st["conditions"] = [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                {"type": "Initialized", "status": "True" if all((s.get("state") or {}).get("terminated")
+                                                                 for s in init or []) else "False",
+                 "lastTransitionTime": t},
                 {"type": "ContainersReady", "status": "True" if ready else "False", "lastTransitionTime": t},
                 {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": t},
             ]
