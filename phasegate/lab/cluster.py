@@ -467,7 +467,7 @@ def _mirror_bare_ip(lab):
                    "LB address with skip_verify = true, and Traefik has no router for a bare IP: 404 to /v2/")
 def _mirror_404(lab):
     c = _cluster(lab)
-    saved = {n: n.hosts_toml(c.forgejo_host).read_text() for n in c.nodes.values()}
+    saved = {n.name: n.hosts_toml(c.forgejo_host).read_text() for n in c.nodes.values()}
     route = c.traefik.routes.pop(c.traefik.netloc)
     try:
         for node in c.nodes.values():
@@ -475,8 +475,8 @@ def _mirror_404(lab):
         yield
     finally:
         c.traefik.routes[c.traefik.netloc] = route
-        for node, text in saved.items():
-            node.hosts_toml(c.forgejo_host).write_text(text)
+        for name, text in saved.items():
+            c.nodes[name].hosts_toml(c.forgejo_host).write_text(text)
 
 
 def _mutate_forgejo(lab, fn):
