@@ -169,8 +169,9 @@ def test_pull_policy_never_and_if_not_present(lab, kube, namespace):
     assert kube.container_states(never)[0].waiting_reason == "ErrImageNeverPull"
     present = kube.wait_pod_settled(namespace, kube.create_pod(namespace, "present", node="k8s-node2",
                                                                image=LOCAL_IMAGES["cleanup"], pull_policy="IfNotPresent"))
-    assert present.status.phase == "Running"
+    assert present.status.phase == "Succeeded"  # its command ran to the end on the node's containerd
     assert kube.container_states(present)[0].image_id.startswith("docker.io/library/alpine@sha256:")
+    assert kube.pod_log(namespace, present.metadata.name) == "lab image: exit 0\n"
 
 
 def test_node_files_are_read_through_a_hostpath_pod(lab, kube, namespace, inventory_of):
@@ -187,17 +188,20 @@ def test_node_files_are_read_through_a_hostpath_pod(lab, kube, namespace, invent
 
 
 def test_rollout_restart_rolls_out_a_new_replicaset(lab, kube, writes, inventory_of):
-    inv = inventory_of(lab)
-    p = inv.project("freedify")
-    before = kube.deployment(p.namespace, p.workload_name)
-    old_pods = {x.metadata.name for x in kube.workload_pods(p)}
-    kube.rollout_restart(p.namespace, p.workload_name)
+    ns, name = "freedify", "music-viktor"
+    before = kube.deployment(ns, name)
+    old_pods = {x.metadata.name for x in kube.pods(ns, "app=music-viktor")}
+    kube.rollout_restart(ns, name)
     lab["cluster"].settle()
-    after = kube.deployment(p.namespace, p.workload_name)
+    after = kube.deployment(ns, name)
     assert after.metadata.generation == before.metadata.generation + 1
     assert kube.rollout_problem(after) == ""
-    new_pods = {x.metadata.name for x in kube.workload_pods(p)}
+    new_pods = {x.metadata.name for x in kube.pods(ns, "app=music-viktor")}
     assert new_pods and not new_pods & old_pods
+    # the old ReplicaSet is scaled down to 0 (kubernetes pkg/controller/deployment/rolling.go reconcileOldReplicaSets)
+    old_rs = [rs for rs in kube.apps.list_namespaced_replica_set(ns).items
+              if rs.metadata.owner_references[0].name == name and rs.spec.template.metadata.annotations is None]
+    assert old_rs and all(rs.spec.replicas == 0 for rs in old_rs)
 
 
 def test_job_from_cronjob_runs_a_registered_runner(lab, kube, writes):
@@ -243,3 +247,135 @@ def test_dockerconfigjson_is_what_kubectl_writes(lab):
 
     cfg = json.loads(base64.b64decode(dockerconfigjson({"h:1": ("u", "p")})))
     assert cfg == {"auths": {"h:1": {"username": "u", "password": "p", "auth": base64.b64encode(b"u:p").decode()}}}
+
+
+# -- issue 14 / 20: kubelet, containerd and controller semantics the gates rely on ------------------------------
+
+
+def _smoke_ref(lab, inv, tag: str, image=None):
+    from phasegate import images
+    from phasegate.http import GUARD
+    from phasegate.oci import RegistryClient
+    from phasegate.secrets import Secret
+
+    repo = f"{inv.forgejo.owner}/{inv.forgejo.smoke_image}"
+    f = inv.forgejo
+    with RegistryClient(str(f.url), username=f.pusher.username, password=Secret(lab.secret(f.pusher.secret)),
+                        ca_bundle=f.ca_bundle) as c, GUARD.writes_allowed("stand-in test"):
+        digest = c.push(repo, image or images.build_smoke(f"standin {tag}"), tag=tag)
+    return f"{inv.forgejo.host}/{repo}:{tag}", digest
+
+
+def test_the_smoke_image_really_runs_on_the_nodes_containerd(lab, kube, namespace, inventory_of):
+    from phasegate import images
+
+    inv = inventory_of(lab)
+    ref, digest = _smoke_ref(lab, inv, "standin-run")
+    kube.wait_for_secret(namespace, "registry-credentials")
+    pod = kube.wait_pod_settled(namespace, kube.create_pod(namespace, "smoke", node="k8s-node1", image=ref,
+                                                           pull_secret="registry-credentials"))
+    (state,) = kube.container_states(pod)
+    assert (pod.status.phase, state.exit_code, state.digest) == ("Succeeded", 0, digest)
+    assert kube.pod_log(namespace, pod.metadata.name) == images.SMOKE_MESSAGE.decode()
+
+
+def test_a_command_less_image_fails_with_create_container_error_and_no_image_id(lab, kube, namespace, inventory_of):
+    """containerd's CRI: "no command specified" (pkg/cri/opts/spec.go WithProcessArgs); kubelet: CreateContainerError."""
+    from phasegate import images
+
+    inv = inventory_of(lab)
+    ref, _ = _smoke_ref(lab, inv, "standin-nocmd", images.build_image("standin no command", command=()))
+    kube.wait_for_secret(namespace, "registry-credentials")
+    name = kube.create_pod(namespace, "nocmd", node="k8s-node2", image=ref, pull_secret="registry-credentials")
+    lab["cluster"].settle()
+    (state,) = kube.container_states(kube.core.read_namespaced_pod(name, namespace))
+    assert state.waiting_reason == "CreateContainerError" and state.image_id == ""
+    assert "failed to generate spec: no command specified" in state.message
+
+
+def test_a_url_form_auths_key_pulls_as_kubelet_matches_it(lab, kube, namespace, inventory_of, writes):
+    """kubelet's keyring: `https://host/v2/` is `host` (pkg/credentialprovider/keyring.go)."""
+    from kubernetes import client as k8s
+
+    from phasegate.lab.cluster import dockerconfigjson
+
+    inv = inventory_of(lab)
+    ref, digest = _smoke_ref(lab, inv, "standin-urlkey")
+    entries = {f"https://{inv.forgejo.host}/v2/": ("cluster-puller", lab.secret("forgejo_pull_token"))}
+    kube.core.create_namespaced_secret(namespace, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="url-form"), type="kubernetes.io/dockerconfigjson",
+        data={".dockerconfigjson": dockerconfigjson(entries)}))
+    pod = kube.wait_pod_settled(namespace, kube.create_pod(namespace, "urlkey", node="k8s-node3", image=ref,
+                                                           pull_secret="url-form"))
+    (state,) = kube.container_states(pod)
+    assert (state.exit_code, state.digest) == (0, digest), state
+
+
+def test_init_containers_run_first_and_report_their_statuses(lab, kube):
+    pod = next(p for p in kube.pods("claude-agent") if p.status.phase == "Running")
+    inits = [s for s in kube.container_states(pod) if s.init]
+    assert [s.container for s in inits] == ["fix-perms", "copy-claude-creds", "git-init", "seed-beads-agent"]
+    assert all(s.exit_code == 0 and s.image_id for s in inits)
+    assert {c.type: c.status for c in pod.status.conditions}["Initialized"] == "True"
+
+
+def test_image_id_is_containerds_first_sorted_repo_digest(lab, kube, namespace, inventory_of):
+    """containerd keys an image by content and merges its references, sorted; the CRI reports the first
+    repo@digest (pkg/cri/store/image/image.go, pkg/cri/server/container_status.go)."""
+    inv = inventory_of(lab)
+    ref, digest = _smoke_ref(lab, inv, "standin-refs")
+    node = lab["cluster"].nodes["k8s-node1"]
+    node.pull(ref, "cluster-puller", lab.secret("forgejo_pull_token"))
+    node._ctr(["images", "tag", ref, "0.old-registry.test:5050/smoke:standin-refs"], timeout=10)
+    try:
+        kube.wait_for_secret(namespace, "registry-credentials")
+        pod = kube.wait_pod_settled(namespace, kube.create_pod(namespace, "refs", node="k8s-node1", image=ref,
+                                                               pull_secret="registry-credentials",
+                                                               pull_policy="IfNotPresent"))
+        (state,) = kube.container_states(pod)
+        assert state.image_id == f"0.old-registry.test:5050/smoke@{digest}"
+    finally:
+        node.remove_image("0.old-registry.test:5050/smoke:standin-refs")
+
+
+def test_err_image_pull_and_back_off_alternate_while_the_kubelet_retries(lab, kube, namespace, inventory_of):
+    import time
+
+    inv = inventory_of(lab)
+    image = f"{inv.forgejo.host}/{inv.forgejo.owner}/no-such-image:retry"
+    kube.wait_for_secret(namespace, "registry-credentials")
+    name = kube.create_pod(namespace, "retry", node="k8s-node1", image=image, pull_secret="registry-credentials")
+    seen = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not {"ErrImagePull", "ImagePullBackOff"} <= set(seen[2:]):
+        pod = kube.core.read_namespaced_pod(name, namespace)
+        states = kube.container_states(pod)
+        if states and (not seen or seen[-1] != states[0].waiting_reason):
+            seen.append(states[0].waiting_reason)
+        time.sleep(0.05)
+    assert seen[:2] == ["ErrImagePull", "ImagePullBackOff"] and {"ErrImagePull", "ImagePullBackOff"} <= set(seen[2:]), seen
+
+
+def test_status_is_a_subresource(lab, kube, writes):
+    """PATCH of the main resource ignores status; PATCH of /status changes status only (no new generation)."""
+    d = kube.deployment("job-hunter", "job-hunter")
+    kube.apps.patch_namespaced_deployment("job-hunter", "job-hunter", {"status": {"replicas": 7}})
+    assert kube.deployment("job-hunter", "job-hunter").status.replicas == d.status.replicas
+    kube.apps.patch_namespaced_deployment_status("job-hunter", "job-hunter", {"status": {"readyReplicas": 1}})
+    after = kube.apps.read_namespaced_deployment_status("job-hunter", "job-hunter")
+    assert after.metadata.generation == d.metadata.generation and after.status.ready_replicas == 1
+
+
+def test_a_paused_deployment_is_not_rolled_out(lab, kube, writes):
+    api = lab["cluster"].api
+    api.mutate("Deployment", "beadboard", "beads-server", lambda d: d["spec"].__setitem__("paused", True))
+    try:
+        kube.rollout_restart("beads-server", "beadboard")
+        lab["cluster"].settle()
+        d = kube.deployment("beads-server", "beadboard")
+        assert kube.rollout_problem(d) == "rollout paused (spec.paused)"
+        progressing = {c.type: c for c in d.status.conditions}["Progressing"]
+        assert (progressing.status, progressing.reason) == ("Unknown", "DeploymentPaused")
+    finally:
+        api.mutate("Deployment", "beadboard", "beads-server", lambda d: d["spec"].pop("paused", None))
+        lab["cluster"].settle()

@@ -69,6 +69,9 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("traefik.io", "v1alpha1", "middlewares"): ("Middleware", True),
 }
 KINDS = {kind: key for key, (kind, _) in RESOURCES.items()}
+# kinds served with a /status subresource (their main endpoint ignores status writes)
+STATUS_SUBRESOURCE = frozenset({"Namespace", "Node", "Pod", "PersistentVolumeClaim", "Deployment", "ReplicaSet",
+                                "CronJob", "Job", "Ingress"})
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 KYVERNO_EXCLUDED = ("kube-system", "kube-public", "kube-node-lease")
 
@@ -828,6 +831,20 @@ class KubeStandin:
         d = self.get("Deployment", name, ns)
         if d is None or (ns, name) in self.frozen:
             return
+        if d["spec"].get("paused"):
+            # kubernetes pkg/controller/deployment/sync.go: a paused Deployment is scaled, never rolled out;
+            # Progressing turns Unknown with reason DeploymentPaused (deployment/util PausedDeployReason)
+            t = now()
+
+            def paused(obj):
+                st = obj.setdefault("status", {})
+                st["observedGeneration"] = obj["metadata"].get("generation", 1)
+                conds = [c for c in st.get("conditions") or [] if c["type"] != "Progressing"]
+                conds.append({"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused",
+                              "message": "Deployment is paused", "lastUpdateTime": t, "lastTransitionTime": t})
+                st["conditions"] = conds
+            self._update_status("Deployment", name, ns, paused)
+            return
         template = d["spec"]["template"]
         h = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         replicas = d["spec"].get("replicas", 1)
@@ -1040,6 +1057,8 @@ class KubeStandin:
                                f'container "{c}" in pod "{name}" is waiting to start: '
                                + _waiting_reason(obj))
             return 200, "text/plain", self.logs.get((ns, name), "").encode()
+        if sub == "status" and kind in STATUS_SUBRESOURCE:
+            return self._status_subresource(kind, name, ns, namespaced, obj, method, headers, body)
         if sub:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method == "GET":
@@ -1054,6 +1073,8 @@ class KubeStandin:
             new["metadata"]["name"], new["metadata"]["uid"] = name, obj["metadata"]["uid"]
             if namespaced:
                 new["metadata"]["namespace"] = ns
+            if kind in STATUS_SUBRESOURCE:  # the main resource ignores status (it has its own subresource)
+                new["status"] = obj.get("status", {})
             return self._json(200, self.put(new))
         if method == "PUT":
             new = json.loads(body)
@@ -1061,8 +1082,28 @@ class KubeStandin:
                 raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
             new["metadata"]["uid"] = obj["metadata"]["uid"]
             new["metadata"]["creationTimestamp"] = obj["metadata"]["creationTimestamp"]
+            if kind in STATUS_SUBRESOURCE:
+                new["status"] = obj.get("status", {})
             return self._json(200, self.put(new))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _status_subresource(self, kind, name, ns, namespaced, obj, method, headers, body):
+        """GET/PUT/PATCH <object>/status: only `status` changes, the generation does not (the registry's
+        status strategy: e.g. kubernetes pkg/registry/apps/deployment/strategy.go deploymentStatusStrategy
+        PrepareForUpdate keeps the old spec)."""
+        if method == "GET":
+            return self._json(200, obj)
+        if method == "PATCH":
+            patch = json.loads(body or b"{}")
+            ctype = headers.get("Content-Type", "")
+            new = json_patch(obj, patch) if "json-patch" in ctype else merge_patch(obj, patch)
+        elif method == "PUT":
+            new = json.loads(body)
+        else:
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on the status subresource")
+        status = new.get("status") or {}
+        out = self._update_status(kind, name, ns, lambda o: o.__setitem__("status", status))
+        return self._json(200, out)
 
     def _create(self, kind, group, plural, ns, namespaced, body) -> tuple[int, str, bytes]:
         try:

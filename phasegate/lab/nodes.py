@@ -227,12 +227,13 @@ def write_hosts_toml(node: ContainerdNode, host: str, server: str, mirrors: list
 # -- local images (never pulled: imported into each node at start) -----------
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
+def _tar(files: dict[str, bytes], modes: dict[str, int] | None = None) -> bytes:
     bio = io.BytesIO()
     with tarfile.open(fileobj=bio, mode="w") as t:
         for name, data in files.items():
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
+            ti.mode = (modes or {}).get(name, 0o644)
             t.addfile(ti, io.BytesIO(data))
     return bio.getvalue()
 
@@ -242,30 +243,39 @@ def _sha(b: bytes) -> str:
 
 
 def image_layout_tar(names: list[str]) -> bytes:
-    """An OCI image-layout tar of one tiny image under every name in `names` (for `ctr images import`).
+    """An OCI image-layout tar of one tiny image per name in `names` (for `ctr images import`).
 
     Stands for images a node has from elsewhere (busybox for the node-file
     reader, Forgejo's own image, the probes' images) so the lab never needs a
-    public registry.
+    public registry. Each has its own content (containerd merges the names of
+    identical content into one image) and a command that really runs (the
+    lab's kubelet runs run-to-completion pods with real containerd): a static
+    program at /bin/sh that prints one line and exits 0 (phasegate.images.static_hello_elf).
     """
-    layer_tar = _tar({"etc/phasegate-lab-image": b"lab image\n"})
-    layer = gzip.compress(layer_tar, mtime=0)
-    cfg = json.dumps({"architecture": _ARCH, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-                      "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar)]}}).encode()
-    man = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(cfg), "size": len(cfg)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(layer),
-                    "size": len(layer)}],
-    }).encode()
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _sha(man), "size": len(man),
-         "annotations": {"io.containerd.image.name": n, "org.opencontainers.image.ref.name": n.rsplit(":", 1)[-1]}}
-        for n in names
-    ]}
-    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(index).encode()}
-    for b in (layer, cfg, man):
-        files["blobs/sha256/" + _sha(b)[7:]] = b
+    from phasegate.images import static_hello_elf
+
+    program = static_hello_elf(_ARCH, b"lab image: exit 0\n")
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}'}
+    entries = []
+    for n in names:
+        layer_tar = _tar({"etc/phasegate-lab-image": f"lab image {n}\n".encode(), "bin/sh": program},
+                         modes={"bin/sh": 0o755})
+        layer = gzip.compress(layer_tar, mtime=0)
+        cfg = json.dumps({"architecture": _ARCH, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                          "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar)]}}).encode()
+        man = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(cfg), "size": len(cfg)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(layer),
+                        "size": len(layer)}],
+        }).encode()
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _sha(man),
+                        "size": len(man), "annotations": {"io.containerd.image.name": n,
+                                                          "org.opencontainers.image.ref.name": n.rsplit(":", 1)[-1]}})
+        for blob in (layer, cfg, man):
+            files["blobs/sha256/" + _sha(blob)[7:]] = blob
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    files["index.json"] = json.dumps(index).encode()
     return _tar(files)
 
 
