@@ -1,6 +1,6 @@
 @phase0 @cluster
 Feature: Phase 0 - the cluster is ready to pull from Forgejo's registry
-  Forgejo runs with the memory, volume and request-body size the registry needs;
+  Forgejo runs with at least the memory, volume and request-body size the registry needs;
   every new namespace receives the cluster-wide pull secret with exactly the
   registries of the migration, each entry really authenticating; and every node
   pulls a tag it has never seen from Forgejo through the in-cluster mirror (the
@@ -11,7 +11,7 @@ Feature: Phase 0 - the cluster is ready to pull from Forgejo's registry
   @readonly
   Scenario: Forgejo runs with the planned memory and the packages settings
     Given the Forgejo Deployment
-    Then its Forgejo container requests and is limited to the inventory's Forgejo memory
+    Then its Forgejo container requests and is limited to at least the inventory's Forgejo memory
     And its Forgejo container sets the inventory's packages environment variables
 
   @readonly

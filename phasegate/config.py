@@ -363,19 +363,19 @@ class Cluster:
     credentials_secret: str = "registry-credentials"
     clone_excluded_namespaces: list[str] = field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
     # Forgejo's objects (Phase 0)
-    forgejo_memory: str = "1Gi"  # request = limit
-    forgejo_env: dict[str, str] = field(default_factory=lambda: {
-        "FORGEJO__packages__ENABLED": "true",
-        "FORGEJO__packages__CHUNKED_UPLOAD_PATH": "/data/tmp/package-upload",
-    })
-    forgejo_pvc: str = "forgejo-data"
+    forgejo_memory: str = "1Gi"  # the floor of request and limit (the plan's 1Gi; production later rose above it)
+    # the plan also set FORGEJO__packages__CHUNKED_UPLOAD_PATH; it was removed the same day (Forgejo crash-looped
+    # on the root-owned /data: msg@880f7d13; stacks/forgejo/main.tf:122-129 @0cd4afb6)
+    forgejo_env: dict[str, str] = field(default_factory=lambda: {"FORGEJO__packages__ENABLED": "true"})
+    forgejo_pvc: str = "forgejo-data-encrypted"
     forgejo_pvc_min: str = "15Gi"
     forgejo_ingress: str = "forgejo"
     forgejo_max_body: str = "5g"  # Traefik Buffering middleware maxRequestBodyBytes at least this
     # nodes: containerd's registry config, and where the Forgejo mirror must point
     nodes: list[str] = field(default_factory=list)  # empty = every node the API lists
     containerd_certs_dir: str = "/etc/containerd/certs.d"
-    forgejo_mirrors: list[str] = field(default_factory=lambda: ["https://10.0.20.200"])  # in-cluster Traefik LB
+    # in-cluster Traefik LB: 10.0.20.200 until 05-30, then 10.0.20.203 (infra-facts.md section 4)
+    forgejo_mirrors: list[str] = field(default_factory=lambda: ["https://10.0.20.200", "https://10.0.20.203"])
     # what the suite creates (fresh namespaces, pods) carries this prefix and label, and only that is deleted
     test_prefix: str = "phasegate-"
     test_label: str = "app.kubernetes.io/managed-by=phasegate"

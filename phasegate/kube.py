@@ -317,6 +317,15 @@ class Kube:
                 return None
             raise KubeError(f"middleware {ns}/{name}: {e.status} {status_message(e)}") from None
 
+    def middlewares_by_ref(self) -> dict[str, dict]:
+        """Traefik Middlewares of every namespace by the name an ingress annotation uses: `<namespace>-<name>`."""
+        try:
+            items = self.custom.list_cluster_custom_object("traefik.io", "v1alpha1", "middlewares",
+                                                           _request_timeout=self.timeout).get("items", [])
+        except ApiException as e:
+            raise KubeError(f"middlewares: {e.status} {status_message(e)}") from None
+        return {f"{m['metadata']['namespace']}-{m['metadata']['name']}": m for m in items}
+
     def node_names(self) -> list[str]:
         if self.cluster.nodes:
             return list(self.cluster.nodes)

@@ -214,15 +214,19 @@ class Cluster:
                           "storageClassName": "local-path", "volumeMode": "Filesystem"},
                  "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
                             "capacity": {"storage": c.forgejo_pvc_min}}})
-        mw = "forgejo-buffering"
+        # as the real ingress factory chains them (infra-facts.md section 1: IF:210-217,249-261,321-337 @5d22b449)
+        mw = "buffering-forgejo"
         from phasegate.units import size_bytes
 
         api.put({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
                  "metadata": {"name": mw, "namespace": ns},
                  "spec": {"buffering": {"maxRequestBodyBytes": size_bytes(c.forgejo_max_body)}}})
+        api.put({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+                 "metadata": {"name": "retry", "namespace": "traefik"}, "spec": {"retry": {"attempts": 2}}})
+        chain = ["traefik-retry@kubernetescrd", f"{ns}-{mw}@kubernetescrd"]
         api.put({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                  "metadata": {"name": c.forgejo_ingress, "namespace": ns, "annotations": {
-                     "traefik.ingress.kubernetes.io/router.middlewares": f"{ns}-{mw}@kubernetescrd",
+                     "traefik.ingress.kubernetes.io/router.middlewares": ",".join(chain),
                      "traefik.ingress.kubernetes.io/router.entrypoints": "websecure"}},
                  "spec": {"ingressClassName": "traefik",
                           "rules": [{"host": "forgejo.lab.test", "http": {"paths": [{
@@ -499,11 +503,11 @@ def _memory(lab):
     yield from _mutate_forgejo(lab, fn)
 
 
-@fault("forgejo-env-missing", component="cluster", description="Forgejo lacks FORGEJO__packages__CHUNKED_UPLOAD_PATH")
+@fault("forgejo-env-missing", component="cluster", description="Forgejo lacks FORGEJO__packages__ENABLED")
 def _env_missing(lab):
     def fn(d):
         c = d["spec"]["template"]["spec"]["containers"][0]
-        c["env"] = [e for e in c["env"] if e["name"] != "FORGEJO__packages__CHUNKED_UPLOAD_PATH"]
+        c["env"] = [e for e in c["env"] if e["name"] != "FORGEJO__packages__ENABLED"]
     yield from _mutate_forgejo(lab, fn)
 
 
@@ -525,8 +529,8 @@ def _pvc(lab):
 def _buffering(lab):
     c = _cluster(lab)
     ns = c.inv.forgejo.namespace
-    with _restored(c, "Middleware", "forgejo-buffering", ns):
-        c.api.mutate("Middleware", "forgejo-buffering", ns,
+    with _restored(c, "Middleware", "buffering-forgejo", ns):
+        c.api.mutate("Middleware", "buffering-forgejo", ns,
                      lambda m: m["spec"]["buffering"].__setitem__("maxRequestBodyBytes", 1048576))
         yield
 
