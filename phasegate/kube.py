@@ -195,6 +195,46 @@ def _reason(e: Exception) -> str:
     return redact((m.group(1) if m else text.splitlines()[0])[:300])
 
 
+class Forbidden(Broken):
+    """A 403 the API server answered, classified by who refused (`kind`), with the server's message.
+
+    The API server answers every refusal with a Forbidden Status; the message says which part refused:
+    - RBAC: `User "..." cannot <verb> resource "<resource>[/<subresource>]"` (k8s.io/apiserver
+      pkg/endpoints/handlers/responsewriters/errors.go `forbiddenMessage`);
+    - PodSecurity admission: `violates PodSecurity "<level>:<version>": ...` (k8s.io/pod-security-admission
+      admission/admission.go);
+    - service account not ready: `error looking up service account <ns>/<name>` (plugin/pkg/admission/
+      serviceaccount/admission.go): the token controller creates `default` just after the namespace, so a
+      pod created at once is refused for a moment (ServiceAccountNotReady: retried until a deadline);
+    - NamespaceTerminating: `unable to create new content in namespace <ns> because it is being terminated`
+      (plugin/pkg/admission/namespace/lifecycle/admission.go).
+    """
+
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+
+class ServiceAccountNotReady(Forbidden):
+    pass
+
+
+class StuckTerminating(Broken):
+    """A namespace the suite deleted never went away."""
+
+
+def classify_forbidden(message: str) -> str:
+    if "error looking up service account" in message:
+        return "service account not ready"
+    if "violates PodSecurity" in message:
+        return "PodSecurity admission"
+    if "because it is being terminated" in message:
+        return "NamespaceTerminating"
+    if re.search(r'cannot [a-z]+ resource "', message):
+        return "RBAC"
+    return "forbidden"
+
+
 def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
     """Answers no gate can judge become Broken here; 404/409/422 go back to the caller as ApiException."""
     if status in (401, 403) or status >= 500:
@@ -202,7 +242,11 @@ def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
             message = json.loads(body or b"{}").get("message", "")
         except (ValueError, TypeError, AttributeError):
             message = ""
-        cls = AuthError if status in (401, 403) else ServerError
+        if status == 403:
+            kind = classify_forbidden(message)
+            cls = ServiceAccountNotReady if kind == "service account not ready" else Forbidden
+            raise cls(kind, f"Kubernetes API: {method} {path}: HTTP 403 Forbidden ({kind}): {redact(message)}")
+        cls = AuthError if status == 401 else ServerError
         raise cls(f"Kubernetes API: {method} {path}: HTTP {status} {redact(message)}".rstrip())
 
 
@@ -395,12 +439,26 @@ class Kube:
 
     def sweep(self) -> list[str]:
         """Delete namespaces a crashed run left behind (label and prefix both required)."""
-        gone = []
+        gone, stuck = [], []
+        now = time.time()
         for ns in self.core.list_namespace(label_selector=f"{self.label_key}={self.label_value}",
                                            _request_timeout=self.timeout).items:
-            if ns.metadata.name.startswith(self.cluster.test_prefix) and (ns.status is None or ns.status.phase != "Terminating"):
+            if not ns.metadata.name.startswith(self.cluster.test_prefix):
+                continue
+            if ns.status is None or ns.status.phase != "Terminating":
                 self.delete_namespace(ns.metadata.name)
                 gone.append(ns.metadata.name)
+                continue
+            # deletion is asynchronous (kubernetes pkg/controller/namespace): Terminating for a while is normal,
+            # Terminating past the wait timeout is a namespace stuck on a finalizer or a failing discovery
+            since = ns.metadata.deletion_timestamp
+            if since is not None and now - since.timestamp() > self.cluster.wait_timeout:
+                why = "; ".join(f"{c.type}: {c.message}" for c in (ns.status.conditions or []) if c.status == "True")
+                stuck.append(f"{ns.metadata.name} (Terminating since {since:%Y-%m-%dT%H:%M:%SZ}, finalizers "
+                             f"{(ns.spec.finalizers if ns.spec else None) or []}{'; ' + why if why else ''})")
+        if stuck:
+            raise StuckTerminating(f"namespaces the suite deleted are stuck Terminating for more than "
+                                   f"{self.cluster.wait_timeout:g}s: {', '.join(stuck)}")
         return gone
 
     @contextlib.contextmanager
@@ -448,8 +506,16 @@ class Kube:
                 tolerations=[k8s.V1Toleration(operator="Exists")], automount_service_account_token=False,
             ),
         )
-        self.core.create_namespaced_pod(ns, pod, _request_timeout=self.timeout)
-        return name
+        # a namespace's `default` service account appears a moment after the namespace: retried until the deadline
+        deadline = time.monotonic() + self.cluster.wait_timeout
+        while True:
+            try:
+                self.core.create_namespaced_pod(ns, pod, _request_timeout=self.timeout)
+                return name
+            except ServiceAccountNotReady:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(self.poll)
 
     def wait_pod_settled(self, ns: str, name: str, timeout: float | None = None):
         """Until the pod runs, ends, or cannot pull; returns the last pod read."""

@@ -93,3 +93,12 @@ def test_one_wrong_project_is_one_red_row_and_order_findings_naming_it(lab, gate
     for row in rows[1:]:
         msg = run.message(row)
         assert "projects before" in msg and "payslip-ingest (template)" in msg, msg
+
+
+@pytest.mark.lab
+def test_a_service_account_that_appears_a_second_after_its_namespace_is_green(lab, gates):
+    """Issue 20: right after a namespace is created, pods are refused (403 "error looking up service account
+    ns/default") until the token controller creates it; the suite retries until its deadline."""
+    run = gates(scenario="Every node pulls a fresh tag from Forgejo through the pull secret",
+                fault="serviceaccount-late")
+    assert run.passed() == ["Every node pulls a fresh tag from Forgejo through the pull secret"], run.summary()

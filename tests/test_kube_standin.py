@@ -145,6 +145,7 @@ def test_sweep_removes_leftovers_of_a_crashed_run(lab, kube, writes):
     name = kube.fresh_name("leftover")
     kube.create_namespace(name)
     assert name in kube.sweep()
+    lab["cluster"].settle()  # deletion is asynchronous: Terminating first
     assert lab["cluster"].api.get("Namespace", name) is None
 
 
@@ -379,3 +380,66 @@ def test_a_paused_deployment_is_not_rolled_out(lab, kube, writes):
     finally:
         api.mutate("Deployment", "beadboard", "beads-server", lambda d: d["spec"].pop("paused", None))
         lab["cluster"].settle()
+
+
+def test_namespace_deletion_is_asynchronous(lab, kube, writes):
+    """Terminating first (pods refused with 403 NamespaceTerminating, re-create 409), gone once its content is."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    from phasegate.kube import Forbidden
+
+    api = lab["cluster"].api
+    name = kube.fresh_name("async")
+    kube.create_namespace(name)
+    api.mutate("Namespace", name, "", lambda n: n["metadata"].__setitem__("finalizers", ["example.com/hold"]))
+    kube.core.delete_namespace(name)
+    try:
+        assert kube.core.read_namespace(name).status.phase == "Terminating"
+        with pytest.raises(Forbidden, match="NamespaceTerminating.*being terminated"):
+            kube.create_pod(name, "late", node="k8s-node1", image="docker.io/library/busybox:1.36")
+        with pytest.raises(ApiException) as e:
+            kube.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+        assert e.value.status == 409 and "object is being deleted" in json.loads(e.value.body)["message"]
+    finally:
+        api.mutate("Namespace", name, "", lambda n: n["metadata"].pop("finalizers", None))
+        api._enqueue(("ns-delete", name))
+        lab["cluster"].settle()
+    assert api.get("Namespace", name) is None
+
+
+def test_403s_are_classified_with_the_servers_reason(lab, kube, namespace):
+    from phasegate.kube import Forbidden
+
+    api = lab["cluster"].api
+    api.denied.add(("get", "pods/log"))
+    try:
+        with pytest.raises(Forbidden) as e:
+            kube.pod_log(namespace, "anything")
+        assert e.value.kind == "RBAC" and 'cannot get resource "pods/log"' in str(e.value)
+    finally:
+        api.denied.discard(("get", "pods/log"))
+    api.default_pod_security = "baseline"
+    try:
+        with pytest.raises(Forbidden) as e:
+            kube.create_pod(namespace, "hp", node="k8s-node1", image="docker.io/library/busybox:1.36",
+                            host_path="/etc", mount_path="/host/etc")
+        assert e.value.kind == "PodSecurity admission" and 'violates PodSecurity "baseline:latest"' in str(e.value)
+    finally:
+        api.default_pod_security = "privileged"
+
+
+def test_a_service_account_that_appears_a_second_later_is_waited_for(lab, kube, writes):
+    api = lab["cluster"].api
+    api.serviceaccount_delay = 1.0
+    name = kube.fresh_name("sa")
+    try:
+        kube.create_namespace(name)
+        assert api.get("ServiceAccount", "default", name) is None
+        pod = kube.create_pod(name, "early", node="k8s-node1", image="docker.io/library/busybox:1.36",
+                              pull_policy="IfNotPresent")
+        assert api.get("Pod", pod, name) is not None
+        assert any(m == "POST" and p.endswith("/pods") for m, p in api.requests)
+    finally:
+        api.serviceaccount_delay = 0.0
+        kube.delete_namespace(name)

@@ -183,6 +183,8 @@ class Cluster:
         namespaces |= {p.workload_namespace(w) for p in inv.projects for w in p.workloads}
         for ns in sorted(namespaces):
             api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, fire=False)
+            api.put({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
+                    fire=False)
         self.set_pull_secret(self._credentials())
         for ns in sorted(namespaces):
             api._clone_into(ns)
@@ -716,3 +718,61 @@ def _kept_hosts(lab):
     finally:
         if not existed:
             path.unlink()
+
+
+# -- 403 Forbidden and namespace life cycle (issue 20) ---------------------------
+
+
+@fault("rbac-denies-pods-log", component="cluster",
+       description="the suite's account may not get pods/log (RBAC): node files cannot be read")
+def _rbac_pods_log(lab):
+    c = _cluster(lab)
+    c.api.denied.add(("get", "pods/log"))
+    try:
+        yield
+    finally:
+        c.api.denied.discard(("get", "pods/log"))
+
+
+@fault("podsecurity-baseline", component="cluster",
+       description="PodSecurity enforces baseline on namespaces without a label: the hostPath node-file reader "
+                   "pod is refused")
+def _podsecurity_baseline(lab):
+    c = _cluster(lab)
+    c.api.default_pod_security = "baseline"
+    try:
+        yield
+    finally:
+        c.api.default_pod_security = "privileged"
+
+
+@fault("serviceaccount-late", component="cluster",
+       description="(healthy) a new namespace's default ServiceAccount appears a second after the namespace, as "
+                   "the token controller creates it; pods created before are refused with 403")
+def _serviceaccount_late(lab):
+    c = _cluster(lab)
+    c.api.serviceaccount_delay = 1.0
+    try:
+        yield
+    finally:
+        c.api.serviceaccount_delay = 0.0
+
+
+@fault("namespace-stuck-terminating", component="cluster",
+       description="a namespace of an earlier run has been Terminating for an hour (a finalizer nobody removes)")
+def _stuck_namespace(lab):
+    c = _cluster(lab)
+    name = "phasegate-ns-stuck01"
+    hour_ago = rfc3339(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    c.api.put({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "phasegate"},
+                            "finalizers": ["example.com/never-done"], "deletionTimestamp": hour_ago},
+               "spec": {"finalizers": ["kubernetes"]},
+               "status": {"phase": "Terminating", "conditions": [
+                   {"type": "NamespaceFinalizersRemaining", "status": "True", "reason": "SomeFinalizersRemain",
+                    "message": "Some content in the namespace has finalizers remaining: example.com/never-done in 1 "
+                               "resource instances", "lastTransitionTime": hour_ago}]}}, fire=False)
+    try:
+        yield
+    finally:
+        c.api.delete("Namespace", name)

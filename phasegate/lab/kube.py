@@ -59,6 +59,7 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("", "v1", "namespaces"): ("Namespace", False),
     ("", "v1", "nodes"): ("Node", False),
     ("", "v1", "secrets"): ("Secret", True),
+    ("", "v1", "serviceaccounts"): ("ServiceAccount", True),
     ("", "v1", "pods"): ("Pod", True),
     ("", "v1", "persistentvolumeclaims"): ("PersistentVolumeClaim", True),
     ("apps", "v1", "deployments"): ("Deployment", True),
@@ -238,6 +239,12 @@ class KubeStandin:
         self.frozen: set[tuple[str, str]] = set()  # deployments whose controller is paused (faults)
         self.pull_backoff = 0.5  # seconds from ErrImagePull to ImagePullBackOff (doubling on each retry)
         self._retrying = 0  # pods whose kubelet is in an image pull back-off loop
+        # issue 20: the refusals a real API server answers with 403 Forbidden (faults switch them on)
+        self.denied: set[tuple[str, str]] = set()  # RBAC: (verb, resource[/subresource]) the suite may not do
+        self.default_pod_security = "privileged"  # PodSecurity level for namespaces without an enforce label
+        self.serviceaccount_delay = 0.0  # seconds from a namespace's creation to its `default` ServiceAccount
+        self.namespace_delete_delay = 0.05  # seconds a deleted namespace stays Terminating (its content goes first)
+        self.user = "system:serviceaccount:phasegate:phasegate"
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -422,6 +429,7 @@ class KubeStandin:
     # -- controllers --------------------------------------------------------------
     def _changed(self, kind: str, ns: str, name: str, *, created: bool, status_only: bool = False) -> None:
         if kind == "Namespace" and created:
+            self._enqueue(("serviceaccount", name))
             self._enqueue(("clone", name))
         elif kind == "Pod" and created:
             self._enqueue(("schedule", ns, name))
@@ -481,6 +489,10 @@ class KubeStandin:
                     self._kyverno_clone(item[1])
                 elif what == "resync":
                     self._kyverno_resync()
+                elif what == "serviceaccount":
+                    self._default_serviceaccount(item[1])
+                elif what == "ns-delete":
+                    self._finish_namespace(item[1])
                 elif what == "schedule":
                     self._schedule(item[1], item[2])
                 elif what == "deployment":
@@ -512,6 +524,20 @@ class KubeStandin:
             }},
             "data": copy.deepcopy(src.get("data", {})),
         }, fire=False)
+
+    def _default_serviceaccount(self, ns: str) -> None:
+        """The service account controller creates `default` in every new namespace, a moment later
+        (kubernetes pkg/controller/serviceaccount/serviceaccounts_controller.go)."""
+        if self.serviceaccount_delay:
+            def later():
+                time.sleep(self.serviceaccount_delay)
+                if self.get("Namespace", ns) is not None:
+                    self.put({"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": "default", "namespace": ns}}, fire=False)
+            threading.Thread(target=later, daemon=True).start()
+            return
+        self.put({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
+                 fire=False)
 
     def _kyverno_clone(self, ns: str) -> None:
         if self.kyverno_enabled:
@@ -1032,6 +1058,7 @@ class KubeStandin:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         plural, name, sub = rest[0], (rest[1] if len(rest) > 1 else ""), (rest[2] if len(rest) > 2 else "")
         kind, namespaced = RESOURCES[(group, version, plural)]
+        self._authorize(method, group, plural, name, sub, ns)
         q = {k: v[0] for k, v in query.items()}
         if method == "GET" and not name:
             items = [o for o in self.list(kind, ns if (namespaced and ns) else None, q.get("labelSelector", ""))
@@ -1064,6 +1091,8 @@ class KubeStandin:
         if method == "GET":
             return self._json(200, obj)
         if method == "DELETE":
+            if kind == "Namespace":
+                return self._json(200, self._terminate_namespace(name))
             out = self.delete(kind, name, ns)
             return self._json(200, out)
         if method == "PATCH":
@@ -1086,6 +1115,61 @@ class KubeStandin:
                 new["status"] = obj.get("status", {})
             return self._json(200, self.put(new))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _authorize(self, method: str, group: str, plural: str, name: str, sub: str, ns: str) -> None:
+        """RBAC: a denied (verb, resource) is 403 with the authorizer's message (k8s.io/apiserver
+        pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage)."""
+        verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete"}.get(method, method.lower())
+        resource = f"{plural}/{sub}" if sub else plural
+        if (verb, resource) not in self.denied:
+            return
+        what = f'{plural} "{name}"' if name else plural
+        where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+        raise ApiError(403, "Forbidden", f'{what} is forbidden: User "{self.user}" cannot {verb} resource '
+                                         f'"{resource}" in API group "{group}"{where}', name, plural, group)
+
+    def _admit_pod(self, obj: dict, ns: str, name: str) -> None:
+        """Admission of a new pod: namespace lifecycle, service account, PodSecurity (each a 403 as the real plugin
+        answers it; sources in phasegate.kube.Forbidden)."""
+        nso = self.get("Namespace", ns) or {}
+        if nso.get("metadata", {}).get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: unable to create new content in namespace '
+                                             f"{ns} because it is being terminated", name, "pods")
+        sa = (obj.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.get("ServiceAccount", sa, ns) is None:
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: error looking up service account '
+                                             f'{ns}/{sa}: serviceaccount "{sa}" not found', name, "pods")
+        level = (nso.get("metadata", {}).get("labels") or {}).get("pod-security.kubernetes.io/enforce",
+                                                                   self.default_pod_security)
+        host_paths = [v["name"] for v in (obj.get("spec") or {}).get("volumes") or [] if v.get("hostPath")]
+        if level in ("baseline", "restricted") and host_paths:
+            vols = ", ".join(f'"{v}"' for v in host_paths)
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: violates PodSecurity "{level}:latest": '
+                                             f"hostPath volumes (volume{'s' if len(host_paths) > 1 else ''} {vols})",
+                           name, "pods")
+
+    def _terminate_namespace(self, name: str) -> dict:
+        """Namespace deletion is asynchronous (kubernetes pkg/controller/namespace): Terminating first, content
+        removed, then the namespace; metadata.finalizers of other controllers keep it Terminating."""
+        t = now()
+
+        def mark(o):
+            o["metadata"].setdefault("deletionTimestamp", t)
+            o["metadata"]["deletionGracePeriodSeconds"] = 0
+            o["status"] = {"phase": "Terminating", "conditions": [
+                {"type": "NamespaceDeletionContentFailure", "status": "False", "reason": "ContentDeleted",
+                 "message": "All content successfully deleted", "lastTransitionTime": t}]}
+        out = self._update_status("Namespace", name, "", mark)
+        self._enqueue(("ns-delete", name))
+        return out
+
+    def _finish_namespace(self, name: str) -> None:
+        time.sleep(self.namespace_delete_delay)
+        ns = self.get("Namespace", name)
+        if ns is None or ns["metadata"].get("finalizers"):
+            return  # another controller's finalizer: stays Terminating until it is removed
+        self.delete("Namespace", name)
 
     def _status_subresource(self, kind, name, ns, namespaced, obj, method, headers, body):
         """GET/PUT/PATCH <object>/status: only `status` changes, the generation does not (the registry's
@@ -1131,6 +1215,7 @@ class KubeStandin:
             if nso is None:
                 raise not_found("", "namespaces", ns)
         if kind == "Pod":
+            self._admit_pod(obj, ns, name)
             problems = []
             for i, c in enumerate((obj.get("spec") or {}).get("containers") or []):
                 if not c.get("image"):
@@ -1142,8 +1227,10 @@ class KubeStandin:
         obj["kind"] = kind
         obj.pop("status", None) if kind not in ("Namespace",) else None
         with self._lock:
-            if self.get(kind, name, ns if namespaced else "") is not None:
-                raise ApiError(409, "AlreadyExists", f'{label} "{name}" already exists', name, plural, group)
+            existing = self.get(kind, name, ns if namespaced else "")
+            if existing is not None:
+                deleting = "object is being deleted: " if existing["metadata"].get("deletionTimestamp") else ""
+                raise ApiError(409, "AlreadyExists", f'{deleting}{label} "{name}" already exists', name, plural, group)
             for k in ("uid", "resourceVersion", "creationTimestamp", "generation"):
                 md.pop(k, None)
             created = self.put(obj)
