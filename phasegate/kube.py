@@ -588,6 +588,30 @@ class Kube:
                 if any(r.uid == cj.metadata.uid for r in (j.metadata.owner_references or []))]
         return max(jobs, key=lambda j: j.metadata.creation_timestamp, default=None)
 
+    def job_outcome(self, job) -> str:
+        """A Job's state in one line, as the job controller and kubelet report it (never "pending" without why):
+        complete; failed (BackoffLimitExceeded, pods failed N times); failed N times, retrying (backoffLimit M);
+        or Pending with its pod's waiting reason (CreateContainerConfigError, ImagePullBackOff, ...)."""
+        st = job.status
+        limit = job.spec.backoff_limit if job.spec.backoff_limit is not None else 6
+        for c in (st.conditions if st else None) or []:
+            if c.status == "True" and c.type == "Complete":
+                return "complete"
+            if c.status == "True" and c.type == "Failed":
+                return f"failed ({c.reason}: {c.message}; {st.failed or 0} pod(s) failed, backoffLimit {limit})"
+        pods = self.pods(job.metadata.namespace, f"job-name={job.metadata.name}")
+        why = ""
+        for pod in pods:
+            for s in self.container_states(pod):
+                if s.waiting_reason and s.waiting_reason not in ("PodInitializing", "ContainerCreating"):
+                    why = f"{s.waiting_reason}: {s.message}".rstrip(": ")
+                elif s.terminated_reason == "StartError":
+                    why = f"StartError: {s.message}"
+        failed = (st.failed if st else 0) or 0
+        if failed:
+            return f"failed {failed} time(s), retrying (backoffLimit {limit})" + (f"; {why}" if why else "")
+        return f"running, pod {why}" if why else "running"
+
     def rollout_restart(self, ns: str, name: str) -> None:
         """`kubectl rollout restart` (a write: needs a @writes gate)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -443,3 +443,78 @@ def test_a_service_account_that_appears_a_second_later_is_waited_for(lab, kube, 
     finally:
         api.serviceaccount_delay = 0.0
         kube.delete_namespace(name)
+
+
+# -- Jobs (issue 20) -----------------------------------------------------------------------------------------
+
+
+def _job(kube, ns, name, container, **spec):
+    from kubernetes import client as k8s
+
+    job = k8s.V1Job(metadata=k8s.V1ObjectMeta(name=name, labels={kube.label_key: kube.label_value}),
+                    spec=k8s.V1JobSpec(template=k8s.V1PodTemplateSpec(spec=k8s.V1PodSpec(
+                        restart_policy="Never", containers=[container], automount_service_account_token=False)),
+                        **spec))
+    return kube.batch.create_namespaced_job(ns, job)
+
+
+def test_a_failing_job_is_retried_until_its_backoff_limit(lab, kube, namespace):
+    """backoffLimit defaults to 6 (pkg/apis/batch/v1/defaults.go); the controller replaces failed pods."""
+    import time
+
+    from kubernetes import client as k8s
+
+    created = _job(kube, namespace, "fails", k8s.V1Container(name="c", image="docker.io/library/busybox:1.36",
+                                                            image_pull_policy="IfNotPresent",
+                                                            command=["/no/such/program"]))
+    assert created.spec.backoff_limit == 6
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        job = kube.batch.read_namespaced_job("fails", namespace)
+        if (job.status.failed or 0) >= 2:
+            break
+        time.sleep(0.1)
+    assert (job.status.failed or 0) >= 2 and not job.status.succeeded
+    outcome = kube.job_outcome(job)
+    assert outcome.startswith("failed") and "retrying (backoffLimit 6)" in outcome and "StartError" in outcome, outcome
+
+
+def test_a_missing_command_is_start_error_with_the_runtimes_message(lab, kube, namespace):
+    pod = kube.wait_pod_settled(namespace, kube.create_pod(namespace, "nocmd", node="k8s-node3",
+                                                           image="docker.io/library/busybox:1.36",
+                                                           pull_policy="IfNotPresent", command=["/no/such/program"]))
+    (state,) = kube.container_states(pod)
+    assert (pod.status.phase, state.terminated_reason, state.exit_code) == ("Failed", "StartError", 128)
+    assert "/no/such/program" in state.message and "no such file or directory" in state.message
+
+
+def test_a_missing_secret_key_is_create_container_config_error_and_pending(lab, kube, namespace):
+    from kubernetes import client as k8s
+
+    kube.core.create_namespaced_secret(namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="creds"),
+                                                              string_data={"REG_USER": "x"}))
+    env = [k8s.V1EnvVar(name="REG_PASS", value_from=k8s.V1EnvVarSource(
+        secret_key_ref=k8s.V1SecretKeySelector(name="creds", key="REG_PASS")))]
+    _job(kube, namespace, "config", k8s.V1Container(name="c", image="docker.io/library/busybox:1.36",
+                                                    image_pull_policy="IfNotPresent", env=env), backoff_limit=0)
+    lab["cluster"].settle()
+    job = kube.batch.read_namespaced_job("config", namespace)
+    (pod,) = kube.pods(namespace, "job-name=config")
+    assert pod.status.phase == "Pending"
+    assert kube.job_outcome(job) == (f"running, pod CreateContainerConfigError: couldn't find key REG_PASS in Secret "
+                                     f"{namespace}/creds")
+
+
+def test_a_finished_job_with_a_ttl_is_deleted(lab, kube, namespace):
+    import time
+
+    from kubernetes import client as k8s
+
+    _job(kube, namespace, "ttl", k8s.V1Container(name="c", image="docker.io/library/busybox:1.36",
+                                                 image_pull_policy="IfNotPresent"), ttl_seconds_after_finished=1)
+    lab["cluster"].settle()
+    assert kube.job_outcome(kube.batch.read_namespaced_job("ttl", namespace)) == "complete"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and lab["cluster"].api.get("Job", "ttl", namespace) is not None:
+        time.sleep(0.1)
+    assert lab["cluster"].api.get("Job", "ttl", namespace) is None

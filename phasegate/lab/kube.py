@@ -245,6 +245,8 @@ class KubeStandin:
         self.serviceaccount_delay = 0.0  # seconds from a namespace's creation to its `default` ServiceAccount
         self.namespace_delete_delay = 0.05  # seconds a deleted namespace stays Terminating (its content goes first)
         self.user = "system:serviceaccount:phasegate:phasegate"
+        self.job_backoff = 0.2  # seconds before a failed Job pod is replaced (real: 10s, doubling)
+        self.ttl_scale = 1.0  # ttlSecondsAfterFinished in lab seconds
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -421,7 +423,7 @@ class KubeStandin:
             obj.setdefault("status", {})
         elif kind == "Job":
             spec = obj.setdefault("spec", {})
-            spec.setdefault("backoffLimit", 0)
+            spec.setdefault("backoffLimit", 6)  # kubernetes pkg/apis/batch/v1/defaults.go SetDefaults_Job
             spec.setdefault("completions", 1)
             spec.setdefault("parallelism", 1)
             obj.setdefault("status", {})
@@ -609,6 +611,19 @@ class KubeStandin:
                     env[e["name"]] = base64.b64decode(sec["data"][ref["key"]]).decode()
         return env
 
+    def _missing_env_source(self, pod: dict, c: dict) -> str:
+        ns = pod["metadata"]["namespace"]
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if not ref or ref.get("optional"):
+                continue
+            sec = self.get("Secret", ref["name"], ns)
+            if sec is None:
+                return f'secret "{ref["name"]}" not found'
+            if ref["key"] not in (sec.get("data") or {}):
+                return f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}'
+        return ""
+
     def _container_status(self, c: dict, **kw) -> dict:
         st = {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0,
               "started": False}
@@ -709,6 +724,12 @@ class KubeStandin:
         if err:
             return self._container_status(c, state={"waiting": {"reason": err[0], "message": err[1]}})
         image_id = self._image_id(node, c["image"], digest)
+        missing = self._missing_env_source(pod, c)
+        if missing:
+            # kubelet pkg/kubelet/kubelet_pods.go makeEnvironmentVariables; kuberuntime reports
+            # CreateContainerConfigError and keeps the pod Pending, retrying
+            return self._container_status(c, state={"waiting": {"reason": "CreateContainerConfigError",
+                                                                "message": missing}})
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         config = node.image_config(digest)
         if not argv and not (config.get("Entrypoint") or config.get("Cmd")):
@@ -726,9 +747,15 @@ class KubeStandin:
         if code is None:
             return self._container_status(c, imageID=image_id, containerID=cid, ready=True, started=True,
                                           state={"running": {"startedAt": started}})
-        return dict(self._container_status(c, imageID=image_id, containerID=cid, state={"terminated": {
-            "exitCode": code, "reason": "Completed" if code == 0 else "Error",
-            "startedAt": started, "finishedAt": now()}}), _log=out)
+        term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
+                "finishedAt": now()}
+        if code == 128 and "OCI runtime" in out:
+            # runc could not start the process (no such executable): kubelet reports StartError, exit code 128,
+            # with the runtime's message (containerd pkg/cri/server/container_start.go)
+            term.update(reason="StartError", message=out.strip().removeprefix("ctr: "))
+            out = ""
+        return dict(self._container_status(c, imageID=image_id, containerID=cid, state={"terminated": term}),
+                    _log=out)
 
     def _back_off(self, ns: str, name: str, node: ContainerdNode, c: dict, *, init: bool, index: int) -> None:
         """A container that cannot start: the kubelet retries, ErrImagePull and ImagePullBackOff alternating with
@@ -791,9 +818,9 @@ class KubeStandin:
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         if argv and argv[0] in ("cat", "/bin/cat"):
             return self._cat(pod, c, node, argv[1:])
-        if not argv and job is None and pod["spec"].get("restartPolicy") == "Never":
+        if job is None and pod["spec"].get("restartPolicy") == "Never":
             cid = f"{pod['metadata']['name']}-{c['name']}-{_secrets.token_hex(3)}"
-            return node.run(normalise_ref(c["image"]), cid)
+            return node.run(normalise_ref(c["image"]), cid, argv)
         if job is not None:
             runner = self._runner_for(job)
             if runner:
@@ -803,7 +830,9 @@ class KubeStandin:
                 except Exception as e:
                     return 1, f"runner failed: {type(e).__name__}: {e}\n"
                 return int(code), log
-            return 0, ""
+            if argv:  # no runner, an explicit command: the node's containerd runs it (a missing one is StartError)
+                return node.run(normalise_ref(c["image"]), f"{pod['metadata']['name']}-{c['name']}", argv)
+            return 0, ""  # no runner, the image's own command: succeeds with an empty log (the lab hook's default)
         if pod["spec"].get("restartPolicy") in ("Never", "OnFailure") and argv:
             return 0, ""
         return None, ""
@@ -949,42 +978,77 @@ class KubeStandin:
             "fullyLabeledReplicas": len(new_pods), "observedGeneration": r["metadata"].get("generation", 1)}))
 
     # job controller
+    def _job_pod(self, job: dict) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        tpl = job["spec"]["template"]
+        labels = dict((tpl.get("metadata") or {}).get("labels") or {})
+        labels.update({"job-name": name, "batch.kubernetes.io/job-name": name})
+        self.put({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": f"{name}-{_secrets.token_hex(3)[:5]}", "namespace": ns, "labels": labels,
+                               "ownerReferences": [_owner_ref(job)]},
+                  "spec": copy.deepcopy(tpl["spec"])})
+
     def _reconcile_job(self, ns: str, name: str) -> None:
+        """The job controller (kubernetes pkg/controller/job/job_controller.go): a failed pod is replaced after a
+        back-off (10s doubling, capped at 6 min; the lab's base is `job_backoff`) until more pods failed than
+        `backoffLimit` (default 6): then the Job fails with BackoffLimitExceeded. Finished Jobs with
+        `ttlSecondsAfterFinished` are deleted that long after (pkg/controller/ttlafterfinished)."""
         job = self.get("Job", name, ns)
-        if job is None or (job.get("status") or {}).get("completionTime"):
+        st = (job or {}).get("status") or {}
+        if job is None or st.get("completionTime") or any(c["type"] == "Failed" for c in st.get("conditions") or []):
             return
         pods = [p for p in self.list("Pod", ns) if _owned_by(p, job)]
-        if not pods and not (job.get("status") or {}).get("failed"):
-            tpl = job["spec"]["template"]
-            labels = dict((tpl.get("metadata") or {}).get("labels") or {})
-            labels.update({"job-name": name, "batch.kubernetes.io/job-name": name})
-            self.put({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": f"{name}-{_secrets.token_hex(3)[:5]}", "namespace": ns, "labels": labels,
-                                   "ownerReferences": [_owner_ref(job)]},
-                      "spec": copy.deepcopy(tpl["spec"])})
+        if not pods:
+            self._job_pod(job)
             self._update_status("Job", name, ns, lambda j: j["status"].update({"active": 1, "startTime": now()}))
             return
-        done = [p for p in pods if p["status"].get("phase") in ("Succeeded", "Failed")]
-        if not done:
-            return
-        ok = all(p["status"]["phase"] == "Succeeded" for p in done)
+        succeeded = [p for p in pods if p["status"].get("phase") == "Succeeded"]
+        failed = [p for p in pods if p["status"].get("phase") == "Failed"]
+        active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
         t = now()
-
-        def finish(j):
-            st = j["status"]
-            st.pop("active", None)
-            if ok:
-                st.update({"succeeded": 1, "completionTime": t, "conditions": [
-                    {"type": "Complete", "status": "True", "lastProbeTime": t, "lastTransitionTime": t}]})
-            else:
-                st.update({"failed": 1, "conditions": [
+        limit = job["spec"].get("backoffLimit", 6)
+        if succeeded:
+            def complete(j):
+                j["status"].pop("active", None)
+                j["status"].update({"succeeded": 1, "failed": len(failed) or None, "completionTime": t,
+                                    "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": t,
+                                                    "lastTransitionTime": t}]})
+                if j["status"]["failed"] is None:
+                    j["status"].pop("failed")
+            self._update_status("Job", name, ns, complete)
+            self._job_finished(job, ok=True, when=t)
+        elif len(failed) > limit:
+            def fail(j):
+                j["status"].pop("active", None)
+                j["status"].update({"failed": len(failed), "conditions": [
                     {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                      "message": "Job has reached the specified backoff limit", "lastProbeTime": t,
                      "lastTransitionTime": t}]})
-        self._update_status("Job", name, ns, finish)
+            self._update_status("Job", name, ns, fail)
+            self._job_finished(job, ok=False, when=t)
+        elif failed and not active:
+            self._update_status("Job", name, ns, lambda j: j["status"].update({"failed": len(failed), "active": 1}))
+            delay = min(self.job_backoff * 2 ** (len(failed) - 1), self.job_backoff * 36)
+
+            def retry():
+                time.sleep(delay)
+                j = self.get("Job", name, ns)
+                if j is not None and not [p for p in self.list("Pod", ns)
+                                          if _owned_by(p, j) and p["status"].get("phase") not in ("Succeeded", "Failed")]:
+                    self._job_pod(j)
+            threading.Thread(target=retry, name=f"job-retry-{name}", daemon=True).start()
+
+    def _job_finished(self, job: dict, *, ok: bool, when: str) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
         for ref in job["metadata"].get("ownerReferences") or []:
             if ref["kind"] == "CronJob":
-                self._cronjob_history(ns, ref["name"], succeeded=ok, when=t)
+                self._cronjob_history(ns, ref["name"], succeeded=ok, when=when)
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is not None:
+            def expire():
+                time.sleep(ttl * self.ttl_scale)
+                self.delete("Job", name, ns)
+            threading.Thread(target=expire, name=f"job-ttl-{name}", daemon=True).start()
 
     def _cronjob_history(self, ns: str, name: str, *, succeeded: bool, when: str) -> None:
         cj = self.get("CronJob", name, ns)

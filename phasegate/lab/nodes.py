@@ -169,20 +169,24 @@ class ContainerdNode:
         except ValueError:
             return {}
 
-    def run(self, ref: str, container_id: str, timeout: float = 30.0) -> tuple[int, str]:
+    def run(self, ref: str, container_id: str, argv: list[str] | None = None, timeout: float = 30.0) -> tuple[int, str]:
         """Run the image's own command to the end with this node's real containerd (`ctr run --rm`): (exit code, output).
 
         What the kubelet's CRI does for a container, minus the sandbox: runc, the image's rootfs, its Cmd.
         """
         try:
-            r = self._ctr(["run", "--rm", ref, container_id], timeout=timeout)
+            r = self._ctr(["run", "--rm", ref, container_id, *(argv or [])], timeout=timeout)
         except subprocess.TimeoutExpired:
             self._ctr(["tasks", "kill", "-s", "SIGKILL", container_id], timeout=10)
             self._ctr(["containers", "rm", container_id], timeout=10)
             return 137, f"killed after {timeout:.0f}s\n"
         out = r.stdout.decode(errors="replace")
-        if r.returncode != 0 and r.stderr:
-            out += r.stderr.decode(errors="replace")
+        err = r.stderr.decode(errors="replace")
+        if "OCI runtime" in err:  # runc could not start the process: the runtime's error, as exit code 128
+            self._ctr(["containers", "rm", container_id], timeout=10)
+            return 128, err.strip().splitlines()[-1]
+        if r.returncode != 0 and err:
+            out += err
         return r.returncode, out
 
     def images(self) -> list[str]:
