@@ -32,6 +32,16 @@ from phasegate.kube import image_ref_parts
 from phasegate.oci import NotFound
 
 CHECKS = ("template", "rollout", "pods", "digest", "integrity")
+# The Phase 3 row's step per check (features/phase3_cutover.feature), in the row's order: the cutover matrix
+# (project x check) is read from these steps' Allure results, so the texts are stable names.
+CHECK_STEPS = {
+    "template": "its pod templates name Forgejo for the project's images",
+    "rollout": "its rollouts are complete",
+    "pods": "every running pod of it runs its templates' images",
+    "digest": "every running pod of it runs the digest Forgejo serves for its tag",
+    "integrity": "its images pass the integrity check on Forgejo",
+    "order": "every project before it in the cutover order is cut over",
+}
 
 
 @dataclass(frozen=True)

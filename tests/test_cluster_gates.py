@@ -22,6 +22,16 @@ def test_phase3_rows_are_the_inventorys_cutover_order():
     assert rows == [p.name for p in config.load().cutover_order()]
 
 
+def test_each_cutover_row_runs_the_five_checks_then_the_order_with_stable_step_names():
+    """Issue 21: the matrix is drawn from these steps; a row judges its own project first, the order last."""
+    from phasegate import cutover
+
+    doc = Parser().parse((REPO / "features" / "phase3_cutover.feature").read_text())
+    (outline,) = [c["scenario"] for c in doc["feature"]["children"] if c.get("scenario")]
+    steps = [s["text"] for s in outline["steps"][1:]]
+    assert steps == [cutover.CHECK_STEPS[c] for c in (*cutover.CHECKS, "order")]
+
+
 def test_a_project_listed_twice_is_one_line_error():
     from phasegate import config
 
@@ -102,3 +112,16 @@ def test_a_service_account_that_appears_a_second_after_its_namespace_is_green(la
     run = gates(scenario="Every node pulls a fresh tag from Forgejo through the pull secret",
                 fault="serviceaccount-late")
     assert run.passed() == ["Every node pulls a fresh tag from Forgejo through the pull secret"], run.summary()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("fault, scenarios", [
+    ("clone-secret-url-form-forgejo-key",
+     ["A fresh namespace receives a pull secret for Forgejo and registry-private that authenticates",
+      "Every node pulls a fresh tag from Forgejo through the pull secret"]),
+    ("imageid-docker-pullable", ["payslip-ingest is cut over to Forgejo"]),
+])
+def test_healthy_shapes_a_string_compare_would_fail_stay_green(lab, gates, fault, scenarios):
+    """Issue 14: a URL-form auths key that works and a docker-pullable:// imageID on the right digest are green."""
+    run = gates(scenario=scenarios, fault=fault)
+    assert sorted(run.passed()) == sorted(scenarios), run.summary()

@@ -776,3 +776,45 @@ def _stuck_namespace(lab):
         yield
     finally:
         c.api.delete("Namespace", name)
+
+
+# -- healthy shapes production has that a naive gate judges wrong (issue 14: tests assert these stay green) ----
+
+
+@fault("clone-secret-url-form-forgejo-key", component="cluster",
+       description="(healthy) the Forgejo auths key is written as a URL, https://<host>/v2/, which kubelet's keyring "
+                   "matches to the host")
+def _url_form_key(lab):
+    def change(c, entries):
+        entries[f"https://{c.forgejo_host}/v2/"] = entries.pop(c.forgejo_host)
+    yield from _pull_secret_fault(lab, change)
+
+
+@fault("imageid-docker-pullable", component="cluster",
+       description="(healthy) payslip-ingest's running pods report imageIDs in the docker-pullable:// form, on the "
+                   "digest Forgejo serves")
+def _docker_pullable(lab):
+    c = _cluster(lab)
+    p = _project(c, "payslip-ingest")
+    changed = []
+    for pod in c.api.list("Pod", p.namespace):
+        if pod["status"].get("phase") != "Running":
+            continue
+
+        def fn(o):
+            for key in ("initContainerStatuses", "containerStatuses"):
+                for s in o["status"].get(key) or []:
+                    if s.get("imageID") and not s["imageID"].startswith("docker-pullable://"):
+                        s["imageID"] = "docker-pullable://" + s["imageID"]
+        c.api._update_status("Pod", pod["metadata"]["name"], p.namespace, fn)
+        changed.append(pod["metadata"]["name"])
+
+    def undo(o):
+        for key in ("initContainerStatuses", "containerStatuses"):
+            for s in o["status"].get(key) or []:
+                s["imageID"] = s.get("imageID", "").removeprefix("docker-pullable://")
+    try:
+        yield
+    finally:
+        for name in changed:
+            c.api._update_status("Pod", name, p.namespace, undo)
