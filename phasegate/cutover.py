@@ -215,7 +215,9 @@ def pods(kube, inv, p) -> Findings:
             if s is None:
                 f.problems.append(f"{where}: no status")
             elif s.waiting_reason:
-                f.problems.append(f"{where}: {s.waiting_reason}: {s.message}")
+                cause = kube.last_pull_error(pod, name) if s.waiting_reason == "ImagePullBackOff" else ""
+                f.problems.append(f"{where}: {s.waiting_reason}: {s.message}"
+                                  + (f"; last ErrImagePull: {cause}" if cause else ""))
             elif s.image and cri.split_image(s.image) != cri.split_image(image) and not s.image.startswith("sha256:"):
                 f.problems.append(f"{where}: runs {s.image}, the template names {image}")
     return f

@@ -527,7 +527,10 @@ class Kube:
             if pod.status.phase in ("Running", "Succeeded", "Failed"):
                 return pod
             for s in self.container_states(pod):
-                if s.waiting_reason in ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"):
+                # the first ErrImagePull is a verdict (and carries the runtime's message; ImagePullBackOff,
+                # which follows, only says "Back-off pulling image"); CreateContainerError never clears by itself
+                if s.waiting_reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+                                        "CreateContainerError", "CreateContainerConfigError"):
                     return pod
             return None
 
@@ -587,6 +590,17 @@ class Kube:
         jobs = [j for j in self.jobs(cj.metadata.namespace)
                 if any(r.uid == cj.metadata.uid for r in (j.metadata.owner_references or []))]
         return max(jobs, key=lambda j: j.metadata.creation_timestamp, default=None)
+
+    def last_pull_error(self, pod, container: str = "") -> str:
+        """The kubelet's latest "Failed" Warning event of a pod (container), e.g. the pull error behind an
+        ImagePullBackOff, whose status says only "Back-off pulling image"; "" if none."""
+        events = self.core.list_namespaced_event(
+            pod.metadata.namespace, field_selector=f"involvedObject.name={pod.metadata.name}",
+            _request_timeout=self.timeout).items
+        fails = [e for e in events if e.reason == "Failed" and e.type == "Warning"
+                 and (not container or (e.involved_object.field_path or "").endswith(f"{{{container}}}"))]
+        last = max(fails, key=lambda e: (e.last_timestamp or e.metadata.creation_timestamp), default=None)
+        return last.message if last else ""
 
     def job_outcome(self, job) -> str:
         """A Job's state in one line, as the job controller and kubelet report it (never "pending" without why):

@@ -36,7 +36,7 @@ def run_on_every_node(kube, namespace: str, tag: FreshTag, pull_secret: str) -> 
     return NodePods(namespace, {node: kube.wait_pod_settled(namespace, name) for node, name in names.items()})
 
 
-def problems(pods: NodePods, tag: FreshTag) -> list[str]:
+def problems(kube, pods: NodePods, tag: FreshTag) -> list[str]:
     """Why a node did not run the fresh tag ([] = every node ran it to exit code 0)."""
     from phasegate.kube import Kube
 
@@ -49,7 +49,11 @@ def problems(pods: NodePods, tag: FreshTag) -> list[str]:
             continue
         for s in states:
             image_id = cri.ImageId.parse(s.image_id)
-            if s.waiting_reason:
+            if s.waiting_reason == "ImagePullBackOff":
+                cause = kube.last_pull_error(pod, s.container)
+                out.append(f"node {node}: {s.waiting_reason}: {s.message}" + (f"; last ErrImagePull: {cause}"
+                                                                            if cause else ""))
+            elif s.waiting_reason:
                 out.append(f"node {node}: {s.waiting_reason}: {s.message}")
             elif not image_id.runs(tag.digest):
                 out.append(f"node {node}: imageID {s.image_id or '(none)'}, pushed {tag.digest}")

@@ -211,8 +211,8 @@ def pods_on_every_node(kube, namespace, pull_secret, fresh_tag):
 
 
 @then("every pod pulled the fresh tag from Forgejo")
-def pulled_from_forgejo(pull_pods, fresh_tag):
-    problems = nodepull.problems(pull_pods, fresh_tag)
+def pulled_from_forgejo(kube, pull_pods, fresh_tag):
+    problems = nodepull.problems(kube, pull_pods, fresh_tag)
     check(not problems, expected=f"every node ran {fresh_tag.repository}@{fresh_tag.digest} to exit code 0",
           seen="; ".join(problems), where=f"namespace {pull_pods.namespace}, image {fresh_tag.image}")
 

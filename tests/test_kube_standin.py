@@ -157,9 +157,11 @@ def test_kubelet_reports_err_image_pull_with_containerds_message(lab, kube, name
                                                            pull_secret="registry-credentials"))
     (state,) = kube.container_states(pod)
     assert pod.status.phase == "Pending"
-    assert state.waiting_reason == "ImagePullBackOff" and state.image_id == ""
-    # the mirror answers 404, so containerd falls back to the server entry (nothing listens in the lab)
-    assert image in state.message and "127.0.0.1:1" in state.message
+    assert state.waiting_reason == "ErrImagePull" and state.image_id == ""
+    assert state.message.startswith(f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
+                                    f'failed to pull and unpack image')
+    # the mirror answers 404 for an unknown image, so containerd falls back to the server entry (nothing listens)
+    assert "127.0.0.1:1" in state.message
 
 
 def test_pull_policy_never_and_if_not_present(lab, kube, namespace):

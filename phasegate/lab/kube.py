@@ -60,6 +60,7 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("", "v1", "nodes"): ("Node", False),
     ("", "v1", "secrets"): ("Secret", True),
     ("", "v1", "serviceaccounts"): ("ServiceAccount", True),
+    ("", "v1", "events"): ("Event", True),
     ("", "v1", "pods"): ("Pod", True),
     ("", "v1", "persistentvolumeclaims"): ("PersistentVolumeClaim", True),
     ("apps", "v1", "deployments"): ("Deployment", True),
@@ -238,7 +239,6 @@ class KubeStandin:
         self.kyverno_enabled = True
         self.frozen: set[tuple[str, str]] = set()  # deployments whose controller is paused (faults)
         self.pull_backoff = 0.5  # seconds from ErrImagePull to ImagePullBackOff (doubling on each retry)
-        self._retrying = 0  # pods whose kubelet is in an image pull back-off loop
         # issue 20: the refusals a real API server answers with 403 Forbidden (faults switch them on)
         self.denied: set[tuple[str, str]] = set()  # RBAC: (verb, resource[/subresource]) the suite may not do
         self.default_pod_security = "privileged"  # PodSecurity level for namespaces without an enforce label
@@ -662,9 +662,28 @@ class KubeStandin:
             try:
                 digest = node.pull(ref, user, pw)
             except PullFailed as e:
-                # kubelet pkg/kubelet/images/image_manager.go: ErrImagePull with the CRI's message
-                return "", ("ErrImagePull", f'failed to pull and unpack image "{ref}": {e}')
+                msg = (f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
+                       f'failed to pull and unpack image "{ref}": {e}')
+                self._event(pod, c, node, "Failed", msg)
+                # kubelet pkg/kubelet/images/image_manager.go: ErrImagePull, "Failed to pull image %q: %v" around
+                # the CRI's gRPC error (containerd pkg/cri/server/image_pull.go "failed to pull and unpack image")
+                return "", ("ErrImagePull", f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
+                                            f'failed to pull and unpack image "{ref}": {e}')
         return digest, None
+
+    def _event(self, pod: dict, c: dict, node: ContainerdNode, reason: str, message: str) -> None:
+        """A Warning Event on the pod, as the kubelet records a failed pull (pkg/kubelet/images/image_manager.go
+        logIt: reason "Failed"); `kubectl describe pod` and the suite read the cause there once the status says
+        only ImagePullBackOff."""
+        ns = pod["metadata"]["namespace"]
+        t = now()
+        self.put({"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": reason, "message": message,
+                  "metadata": {"name": f"{pod['metadata']['name']}.{_secrets.token_hex(8)}", "namespace": ns},
+                  "involvedObject": {"kind": "Pod", "namespace": ns, "name": pod["metadata"]["name"],
+                                     "uid": pod["metadata"]["uid"], "apiVersion": "v1",
+                                     "fieldPath": f"spec.containers{{{c['name']}}}"},
+                  "source": {"component": "kubelet", "host": node.name}, "count": 1,
+                  "firstTimestamp": t, "lastTimestamp": t}, fire=False)
 
     def _kubelet(self, ns: str, name: str, node_name: str) -> None:
         """One pod on one node: init containers in order (each pulled, then run to completion), then the
@@ -775,15 +794,14 @@ class KubeStandin:
         cur = ((pod or {}).get("status", {}).get(key) or [{}])[index].get("state", {}).get("waiting", {})
         if cur.get("reason") != "ErrImagePull":
             return  # CreateContainerError and the like: the kubelet retries the same error (nothing changes)
-        first = cur.get("message", "")
 
         def loop():
-            delay, message = self.pull_backoff, first
+            delay = self.pull_backoff
             while not self._stopping.is_set():
                 time.sleep(delay)
                 if self.get("Pod", name, ns) is None:
                     return
-                set_waiting("ImagePullBackOff", f'Back-off pulling image "{c["image"]}": ErrImagePull: {message}')
+                set_waiting("ImagePullBackOff", f'Back-off pulling image "{c["image"]}"')
                 time.sleep(delay)
                 pod = self.get("Pod", name, ns)
                 if pod is None:
@@ -794,12 +812,9 @@ class KubeStandin:
                         self._busy += 1
                     self._kubelet_run(ns, name, node.name)
                     return
-                message = err[1]
-                set_waiting(err[0], message)
+                set_waiting(err[0], err[1])
                 delay = min(delay * 2, self.pull_backoff * 30)
 
-        with self._idle:
-            self._retrying += 1
         threading.Thread(target=loop, name=f"kubelet-backoff-{name}", daemon=True).start()
 
     def _owner_job(self, pod: dict) -> dict | None:
