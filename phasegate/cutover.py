@@ -201,6 +201,11 @@ def _pod_states(kube, p, w, obj, spec):
     return out, []
 
 
+def _spec_image(pod, init: bool, name: str) -> str:
+    containers = (pod.spec.init_containers if init else pod.spec.containers) or []
+    return next((c.image for c in containers if c.name == name), "")
+
+
 def pods(kube, inv, p) -> Findings:
     f = Findings("pods")
     for label, w, obj, spec in Project(kube, inv, p).workloads():
@@ -218,8 +223,13 @@ def pods(kube, inv, p) -> Findings:
                 cause = kube.last_pull_error(pod, name) if s.waiting_reason == "ImagePullBackOff" else ""
                 f.problems.append(f"{where}: {s.waiting_reason}: {s.message}"
                                   + (f"; last ErrImagePull: {cause}" if cause else ""))
-            elif s.image and cri.split_image(s.image) != cri.split_image(image) and not s.image.startswith("sha256:"):
-                f.problems.append(f"{where}: runs {s.image}, the template names {image}")
+            else:
+                # the pod's own spec, not status.image: containerd reports the first sorted tag of the image,
+                # which can be the other registry's name for the same bytes (pkg/cri/server/container_status.go)
+                spec_image = _spec_image(pod, init, name)
+                if spec_image != image:
+                    f.problems.append(f"{where}: the pod runs {spec_image or '(no such container)'}, the template "
+                                      f"names {image}")
     return f
 
 
