@@ -818,3 +818,30 @@ def _docker_pullable(lab):
     finally:
         for name in changed:
             c.api._update_status("Pod", name, p.namespace, undo)
+
+
+@fault("node-refs-old-registry-first", component="cluster",
+       description="(healthy) every node also holds payslip-ingest's image under registry-private's name (the same "
+                   "bytes, cached before the cutover) and payslip-ingest is restarted: containerd reports the first "
+                   "sorted name in the imageID, which may be registry-private's")
+def _old_name_first(lab):
+    c = _cluster(lab)
+    p = _project(c, "payslip-ingest")
+    fref, _, _ = c.project_images[p.name]
+    rest = fref.split("/", 1)[1].split("/", 1)[1]  # <image>:<tag> (registry-private has no owner)
+    olds = [f"{h}/{rest}" for h in c.private_hosts]
+    for node in c.nodes.values():
+        for old in olds:
+            node._ctr(["images", "tag", "--force", f"{fref}", old], timeout=10)
+    c.api.mutate("Deployment", "payslip-ingest", p.namespace, lambda d: d["spec"]["template"].setdefault(
+        "metadata", {}).setdefault("annotations", {}).__setitem__("kubectl.kubernetes.io/restartedAt", _secrets.token_hex(4)))
+    c.settle()
+    try:
+        yield
+    finally:
+        for node in c.nodes.values():
+            for old in olds:
+                node.remove_image(old)
+        c.api.mutate("Deployment", "payslip-ingest", p.namespace,
+                     lambda d: d["spec"]["template"]["metadata"].pop("annotations", None))
+        c.settle()
