@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets as _secrets
 
-import httpx
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from phasegate import cutover, images, mirror, nodepull, report
+from phasegate import cutover, images, nodepull, report
 from phasegate.http import GUARD
-from phasegate.kube import Kube, PullSecret, auths_registries, hosts_toml_path, quantity, registry_url, size_bytes
+from phasegate.kube import (Kube, PullSecret, auths_registries, expected_auths_keys, hosts_toml_path, quantity,
+                            registry_url, size_bytes)
 from phasegate.oci import RegistryClient
 from phasegate.verdict import AuthError, GateFailed, check
 
@@ -152,7 +152,9 @@ def auths_keys(pull_secret, registries, inventory):
     """Keys are matched to registries as kubelet's keyring matches them (phasegate.cri: `https://host/v2/` is host)."""
     seen = pull_secret.keys()
     missing, extra = auths_registries(seen, inventory, registries)
-    check(not missing and not extra, expected=f"auths entries for exactly {registries}",
+    want = ", ".join(expected_auths_keys(inventory, registries))
+    check(not missing and not extra, expected=f"auths entries for exactly {registries} ({want}), keys matched as "
+                                              "kubelet's keyring matches them",
           seen=f"{len(seen)} auths entries: {', '.join(seen)}"
                + (f"; no entry for {', '.join(missing)}" if missing else "")
                + (f"; not of {registries}: {', '.join(extra)}" if extra else ""), where=pull_secret.where())
