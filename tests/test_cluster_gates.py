@@ -137,3 +137,26 @@ def test_the_old_registrys_name_first_among_a_nodes_references_is_green(lab, gat
     assert run.passed() == ["payslip-ingest is cut over to Forgejo"], run.summary()
     if sorted([fref.split("/", 1)[0], *c.private_hosts])[0] == fref.split("/", 1)[0]:
         pytest.skip("this run's ports sort Forgejo's name first: the run above did not show the other name")
+
+
+def test_a_workload_needs_a_known_kind_and_a_namespace():
+    from phasegate import config
+
+    raw = tomllib.loads(config.DEFAULT_INVENTORY.read_text())
+    bad = dict(raw, projects=[{"name": "x", "image": "x", "workloads": [{"kind": "StatefulSet", "name": "x"}]}])
+    with pytest.raises(config.InventoryError, match=r"projects\[0\]\.workloads\[0\]\.kind = 'StatefulSet'"):
+        config.parse(bad)
+    bad = dict(raw, projects=[{"name": "x", "image": "x", "workloads": [{"kind": "CronJob", "name": "x"}]}])
+    with pytest.raises(config.InventoryError, match="needs a namespace"):
+        config.parse(bad)
+
+
+def test_a_projects_own_images_are_judged_wherever_hosted_and_others_ignored():
+    from phasegate import config, cutover
+
+    p = config.load().project("chrome-service")
+    assert cutover.is_own_image("forgejo.viktorbarzin.me/viktor/chrome-service-novnc:v4", p)
+    assert cutover.is_own_image("registry.viktorbarzin.me:5050/chrome-service-novnc:v4", p)
+    assert not cutover.is_own_image("mcr.microsoft.com/playwright:v1.48.0-noble", p)
+    assert not cutover.is_own_image("busybox:1.37", p)
+    assert cutover.is_own_image("viktorbarzin/claude-memory-mcp:17", config.load().project("claude-memory-mcp"))
