@@ -520,3 +520,28 @@ def test_a_finished_job_with_a_ttl_is_deleted(lab, kube, namespace):
     while time.monotonic() < deadline and lab["cluster"].api.get("Job", "ttl", namespace) is not None:
         time.sleep(0.1)
     assert lab["cluster"].api.get("Job", "ttl", namespace) is None
+
+
+def test_a_stuck_rollout_exceeds_its_progress_deadline(lab, kube, writes):
+    """pkg/controller/deployment/progress.go: Progressing=False, ProgressDeadlineExceeded; the gate says so."""
+    import time
+
+    api = lab["cluster"].api
+    c = lab["cluster"]
+    p = c.inv.project("beads-server")
+    w = p.workloads[0]
+    fref, _, _ = c.project_images[p.name]
+    api.progress_deadline_scale = 0.002  # 600 s -> 1.2 s
+    try:
+        c.put_workload(p, w, fref.rsplit(":", 1)[0] + ":deadbeef")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            why = kube.rollout_problem(kube.deployment(p.namespace, w.name))
+            if why.startswith("progress deadline exceeded"):
+                break
+            time.sleep(0.2)
+        assert why.startswith("progress deadline exceeded") and "has timed out progressing" in why, why
+    finally:
+        api.progress_deadline_scale = 1.0
+        c.put_workload(p, w, fref)
+        c.settle()

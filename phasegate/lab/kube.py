@@ -246,6 +246,7 @@ class KubeStandin:
         self.namespace_delete_delay = 0.05  # seconds a deleted namespace stays Terminating (its content goes first)
         self.user = "system:serviceaccount:phasegate:phasegate"
         self.job_backoff = 0.2  # seconds before a failed Job pod is replaced (real: 10s, doubling)
+        self.progress_deadline_scale = 1.0  # lab seconds per progressDeadlineSeconds second
         self.ttl_scale = 1.0  # ttlSecondsAfterFinished in lab seconds
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -961,6 +962,21 @@ class KubeStandin:
         ready = [p for p in all_pods if _pod_ready(p)]
         updated = len(new_pods)
         complete = len(ready_new) >= replicas and len(all_pods) == updated
+        # kubernetes pkg/controller/deployment/progress.go: a rollout that has not completed within
+        # progressDeadlineSeconds of the new ReplicaSet's creation gets Progressing=False, ProgressDeadlineExceeded
+        # (the lab's clock: progress_deadline_scale seconds per second)
+        started = dt.datetime.strptime(new["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.timezone.utc)
+        deadline = d["spec"].get("progressDeadlineSeconds", 600) * self.progress_deadline_scale
+        overdue = not complete and (dt.datetime.now(dt.timezone.utc) - started).total_seconds() > deadline
+        rs_name = new["metadata"]["name"]
+        progressing = {
+            "type": "Progressing", "status": "False" if overdue else "True",
+            "reason": "ProgressDeadlineExceeded" if overdue else ("NewReplicaSetAvailable" if complete
+                                                                  else "ReplicaSetUpdated"),
+            "message": f'ReplicaSet "{rs_name}" ' + ("has timed out progressing." if overdue else
+                                                     "has successfully progressed." if complete else "is progressing."),
+            "lastUpdateTime": now(), "lastTransitionTime": now()}
 
         def status(obj):
             st = {
@@ -977,11 +993,7 @@ class KubeStandin:
                  "message": "Deployment has minimum availability." if len(ready) >= replicas
                  else "Deployment does not have minimum availability.",
                  "lastUpdateTime": t, "lastTransitionTime": t},
-                {"type": "Progressing", "status": "True",
-                 "reason": "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-                 "message": f'ReplicaSet "{new["metadata"]["name"]}" '
-                            + ("has successfully progressed." if complete else "is progressing."),
-                 "lastUpdateTime": t, "lastTransitionTime": t},
+                progressing,
             ]
             for k in ("readyReplicas", "availableReplicas", "updatedReplicas", "replicas"):
                 if st[k] == 0:
