@@ -1,17 +1,20 @@
 @phase0 @cluster
 Feature: Phase 0 - the cluster is ready to pull from Forgejo's registry
-  Forgejo runs with the memory, volume and request-body size the registry needs;
+  Forgejo runs with at least the memory, volume and request-body size the registry needs;
   every new namespace receives the cluster-wide pull secret with exactly the
-  registries of the migration, each entry really authenticating; and every node
-  pulls a tag it has never seen from Forgejo through the in-cluster mirror (the
-  2026-06-10 hairpin stayed hidden while images were cached: a fresh tag on every
-  node cannot hide it). Namespaces and pods these gates create carry the suite's
-  prefix and label and are removed also when a gate fails.
+  registries of the migration (keys matched as kubelet's keyring matches them),
+  each entry really authenticating; and every node pulls a tag it has never seen
+  from Forgejo and runs it (the smoke program for linux/amd64 and arm64: a
+  command-less image cannot run on a real node) through the in-cluster mirror,
+  probed as containerd talks to it from hosts.toml (the 2026-06-10 hairpin stayed
+  hidden while images were cached: a fresh tag on every node cannot hide it).
+  Namespaces and pods these gates create carry the suite's prefix and label and
+  are removed also when a gate fails.
 
   @readonly
   Scenario: Forgejo runs with the planned memory and the packages settings
     Given the Forgejo Deployment
-    Then its Forgejo container requests and is limited to the inventory's Forgejo memory
+    Then its Forgejo container requests and is limited to at least the inventory's Forgejo memory
     And its Forgejo container sets the inventory's packages environment variables
 
   @readonly

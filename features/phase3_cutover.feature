@@ -1,21 +1,25 @@
 @phase3 @cluster @project
 Feature: Phase 3 - each project is cut over to Forgejo, in the plan's order
   One row per project of the inventory's [[projects]], in cutover order (lowest
-  blast radius first); run one with `pytest -m phase3 -k <project>`. A project is
-  cut over when its workload's pod template names Forgejo, the rollout finished,
-  every running pod's imageID is the digest Forgejo serves for that tag, that
-  image is intact on Forgejo, and every project before it is cut over too.
-  Projects cut over outside the cluster (kind = "none": CI files, docs) are
-  judged by the static gates; their rows here only check the order.
+  blast radius first); run one with `pytest -m phase3 --project <project>`. A project
+  is its own image(s) and every workload running one, in containers and init
+  containers, in any namespace (Deployments and CronJobs); images that are not
+  the project's are listed as ignored, never judged. A project is cut over when
+  every pod template names Forgejo for its images, every rollout finished, every
+  running pod runs the template, with the digest Forgejo serves for the tag,
+  that image is intact on Forgejo; each row judges its own project first and
+  the order last (every project before it cut over). Projects cut over outside
+  the cluster (no workloads: CI files, docs) are judged by the static gates.
 
   @readonly
   Scenario Outline: <project> is cut over to Forgejo
     Given the project "<project>" of the inventory
-    Then every project before it in the cutover order is cut over
-    And its pod template images come from Forgejo
-    And its rollout is complete
-    And every running pod of it runs the image Forgejo serves for its tag
-    And its image passes the integrity check on Forgejo
+    Then its pod templates name Forgejo for the project's images
+    And its rollouts are complete
+    And every running pod of it runs its templates' images
+    And every running pod of it runs the digest Forgejo serves for its tag
+    And its images pass the integrity check on Forgejo
+    And every project before it in the cutover order is cut over
 
     Examples:
       | project              |

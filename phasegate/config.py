@@ -422,19 +422,19 @@ class Cluster:
     credentials_secret: str = "registry-credentials"
     clone_excluded_namespaces: list[str] = field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
     # Forgejo's objects (Phase 0)
-    forgejo_memory: str = "1Gi"  # request = limit
-    forgejo_env: dict[str, str] = field(default_factory=lambda: {
-        "FORGEJO__packages__ENABLED": "true",
-        "FORGEJO__packages__CHUNKED_UPLOAD_PATH": "/data/tmp/package-upload",
-    })
-    forgejo_pvc: str = "forgejo-data"
+    forgejo_memory: str = "1Gi"  # the floor of request and limit (the plan's 1Gi; production later rose above it)
+    # the plan also set FORGEJO__packages__CHUNKED_UPLOAD_PATH; it was removed the same day (Forgejo crash-looped
+    # on the root-owned /data: msg@880f7d13; stacks/forgejo/main.tf:122-129 @0cd4afb6)
+    forgejo_env: dict[str, str] = field(default_factory=lambda: {"FORGEJO__packages__ENABLED": "true"})
+    forgejo_pvc: str = "forgejo-data-encrypted"
     forgejo_pvc_min: str = "15Gi"
     forgejo_ingress: str = "forgejo"
     forgejo_max_body: str = "5g"  # Traefik Buffering middleware maxRequestBodyBytes at least this
     # nodes: containerd's registry config, and where the Forgejo mirror must point
     nodes: list[str] = field(default_factory=list)  # empty = every node the API lists
     containerd_certs_dir: str = "/etc/containerd/certs.d"
-    forgejo_mirrors: list[str] = field(default_factory=lambda: ["https://10.0.20.200"])  # in-cluster Traefik LB
+    # in-cluster Traefik LB: 10.0.20.200 until 05-30, then 10.0.20.203 (infra-facts.md section 4)
+    forgejo_mirrors: list[str] = field(default_factory=lambda: ["https://10.0.20.200", "https://10.0.20.203"])
     # what the suite creates (fresh namespaces, pods) carries this prefix and label, and only that is deleted
     test_prefix: str = "phasegate-"
     test_label: str = "app.kubernetes.io/managed-by=phasegate"
@@ -442,15 +442,27 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """A Deployment or CronJob that runs a project's image (in any container, init containers included)."""
+
+    kind: str  # Deployment | CronJob
+    name: str
+    namespace: str = ""  # empty = the project's namespace
+
+    def where(self, project_namespace: str = "") -> str:
+        return f"{self.kind} {self.namespace or project_namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class Project:
-    """A project of the migration; [[projects]] lists them in cutover order."""
+    """A project of the migration; [[projects]] lists them in cutover order (docs/inventory.md, "Projects")."""
 
     name: str
-    image: str  # repository name under the Forgejo owner (and in registry-private)
-    namespace: str = ""
-    kind: str = "Deployment"  # Deployment | CronJob | none (cut over outside the cluster: CI files, docs)
-    workload: str = ""  # Deployment/CronJob name; empty = the project name
-    container: str = ""  # container whose image flips; empty = every container
+    image: str  # its own image's repository name under the Forgejo owner (and in registry-private)
+    images: list[str] = field(default_factory=list)  # more repository names of its own; empty = [image]
+    namespace: str = ""  # the namespace of its workloads unless a workload names another
+    # every workload that runs its image; empty = cut over outside the cluster (CI files, docs) or none at all
+    workloads: list[Workload] = field(default_factory=list)
     stack: str = ""  # infra-repo file(s) whose image reference flips in Phase 3
     repo: str = ""  # Forgejo source repository (owner/name); empty = <owner>/<name>
     cutover: bool = True  # False: dual-push only, no Phase 3 row (hmrc-sync)
@@ -459,8 +471,14 @@ class Project:
     status_context: str = ""  # commit status context of its build; empty = the combined state
 
     @property
-    def workload_name(self) -> str:
-        return self.workload or self.name
+    def own_images(self) -> list[str]:
+        return list(dict.fromkeys([self.image, *self.images]))
+
+    def in_cluster(self) -> bool:
+        return bool(self.workloads)
+
+    def workload_namespace(self, w: Workload) -> str:
+        return w.namespace or self.namespace
 
 
 @dataclass(frozen=True)
@@ -580,10 +598,13 @@ def _check_projects(inv: Inventory, where: str) -> None:
         if p.name in seen:
             raise InventoryError(f"{where}: projects[{i}].name = {p.name!r} is listed twice")
         seen.add(p.name)
-        if p.kind not in ("Deployment", "CronJob", "none"):
-            raise InventoryError(f"{where}: projects[{i}].kind = {p.kind!r} must be Deployment, CronJob or none")
-        if p.kind != "none" and not p.namespace:
-            raise InventoryError(f"{where}: projects[{i}] ({p.name}) needs a namespace for kind {p.kind}")
+        for j, w in enumerate(p.workloads):
+            if w.kind not in ("Deployment", "CronJob"):
+                raise InventoryError(f"{where}: projects[{i}].workloads[{j}].kind = {w.kind!r} must be "
+                                     "Deployment or CronJob")
+            if not (w.namespace or p.namespace):
+                raise InventoryError(f"{where}: projects[{i}].workloads[{j}] ({p.name}: {w.kind} {w.name}) "
+                                     "needs a namespace (its own or the project's)")
 
 
 def _check_timeouts(inv: Inventory, where: str) -> None:

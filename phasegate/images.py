@@ -154,8 +154,14 @@ def build_image(
     architecture: str = "amd64",
     os: str = "linux",
     variant: str = "",
+    command: tuple[str, ...] = ("/bin/sh",),
 ) -> Image:
-    """A single-platform image: config + one gzip layer + manifest of `media_type`."""
+    """A single-platform image: config + one gzip layer + manifest of `media_type`.
+
+    `command` is the config's Cmd: application images have one (a command-less image cannot run: containerd
+    refuses to create its container). The lab's kubelet checks it and never runs these; only the smoke image
+    (build_smoke) really runs. `command=()` builds a command-less image.
+    """
     if media_type not in IMAGE_TYPES:
         raise ValueError(f"not an image manifest type: {media_type}")
     docker = media_type == DOCKER_MANIFEST
@@ -168,6 +174,7 @@ def build_image(
         "created": CREATED,
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            **({"Cmd": list(command)} if command else {}),
             "Labels": {"org.opencontainers.image.title": seed},
         },
         "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]},
@@ -253,3 +260,110 @@ def build_nested(seed: str) -> Index:
 
 
 Manifest = Image | Index
+
+
+# -- the smoke image: a program that runs ------------------------------------------
+#
+# A command-less image cannot run: containerd's CRI refuses to create its
+# container ("no command specified", kubelet reports CreateContainerError), so
+# a node-pull gate needs an image with a program. Like Docker's hello-world,
+# the program is a static ELF that writes one line and exits 0; it is
+# assembled here, byte by byte, so building the image needs no compiler or
+# toolchain. Each is an ELF64 header + one PT_LOAD program header (R+X, the
+# whole file at 0x400000) + code + message, and makes two Linux syscalls:
+# write(1, msg, len) and exit(0).
+#   x86_64 (EM_X86_64 = 62): write = 1, exit = 60, `syscall`;
+#   aarch64 (EM_AARCH64 = 183): write = 64, exit = 93, `svc #0`
+# (syscall numbers: linux arch/x86/entry/syscalls/syscall_64.tbl and
+# include/uapi/asm-generic/unistd.h). tests/test_smoke_image.py runs the amd64
+# program on this machine and the whole image through the lab's containerd
+# (`ctr run`).
+
+SMOKE_MESSAGE = b"hello from the phasegate smoke image\n"
+SMOKE_PATH = "/hello"
+_BASE = 0x400000
+_HEADERS = 64 + 56  # ELF header + one program header
+
+
+def _x86_64_code(msg_len: int) -> bytes:
+    import struct
+
+    code_len = 33  # the instructions below; the message follows them
+    lea_end = 17
+    return b"".join([
+        b"\xb8\x01\x00\x00\x00",                                  # mov eax, 1 (write)
+        b"\xbf\x01\x00\x00\x00",                                  # mov edi, 1 (stdout)
+        b"\x48\x8d\x35" + struct.pack("<i", code_len - lea_end),  # lea rsi, [rip + msg]
+        b"\xba" + struct.pack("<I", msg_len),                     # mov edx, len
+        b"\x0f\x05",                                              # syscall
+        b"\xb8\x3c\x00\x00\x00",                                  # mov eax, 60 (exit)
+        b"\x31\xff",                                              # xor edi, edi
+        b"\x0f\x05",                                              # syscall
+    ])
+
+
+def _aarch64_code(msg_len: int) -> bytes:
+    import struct
+
+    def movz(reg: int, imm: int) -> int:  # MOVZ Xd, #imm16
+        return 0xD2800000 | (imm << 5) | reg
+
+    msg_offset = 8 * 4 - 4  # from the ADR (2nd instruction) to the message after the 8 instructions
+    adr = 0x10000000 | ((msg_offset & 3) << 29) | ((msg_offset >> 2) << 5) | 1  # ADR x1, msg
+    words = [movz(0, 1), adr, movz(2, msg_len), movz(8, 64), 0xD4000001,  # write(1, msg, len); svc #0
+             movz(0, 0), movz(8, 93), 0xD4000001]                        # exit(0); svc #0
+    return struct.pack("<8I", *words)
+
+
+def static_hello_elf(architecture: str, message: bytes = SMOKE_MESSAGE) -> bytes:
+    """A static Linux ELF executable for `architecture` (amd64 | arm64) that prints `message` and exits 0."""
+    import struct
+
+    if architecture == "amd64":
+        machine, code = 62, _x86_64_code(len(message))
+    elif architecture == "arm64":
+        machine, code = 183, _aarch64_code(len(message))
+    else:
+        raise ValueError(f"no smoke program for {architecture} (amd64 | arm64)")
+    size = _HEADERS + len(code) + len(message)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, little-endian, version 1, System V
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 2, machine, 1, _BASE + _HEADERS, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, _BASE, _BASE, size, size, 0x1000)
+    return header + phdr + code + message
+
+
+def _smoke_layer(seed: str, architecture: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data, mode in ((SMOKE_PATH.lstrip("/"), static_hello_elf(architecture), 0o755),
+                                 ("phasegate-seed.txt", f"phasegate smoke image\nseed: {seed}\n".encode(), 0o644)):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build_smoke(seed: str, platforms=(("amd64", ""), ("arm64", "v8"))) -> Index:
+    """The smoke image: an OCI index of linux/amd64 and linux/arm64 images whose command prints a line.
+
+    `seed` goes into a file of every layer: a fresh seed is a fresh digest no node has cached.
+    """
+    images = []
+    for arch, variant in platforms:
+        tar = _smoke_layer(seed, arch)
+        layer = Blob(OCI_LAYER, gzip_bytes(tar))
+        cfg = {
+            "architecture": arch, "os": "linux", **({"variant": variant} if variant else {}),
+            "created": CREATED,
+            "config": {"Cmd": [SMOKE_PATH], "Labels": {"org.opencontainers.image.title": f"phasegate smoke {seed}"}},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]},
+            "history": [{"created": CREATED, "created_by": "phasegate images.build_smoke"}],
+        }
+        config = Blob(OCI_CONFIG, _json(cfg))
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+                    "layers": [layer.descriptor()]}
+        platform = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+        images.append(Image(OCI_MANIFEST, _json(manifest), config, (layer,), platform))
+    return build_index(images, media_type=OCI_INDEX)

@@ -35,6 +35,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client import rest
 from kubernetes.client.exceptions import ApiException
 
+from phasegate import cri
 from phasegate.http import GUARD, SAFE_METHODS, WriteGuard
 from phasegate.secrets import Secret, redact, register, register_basic
 from phasegate.units import quantity, size_bytes  # noqa: F401 (re-exported for steps)
@@ -194,6 +195,46 @@ def _reason(e: Exception) -> str:
     return redact((m.group(1) if m else text.splitlines()[0])[:300])
 
 
+class Forbidden(Broken):
+    """A 403 the API server answered, classified by who refused (`kind`), with the server's message.
+
+    The API server answers every refusal with a Forbidden Status; the message says which part refused:
+    - RBAC: `User "..." cannot <verb> resource "<resource>[/<subresource>]"` (k8s.io/apiserver
+      pkg/endpoints/handlers/responsewriters/errors.go `forbiddenMessage`);
+    - PodSecurity admission: `violates PodSecurity "<level>:<version>": ...` (k8s.io/pod-security-admission
+      admission/admission.go);
+    - service account not ready: `error looking up service account <ns>/<name>` (plugin/pkg/admission/
+      serviceaccount/admission.go): the token controller creates `default` just after the namespace, so a
+      pod created at once is refused for a moment (ServiceAccountNotReady: retried until a deadline);
+    - NamespaceTerminating: `unable to create new content in namespace <ns> because it is being terminated`
+      (plugin/pkg/admission/namespace/lifecycle/admission.go).
+    """
+
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+
+class ServiceAccountNotReady(Forbidden):
+    pass
+
+
+class StuckTerminating(Broken):
+    """A namespace the suite deleted never went away."""
+
+
+def classify_forbidden(message: str) -> str:
+    if "error looking up service account" in message:
+        return "service account not ready"
+    if "violates PodSecurity" in message:
+        return "PodSecurity admission"
+    if "because it is being terminated" in message:
+        return "NamespaceTerminating"
+    if re.search(r'cannot [a-z]+ resource "', message):
+        return "RBAC"
+    return "forbidden"
+
+
 def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
     """Answers no gate can judge become Broken here; 404/409/422 go back to the caller as ApiException."""
     if status in (401, 403) or status >= 500:
@@ -201,7 +242,11 @@ def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
             message = json.loads(body or b"{}").get("message", "")
         except (ValueError, TypeError, AttributeError):
             message = ""
-        cls = AuthError if status in (401, 403) else ServerError
+        if status == 403:
+            kind = classify_forbidden(message)
+            cls = ServiceAccountNotReady if kind == "service account not ready" else Forbidden
+            raise cls(kind, f"Kubernetes API: {method} {path}: HTTP 403 Forbidden ({kind}): {redact(message)}")
+        cls = AuthError if status == 401 else ServerError
         raise cls(f"Kubernetes API: {method} {path}: HTTP {status} {redact(message)}".rstrip())
 
 
@@ -231,17 +276,20 @@ class ContainerState:
     waiting_reason: str = ""
     message: str = ""
     exit_code: int | None = None
+    init: bool = False  # an init container's status (status.initContainerStatuses)
+    terminated_reason: str = ""  # Completed, Error, StartError, OOMKilled, ...
 
     @property
     def digest(self) -> str:
-        return self.image_id.rsplit("@", 1)[1] if "@" in self.image_id else ""
+        return cri.ImageId.parse(self.image_id).digest
 
     @property
     def repository(self) -> str:
-        return self.image_id.rsplit("@", 1)[0] if "@" in self.image_id else ""
+        return cri.ImageId.parse(self.image_id).repository
 
     def where(self) -> str:
-        return f"pod {self.namespace}/{self.pod} on node {self.node}, container {self.container}"
+        kind = "initContainer" if self.init else "container"
+        return f"pod {self.namespace}/{self.pod} on node {self.node}, {kind} {self.container}"
 
 
 class Kube:
@@ -313,6 +361,15 @@ class Kube:
                 return None
             raise KubeError(f"middleware {ns}/{name}: {e.status} {status_message(e)}") from None
 
+    def middlewares_by_ref(self) -> dict[str, dict]:
+        """Traefik Middlewares of every namespace by the name an ingress annotation uses: `<namespace>-<name>`."""
+        try:
+            items = self.custom.list_cluster_custom_object("traefik.io", "v1alpha1", "middlewares",
+                                                           _request_timeout=self.timeout).get("items", [])
+        except ApiException as e:
+            raise KubeError(f"middlewares: {e.status} {status_message(e)}") from None
+        return {f"{m['metadata']['namespace']}-{m['metadata']['name']}": m for m in items}
+
     def node_names(self) -> list[str]:
         if self.cluster.nodes:
             return list(self.cluster.nodes)
@@ -333,15 +390,21 @@ class Kube:
 
     @staticmethod
     def container_states(pod) -> list[ContainerState]:
+        """Init containers' and containers' statuses (a waiting or terminated one with its reason and message)."""
         out = []
-        for s in pod.status.container_statuses or []:
-            waiting = s.state.waiting if s.state else None
-            term = s.state.terminated if s.state else None
-            out.append(ContainerState(
-                pod=pod.metadata.name, namespace=pod.metadata.namespace, node=pod.spec.node_name or "",
-                container=s.name, image=s.image, image_id=s.image_id or "", ready=bool(s.ready),
-                waiting_reason=waiting.reason if waiting else "", message=(waiting.message or "") if waiting else "",
-                exit_code=term.exit_code if term else None))
+        st = pod.status
+        for init, statuses in ((True, st.init_container_statuses if st else None),
+                               (False, st.container_statuses if st else None)):
+            for s in statuses or []:
+                waiting = s.state.waiting if s.state else None
+                term = s.state.terminated if s.state else None
+                message = (waiting.message if waiting else (term.message if term else "")) or ""
+                out.append(ContainerState(
+                    pod=pod.metadata.name, namespace=pod.metadata.namespace, node=pod.spec.node_name or "",
+                    container=s.name, image=s.image, image_id=s.image_id or "", ready=bool(s.ready),
+                    waiting_reason=waiting.reason if waiting else "", message=message,
+                    exit_code=term.exit_code if term else None, init=init,
+                    terminated_reason=(term.reason or "") if term else ""))
         return out
 
     # -- the suite's own objects -------------------------------------------------
@@ -376,12 +439,26 @@ class Kube:
 
     def sweep(self) -> list[str]:
         """Delete namespaces a crashed run left behind (label and prefix both required)."""
-        gone = []
+        gone, stuck = [], []
+        now = time.time()
         for ns in self.core.list_namespace(label_selector=f"{self.label_key}={self.label_value}",
                                            _request_timeout=self.timeout).items:
-            if ns.metadata.name.startswith(self.cluster.test_prefix) and (ns.status is None or ns.status.phase != "Terminating"):
+            if not ns.metadata.name.startswith(self.cluster.test_prefix):
+                continue
+            if ns.status is None or ns.status.phase != "Terminating":
                 self.delete_namespace(ns.metadata.name)
                 gone.append(ns.metadata.name)
+                continue
+            # deletion is asynchronous (kubernetes pkg/controller/namespace): Terminating for a while is normal,
+            # Terminating past the wait timeout is a namespace stuck on a finalizer or a failing discovery
+            since = ns.metadata.deletion_timestamp
+            if since is not None and now - since.timestamp() > self.cluster.wait_timeout:
+                why = "; ".join(f"{c.type}: {c.message}" for c in (ns.status.conditions or []) if c.status == "True")
+                stuck.append(f"{ns.metadata.name} (Terminating since {since:%Y-%m-%dT%H:%M:%SZ}, finalizers "
+                             f"{(ns.spec.finalizers if ns.spec else None) or []}{'; ' + why if why else ''})")
+        if stuck:
+            raise StuckTerminating(f"namespaces the suite deleted are stuck Terminating for more than "
+                                   f"{self.cluster.wait_timeout:g}s: {', '.join(stuck)}")
         return gone
 
     @contextlib.contextmanager
@@ -429,8 +506,16 @@ class Kube:
                 tolerations=[k8s.V1Toleration(operator="Exists")], automount_service_account_token=False,
             ),
         )
-        self.core.create_namespaced_pod(ns, pod, _request_timeout=self.timeout)
-        return name
+        # a namespace's `default` service account appears a moment after the namespace: retried until the deadline
+        deadline = time.monotonic() + self.cluster.wait_timeout
+        while True:
+            try:
+                self.core.create_namespaced_pod(ns, pod, _request_timeout=self.timeout)
+                return name
+            except ServiceAccountNotReady:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(self.poll)
 
     def wait_pod_settled(self, ns: str, name: str, timeout: float | None = None):
         """Until the pod runs, ends, or cannot pull; returns the last pod read."""
@@ -442,7 +527,10 @@ class Kube:
             if pod.status.phase in ("Running", "Succeeded", "Failed"):
                 return pod
             for s in self.container_states(pod):
-                if s.waiting_reason in ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"):
+                # the first ErrImagePull is a verdict (and carries the runtime's message; ImagePullBackOff,
+                # which follows, only says "Back-off pulling image"); CreateContainerError never clears by itself
+                if s.waiting_reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+                                        "CreateContainerError", "CreateContainerConfigError"):
                     return pod
             return None
 
@@ -477,18 +565,12 @@ class Kube:
         return out
 
     # -- workloads ---------------------------------------------------------------
-    def pod_template(self, project):
-        """(template spec, object) of a project's Deployment or CronJob; None if absent."""
-        if project.kind == "Deployment":
-            d = self.deployment(project.namespace, project.workload_name)
-            return (d.spec.template.spec, d) if d else (None, None)
-        cj = self.cronjob(project.namespace, project.workload_name)
-        return (cj.spec.job_template.spec.template.spec, cj) if cj else (None, None)
-
     def rollout_problem(self, d) -> str:
         """Why a Deployment's rollout is not complete ('' if it is), as `kubectl rollout status` judges."""
         st = d.status
         want = d.spec.replicas if d.spec.replicas is not None else 1
+        if d.spec.paused:
+            return "rollout paused (spec.paused)"
         if (st.observed_generation or 0) < (d.metadata.generation or 0):
             return (f"generation {d.metadata.generation} not yet observed "
                     f"(observedGeneration {st.observed_generation or 0})")
@@ -503,24 +585,46 @@ class Kube:
             return f"{st.available_replicas or 0} of {st.updated_replicas or 0} updated replicas available"
         return ""
 
-    def workload_pods(self, project) -> list:
-        """Running pods of a Deployment (its selector) or of a CronJob's newest Job."""
-        if project.kind == "Deployment":
-            d = self.deployment(project.namespace, project.workload_name)
-            if d is None:
-                return []
-            sel = ",".join(f"{k}={v}" for k, v in (d.spec.selector.match_labels or {}).items())
-            return [p for p in self.pods(project.namespace, sel) if p.status.phase != "Succeeded"]
-        job = self.newest_job(project)
-        return self.pods(project.namespace, f"job-name={job.metadata.name}") if job else []
-
-    def newest_job(self, project):
-        cj = self.cronjob(project.namespace, project.workload_name)
-        if cj is None:
-            return None
-        jobs = [j for j in self.jobs(project.namespace)
+    def newest_job(self, cj):
+        """The newest Job a CronJob (object) owns, or None."""
+        jobs = [j for j in self.jobs(cj.metadata.namespace)
                 if any(r.uid == cj.metadata.uid for r in (j.metadata.owner_references or []))]
         return max(jobs, key=lambda j: j.metadata.creation_timestamp, default=None)
+
+    def last_pull_error(self, pod, container: str = "") -> str:
+        """The kubelet's latest "Failed" Warning event of a pod (container), e.g. the pull error behind an
+        ImagePullBackOff, whose status says only "Back-off pulling image"; "" if none."""
+        events = self.core.list_namespaced_event(
+            pod.metadata.namespace, field_selector=f"involvedObject.name={pod.metadata.name}",
+            _request_timeout=self.timeout).items
+        fails = [e for e in events if e.reason == "Failed" and e.type == "Warning"
+                 and (not container or (e.involved_object.field_path or "").endswith(f"{{{container}}}"))]
+        last = max(fails, key=lambda e: (e.last_timestamp or e.metadata.creation_timestamp), default=None)
+        return last.message if last else ""
+
+    def job_outcome(self, job) -> str:
+        """A Job's state in one line, as the job controller and kubelet report it (never "pending" without why):
+        complete; failed (BackoffLimitExceeded, pods failed N times); failed N times, retrying (backoffLimit M);
+        or Pending with its pod's waiting reason (CreateContainerConfigError, ImagePullBackOff, ...)."""
+        st = job.status
+        limit = job.spec.backoff_limit if job.spec.backoff_limit is not None else 6
+        for c in (st.conditions if st else None) or []:
+            if c.status == "True" and c.type == "Complete":
+                return "complete"
+            if c.status == "True" and c.type == "Failed":
+                return f"failed ({c.reason}: {c.message}; {st.failed or 0} pod(s) failed, backoffLimit {limit})"
+        pods = self.pods(job.metadata.namespace, f"job-name={job.metadata.name}")
+        why = ""
+        for pod in pods:
+            for s in self.container_states(pod):
+                if s.waiting_reason and s.waiting_reason not in ("PodInitializing", "ContainerCreating"):
+                    why = f"{s.waiting_reason}: {s.message}".rstrip(": ")
+                elif s.terminated_reason == "StartError":
+                    why = f"StartError: {s.message}"
+        failed = (st.failed if st else 0) or 0
+        if failed:
+            return f"failed {failed} time(s), retrying (backoffLimit {limit})" + (f"; {why}" if why else "")
+        return f"running, pod {why}" if why else "running"
 
     def rollout_restart(self, ns: str, name: str) -> None:
         """`kubectl rollout restart` (a write: needs a @writes gate)."""
@@ -609,21 +713,6 @@ def registry_host(image: str) -> str:
     return first if ("." in first or ":" in first or first == "localhost") and "/" in image else "docker.io"
 
 
-@dataclass(frozen=True)
-class HostsToml:
-    server: str
-    mirrors: list[tuple[str, list[str]]]  # (url, capabilities)
-
-
-def parse_hosts_toml(text: str) -> HostsToml:
-    import tomllib
-
-    doc = tomllib.loads(text)
-    mirrors = [(url, list(t.get("capabilities", ["pull", "resolve", "push"])))
-               for url, t in (doc.get("host") or {}).items()]
-    return HostsToml(server=doc.get("server", ""), mirrors=mirrors)
-
-
 # --------------------------------------------------------------------------
 # What the gates judge (shared by steps and the CLI)
 # --------------------------------------------------------------------------
@@ -640,15 +729,23 @@ def expected_auths_keys(inv, registries: str) -> list[str]:
 
 
 def registry_url(inv, key: str) -> tuple[str, str]:
-    """(base URL, CA bundle) of the registry an auths key names."""
-    host = key.removeprefix("https://").removeprefix("http://").rstrip("/")
-    if host == inv.forgejo.host:
+    """(base URL, CA bundle) of the registry an auths key names, parsed as kubelet's keyring does
+    (phasegate.cri.AuthsKey: `https://host/v2/` is `host`; the URL never carries the /v2/ path)."""
+    k = cri.AuthsKey.parse(key)
+    if cri.same_registry(key, inv.forgejo.host):
         return str(inv.forgejo.url), inv.forgejo.ca_bundle
     p = inv.private_registry
-    if host == p.host:
+    if cri.same_registry(key, p.host):
         return str(p.url), p.ca_bundle
-    scheme = "http://" if key.startswith("http://") else "https://"
-    return scheme + host, p.ca_bundle if host in p.aliases else ""
+    return k.registry_url(), p.ca_bundle if any(cri.same_registry(key, a) for a in p.aliases) else ""
+
+
+def auths_registries(keys, inv, registries: str) -> tuple[list[str], list[str]]:
+    """(registries of the set with no matching key, keys naming no registry of the set), matched as kubelet does."""
+    want = expected_auths_keys(inv, registries)
+    missing = [h for h in want if not any(cri.same_registry(k, h) for k in keys)]
+    extra = [k for k in keys if not any(cri.same_registry(k, h) for h in want)]
+    return missing, extra
 
 
 def hosts_toml_path(inv, host: str) -> str:

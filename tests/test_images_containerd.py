@@ -60,3 +60,18 @@ def test_containerd_pulls_and_unpacks(scratch, containerd, kind):
         assert "seed: containerd/" in (target / "phasegate-seed.txt").read_text()
     finally:
         containerd("images", "unmount", str(target))
+
+
+def test_containerd_runs_the_smoke_image(scratch, containerd):
+    """The smoke image's program runs under the real containerd (`ctr run`, runc, this machine's limits):
+    what Phase 0's and Phase 4's node pulls need (a command-less image fails with CreateContainerError)."""
+    from phasegate import images
+
+    item = images.build_smoke("containerd/run")
+    with RegistryClient(scratch.url) as c, GUARD.writes_allowed("containerd test"):
+        c.push("ctr-smoke", item, tag="run")
+    ref = f"{scratch.netloc}/ctr-smoke:run"
+    pulled = containerd("images", "pull", "--plain-http", "--hosts-dir", containerd.hosts_dir, ref)
+    assert pulled.returncode == 0, pulled.stderr
+    ran = containerd("run", "--rm", ref, "phasegate-smoke-run")
+    assert (ran.returncode, ran.stdout) == (0, images.SMOKE_MESSAGE.decode()), ran.stderr

@@ -41,6 +41,36 @@ LOCAL_IMAGES = {
     "forgejo": "codeberg.org/forgejo/forgejo:11",
     "cleanup": "docker.io/library/alpine:3.20",
     "probe": "docker.io/library/python:3.12-alpine",
+    # images of the projects' workloads that are not the projects' own (never judged by cutover)
+    "busybox-1.37": "docker.io/library/busybox:1.37",
+    "busybox-1.36": "docker.io/library/busybox:1.36",
+    "playwright": "mcr.microsoft.com/playwright:v1.48.0-noble",
+}
+
+# The projects' workloads as the infra repository has them at the Phase 3 commit 3148d15d
+# (docs/inventory.md "Projects" cites each): workload name -> [(init?, container, image)], where image
+# "own" is the project's own image and anything else is another image (ignored by the cutover gates).
+# A workload not listed here gets one container named after it, on the project's image.
+OWN = "own"
+WORKLOAD_SHAPES: dict[str, list[tuple[bool, str, str]]] = {
+    "payslip-ingest": [(True, "alembic-migrate", OWN), (False, "payslip-ingest", OWN)],
+    "actualbudget-payroll-sync": [(False, "sync", OWN)],
+    "job-hunter": [(True, "alembic-migrate", OWN), (False, "job-hunter", OWN)],
+    "claude-agent-service": [(True, "fix-perms", LOCAL_IMAGES["busybox-1.37"]),
+                             (True, "copy-claude-creds", LOCAL_IMAGES["busybox-1.37"]),
+                             (True, "git-init", OWN), (True, "seed-beads-agent", OWN),
+                             (False, "claude-agent-service", OWN)],
+    "beads-dispatcher": [(False, "dispatcher", OWN)],
+    "beads-reaper": [(False, "reaper", OWN)],
+    "fire-planner": [(True, "alembic-migrate", OWN), (False, "fire-planner", OWN)],
+    "fire-planner-recompute": [(False, "recompute", OWN)],
+    "wealthfolio-sync": [(False, "sync", OWN)],
+    "music-viktor": [(False, "freedify", OWN)],
+    "music-emo": [(False, "freedify", OWN)],
+    "chrome-service": [(True, "fix-perms", LOCAL_IMAGES["busybox-1.37"]),
+                       (False, "chrome-service", LOCAL_IMAGES["playwright"]), (False, "novnc", OWN)],
+    "beadboard": [(True, "seed-beads-config", LOCAL_IMAGES["busybox-1.36"]), (False, "beadboard", OWN)],
+    "claude-memory": [(False, "claude-memory", OWN)],
 }
 PULL_SECRET = "registry-credentials"
 CONTEXT = "phasegate-lab"
@@ -150,9 +180,11 @@ class Cluster:
             api.put(_node(name, self.nodes[name].address))
         namespaces = {"kube-system", "kube-public", "kube-node-lease", "default", c.credentials_namespace,
                       inv.forgejo.namespace, "monitoring"}
-        namespaces |= {p.namespace for p in inv.projects if p.kind != "none"}
+        namespaces |= {p.workload_namespace(w) for p in inv.projects for w in p.workloads}
         for ns in sorted(namespaces):
             api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, fire=False)
+            api.put({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
+                    fire=False)
         self.set_pull_secret(self._credentials())
         for ns in sorted(namespaces):
             api._clone_into(ns)
@@ -184,15 +216,19 @@ class Cluster:
                           "storageClassName": "local-path", "volumeMode": "Filesystem"},
                  "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
                             "capacity": {"storage": c.forgejo_pvc_min}}})
-        mw = "forgejo-buffering"
+        # as the real ingress factory chains them (infra-facts.md section 1: IF:210-217,249-261,321-337 @5d22b449)
+        mw = "buffering-forgejo"
         from phasegate.units import size_bytes
 
         api.put({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
                  "metadata": {"name": mw, "namespace": ns},
                  "spec": {"buffering": {"maxRequestBodyBytes": size_bytes(c.forgejo_max_body)}}})
+        api.put({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+                 "metadata": {"name": "retry", "namespace": "traefik"}, "spec": {"retry": {"attempts": 2}}})
+        chain = ["traefik-retry@kubernetescrd", f"{ns}-{mw}@kubernetescrd"]
         api.put({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                  "metadata": {"name": c.forgejo_ingress, "namespace": ns, "annotations": {
-                     "traefik.ingress.kubernetes.io/router.middlewares": f"{ns}-{mw}@kubernetescrd",
+                     "traefik.ingress.kubernetes.io/router.middlewares": ",".join(chain),
                      "traefik.ingress.kubernetes.io/router.entrypoints": "websecure"}},
                  "spec": {"ingressClassName": "traefik",
                           "rules": [{"host": "forgejo.lab.test", "http": {"paths": [{
@@ -224,46 +260,61 @@ class Cluster:
         ], concurrency="Forbid"))
 
     def seed_projects(self, inv) -> None:
-        """One workload per cutover project, cut over to the newest sha tag the registries were seeded with
-        (phasegate.lab.seed: the same digest in registry-private and Forgejo); pods really pulled by the nodes."""
+        """Every workload of every cutover project, in the real shape (WORKLOAD_SHAPES), cut over to the newest
+        sha tag the registries were seeded with (phasegate.lab.seed: the same digest in registry-private and
+        Forgejo); pods really pulled by the nodes."""
         from phasegate.lab import seed
 
         f = inv.forgejo
         plan = {r.name: r for r in seed.plan("")}
         for p in inv.projects:
-            if p.kind == "none" or not p.cutover or p.image not in plan:
+            if not p.workloads or not p.cutover or p.image not in plan:
                 continue
             tag = seed.sha_tag(p.image, 2)
             digest = plan[p.image].tags[tag].digest
             fref = f"{self.forgejo_host}/{f.owner}/{p.image}:{tag}"
             pref = f"{self.private.netloc}/{p.image}:{tag}"
             self.project_images[p.name] = (fref, pref, digest)
-            self.put_workload(p, fref)
+            for w in p.workloads:
+                self.put_workload(p, w, fref)
 
-    def put_workload(self, p, image: str) -> None:
-        container = {"name": p.container or p.name, "image": image, "imagePullPolicy": "IfNotPresent"}
-        pod_spec = {"containers": [container], "imagePullSecrets": [{"name": PULL_SECRET}]}
-        labels = {"app": p.workload_name}
-        if p.kind == "Deployment":
-            existing = self.api.get("Deployment", p.workload_name, p.namespace)
-            if existing:
-                def flip(d):
-                    d["spec"]["template"]["spec"]["containers"][0]["image"] = image
-                self.api.mutate("Deployment", p.workload_name, p.namespace, flip)
+    def template(self, p, w, image: str, **images_of: str) -> dict:
+        """The pod spec of workload `w`: its shape, own containers on `image` (or `images_of[container]`)."""
+        shape = WORKLOAD_SHAPES.get(w.name, [(False, w.name, OWN)])
+        spec: dict = {"imagePullSecrets": [{"name": PULL_SECRET}], "containers": []}
+        for init, name, img in shape:
+            ref = images_of.get(name, image) if img == OWN else img
+            c = {"name": name, "image": ref, "imagePullPolicy": "IfNotPresent"}
+            spec.setdefault("initContainers", []).append(c) if init else spec["containers"].append(c)
+        return spec
+
+    def put_workload(self, p, w, image: str, **images_of: str) -> None:
+        """Create or flip workload `w` of project `p` to `image` (own containers; `images_of`: per container)."""
+        ns = p.workload_namespace(w)
+        spec = self.template(p, w, image, **images_of)
+        labels = {"app": w.name}
+        if w.kind == "Deployment":
+            if self.api.get("Deployment", w.name, ns):
+                self.api.mutate("Deployment", w.name, ns, lambda d: d["spec"]["template"].__setitem__("spec", spec))
                 return
             self.api.put({"apiVersion": "apps/v1", "kind": "Deployment",
-                          "metadata": {"name": p.workload_name, "namespace": p.namespace, "labels": labels},
+                          "metadata": {"name": w.name, "namespace": ns, "labels": labels},
                           "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                                   "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
-        else:
-            pod_spec["restartPolicy"] = "OnFailure"
-            cj = _cronjob(p.workload_name, p.namespace, "0 * * * *", container["name"], image, [])
-            cj["spec"]["jobTemplate"]["spec"]["template"]["spec"] = pod_spec
-            self.api.put(cj)
-            self.api.put({"apiVersion": "batch/v1", "kind": "Job",
-                          "metadata": {"name": f"{p.workload_name}-{_secrets.token_hex(4)}", "namespace": p.namespace,
-                                       "ownerReferences": [_ref(self.api.get("CronJob", p.workload_name, p.namespace))]},
-                          "spec": cj["spec"]["jobTemplate"]["spec"]})
+                                   "template": {"metadata": {"labels": labels}, "spec": spec}}})
+            return
+        spec["restartPolicy"] = "OnFailure"
+        cj = _cronjob(w.name, ns, "0 * * * *", w.name, image, [])
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"] = spec
+        self.api.put(cj)
+        self.run_cronjob(ns, w.name)
+
+    def run_cronjob(self, ns: str, name: str) -> None:
+        """A Job of the CronJob now, as its schedule would start one."""
+        cj = self.api.get("CronJob", name, ns)
+        self.api.put({"apiVersion": "batch/v1", "kind": "Job",
+                      "metadata": {"name": f"{name}-{_secrets.token_hex(4)}"[:63], "namespace": ns,
+                                   "ownerReferences": [_ref(cj)]},
+                      "spec": cj["spec"]["jobTemplate"]["spec"]})
 
     # -- what the suite is given -----------------------------------------------------
     def inventory(self) -> dict:
@@ -417,6 +468,23 @@ def _mirror_bare_ip(lab):
         path.write_text(saved)
 
 
+@fault("mirror-traefik-404", component="cluster",
+       description="as in production (post-mortem 2026-06-10 @ 0cd4afb6): every node's mirror entry is the Traefik "
+                   "LB address with skip_verify = true, and Traefik has no router for a bare IP: 404 to /v2/")
+def _mirror_404(lab):
+    c = _cluster(lab)
+    saved = {n.name: n.hosts_toml(c.forgejo_host).read_text() for n in c.nodes.values()}
+    route = c.traefik.routes.pop(c.traefik.netloc)
+    try:
+        for node in c.nodes.values():
+            write_hosts_toml(node, c.forgejo_host, DEAD_SERVER, [c.traefik.url], None, skip_verify=True)
+        yield
+    finally:
+        c.traefik.routes[c.traefik.netloc] = route
+        for name, text in saved.items():
+            c.nodes[name].hosts_toml(c.forgejo_host).write_text(text)
+
+
 def _mutate_forgejo(lab, fn):
     c = _cluster(lab)
     f = c.inv.forgejo
@@ -437,11 +505,11 @@ def _memory(lab):
     yield from _mutate_forgejo(lab, fn)
 
 
-@fault("forgejo-env-missing", component="cluster", description="Forgejo lacks FORGEJO__packages__CHUNKED_UPLOAD_PATH")
+@fault("forgejo-env-missing", component="cluster", description="Forgejo lacks FORGEJO__packages__ENABLED")
 def _env_missing(lab):
     def fn(d):
         c = d["spec"]["template"]["spec"]["containers"][0]
-        c["env"] = [e for e in c["env"] if e["name"] != "FORGEJO__packages__CHUNKED_UPLOAD_PATH"]
+        c["env"] = [e for e in c["env"] if e["name"] != "FORGEJO__packages__ENABLED"]
     yield from _mutate_forgejo(lab, fn)
 
 
@@ -463,64 +531,124 @@ def _pvc(lab):
 def _buffering(lab):
     c = _cluster(lab)
     ns = c.inv.forgejo.namespace
-    with _restored(c, "Middleware", "forgejo-buffering", ns):
-        c.api.mutate("Middleware", "forgejo-buffering", ns,
+    with _restored(c, "Middleware", "buffering-forgejo", ns):
+        c.api.mutate("Middleware", "buffering-forgejo", ns,
                      lambda m: m["spec"]["buffering"].__setitem__("maxRequestBodyBytes", 1048576))
         yield
 
 
-def _project(c: Cluster, index: int):
-    return [p for p in c.inv.cutover_order() if p.kind == "Deployment"][index]
+def _project(c: Cluster, name: str):
+    return c.inv.project(name)
 
 
-@fault("cutover-template-old-image", component="cluster",
-       description="the first cutover project's Deployment still names its registry-private image (rolled out)")
-def _template_old(lab):
-    c = _cluster(lab)
-    p = _project(c, 0)
+def _workload(p, name: str):
+    return next(w for w in p.workloads if w.name == name)
+
+
+@contextlib.contextmanager
+def _flipped(c: Cluster, project: str, workload: str, *, old: bool = True, **images_of: str):
+    """Workload `workload` of `project` on registry-private (every own container, or those in `images_of`
+    given as "old"), rolled out; put back on Forgejo after."""
+    p = _project(c, project)
+    w = _workload(p, workload)
     fref, pref, _ = c.project_images[p.name]
-    c.put_workload(p, pref)
-    c.settle()
+    per = {k: (pref if v == "old" else v) for k, v in images_of.items()}
     try:
-        yield
+        c.put_workload(p, w, pref if (old and not per) else fref, **per)
+        c.settle()
+        yield p, w
     finally:
-        c.put_workload(p, fref)
+        c.put_workload(p, w, fref)
         c.settle()
 
 
+@fault("cutover-template-old-image", component="cluster",
+       description="payslip-ingest's Deployment still names its registry-private image (rolled out)")
+def _template_old(lab):
+    with _flipped(_cluster(lab), "payslip-ingest", "payslip-ingest"):
+        yield
+
+
+@fault("cutover-init-container-old-image", component="cluster",
+       description="claude-agent-service's init container git-init still on registry-private (main on Forgejo)")
+def _init_old(lab):
+    with _flipped(_cluster(lab), "claude-agent-service", "claude-agent-service", **{"git-init": "old"}):
+        yield
+
+
+@fault("cutover-second-workload-old-image", component="cluster",
+       description="freedify's second Deployment music-emo still on registry-private (music-viktor on Forgejo)")
+def _second_workload_old(lab):
+    with _flipped(_cluster(lab), "freedify", "music-emo"):
+        yield
+
+
+@fault("cutover-cronjob-old-image", component="cluster",
+       description="claude-agent-service's image left on registry-private in CronJob beads-server/beads-reaper")
+def _cronjob_old(lab):
+    with _flipped(_cluster(lab), "claude-agent-service", "beads-reaper"):
+        yield
+
+
 @fault("cutover-pods-old-image", component="cluster",
-       description="the first cutover project's Deployment names Forgejo but its pods still run the "
-                   "registry-private image (rollout not started)")
+       description="payslip-ingest's Deployment names Forgejo but its pods still run the registry-private image "
+                   "(rollout not started)")
 def _pods_old(lab):
     c = _cluster(lab)
-    p = _project(c, 0)
+    p = _project(c, "payslip-ingest")
+    w = _workload(p, "payslip-ingest")
     fref, pref, _ = c.project_images[p.name]
-    c.put_workload(p, pref)
+    c.put_workload(p, w, pref)
     c.settle()
-    c.api.frozen.add((p.namespace, p.workload_name))
-    c.put_workload(p, fref)
+    c.api.frozen.add((p.namespace, w.name))
+    c.put_workload(p, w, fref)
     try:
         yield
     finally:
-        c.api.frozen.discard((p.namespace, p.workload_name))
-        c.api._enqueue(("deployment", p.namespace, p.workload_name))
+        c.api.frozen.discard((p.namespace, w.name))
+        c.api._enqueue(("deployment", p.namespace, w.name))
         c.settle()
 
 
 @fault("cutover-rollout-stuck", component="cluster",
-       description="the second cutover project's new pods cannot pull (a tag Forgejo does not have): "
-                   "the rollout never completes")
+       description="job-hunter's new pods cannot pull (a tag Forgejo does not have): the rollout never completes")
 def _rollout_stuck(lab):
     c = _cluster(lab)
-    p = _project(c, 1)
+    p = _project(c, "job-hunter")
     fref, _, _ = c.project_images[p.name]
-    c.put_workload(p, fref.rsplit(":", 1)[0] + ":deadbeef")
-    c.settle()
+    with _flipped(c, "job-hunter", "job-hunter", old=False, **{"job-hunter": fref.rsplit(":", 1)[0] + ":deadbeef"}):
+        yield
+
+
+@fault("cutover-evicted-old-pod", component="cluster",
+       description="(healthy) payslip-ingest's rollout is complete and an Evicted pod of the old ReplicaSet and a "
+                   "Terminating one linger on registry-private, as a real cluster keeps them until pod GC")
+def _evicted_old_pod(lab):
+    c = _cluster(lab)
+    p = _project(c, "payslip-ingest")
+    _, pref, _ = c.project_images[p.name]
+    names = []
+    for reason, extra in (("Evicted", {}), ("Terminating", {"deletionTimestamp": rfc3339(dt.datetime.now(dt.timezone.utc)),
+                                                             "deletionGracePeriodSeconds": 30})):
+        name = f"payslip-ingest-0ld{len(names)}-{_secrets.token_hex(2)}"
+        names.append(name)
+        running = reason == "Terminating"
+        c.api.put({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": name, "namespace": p.namespace, "labels": {"app": "payslip-ingest"}, **extra},
+                   "spec": dict(c.template(p, _workload(p, "payslip-ingest"), pref), nodeName=NODE_NAMES[0]),
+                   "status": {"phase": "Running" if running else "Failed",
+                              **({} if running else {"reason": "Evicted", "message":
+                                  "The node was low on resource: memory. Threshold quantity: 100Mi, available: 9Mi."}),
+                              "containerStatuses": [{"name": "payslip-ingest", "image": pref, "imageID": "",
+                                                     "ready": running, "restartCount": 0,
+                                                     "state": {"running": {}} if running else
+                                                     {"terminated": {"exitCode": 137, "reason": "Error"}}}]}},
+                  fire=False)
     try:
         yield
     finally:
-        c.put_workload(p, fref)
-        c.settle()
+        for name in names:
+            c.api.delete("Pod", name, p.namespace)
 
 
 @fault("cutover-image-missing-layer", component="cluster",
@@ -529,7 +657,7 @@ def _missing_layer(lab):
     import shutil
 
     c = _cluster(lab)
-    p = _project(c, 0)
+    p = _project(c, "payslip-ingest")
     _, _, digest = c.project_images[p.name]
     engine = lab["registries"].forgejo_engine
     manifest = json.loads((engine.blob_dir(digest) / "data").read_bytes())
@@ -590,3 +718,130 @@ def _kept_hosts(lab):
     finally:
         if not existed:
             path.unlink()
+
+
+# -- 403 Forbidden and namespace life cycle (issue 20) ---------------------------
+
+
+@fault("rbac-denies-pods-log", component="cluster",
+       description="the suite's account may not get pods/log (RBAC): node files cannot be read")
+def _rbac_pods_log(lab):
+    c = _cluster(lab)
+    c.api.denied.add(("get", "pods/log"))
+    try:
+        yield
+    finally:
+        c.api.denied.discard(("get", "pods/log"))
+
+
+@fault("podsecurity-baseline", component="cluster",
+       description="PodSecurity enforces baseline on namespaces without a label: the hostPath node-file reader "
+                   "pod is refused")
+def _podsecurity_baseline(lab):
+    c = _cluster(lab)
+    c.api.default_pod_security = "baseline"
+    try:
+        yield
+    finally:
+        c.api.default_pod_security = "privileged"
+
+
+@fault("serviceaccount-late", component="cluster",
+       description="(healthy) a new namespace's default ServiceAccount appears a second after the namespace, as "
+                   "the token controller creates it; pods created before are refused with 403")
+def _serviceaccount_late(lab):
+    c = _cluster(lab)
+    c.api.serviceaccount_delay = 1.0
+    try:
+        yield
+    finally:
+        c.api.serviceaccount_delay = 0.0
+
+
+@fault("namespace-stuck-terminating", component="cluster",
+       description="a namespace of an earlier run has been Terminating for an hour (a finalizer nobody removes)")
+def _stuck_namespace(lab):
+    c = _cluster(lab)
+    name = "phasegate-ns-stuck01"
+    hour_ago = rfc3339(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    c.api.put({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "phasegate"},
+                            "finalizers": ["example.com/never-done"], "deletionTimestamp": hour_ago},
+               "spec": {"finalizers": ["kubernetes"]},
+               "status": {"phase": "Terminating", "conditions": [
+                   {"type": "NamespaceFinalizersRemaining", "status": "True", "reason": "SomeFinalizersRemain",
+                    "message": "Some content in the namespace has finalizers remaining: example.com/never-done in 1 "
+                               "resource instances", "lastTransitionTime": hour_ago}]}}, fire=False)
+    try:
+        yield
+    finally:
+        c.api.delete("Namespace", name)
+
+
+# -- healthy shapes production has that a naive gate judges wrong (issue 14: tests assert these stay green) ----
+
+
+@fault("clone-secret-url-form-forgejo-key", component="cluster",
+       description="(healthy) the Forgejo auths key is written as a URL, https://<host>/v2/, which kubelet's keyring "
+                   "matches to the host")
+def _url_form_key(lab):
+    def change(c, entries):
+        entries[f"https://{c.forgejo_host}/v2/"] = entries.pop(c.forgejo_host)
+    yield from _pull_secret_fault(lab, change)
+
+
+@fault("imageid-docker-pullable", component="cluster",
+       description="(healthy) payslip-ingest's running pods report imageIDs in the docker-pullable:// form, on the "
+                   "digest Forgejo serves")
+def _docker_pullable(lab):
+    c = _cluster(lab)
+    p = _project(c, "payslip-ingest")
+    changed = []
+    for pod in c.api.list("Pod", p.namespace):
+        if pod["status"].get("phase") != "Running":
+            continue
+
+        def fn(o):
+            for key in ("initContainerStatuses", "containerStatuses"):
+                for s in o["status"].get(key) or []:
+                    if s.get("imageID") and not s["imageID"].startswith("docker-pullable://"):
+                        s["imageID"] = "docker-pullable://" + s["imageID"]
+        c.api._update_status("Pod", pod["metadata"]["name"], p.namespace, fn)
+        changed.append(pod["metadata"]["name"])
+
+    def undo(o):
+        for key in ("initContainerStatuses", "containerStatuses"):
+            for s in o["status"].get(key) or []:
+                s["imageID"] = s.get("imageID", "").removeprefix("docker-pullable://")
+    try:
+        yield
+    finally:
+        for name in changed:
+            c.api._update_status("Pod", name, p.namespace, undo)
+
+
+@fault("node-refs-old-registry-first", component="cluster",
+       description="(healthy) every node also holds payslip-ingest's image under registry-private's name (the same "
+                   "bytes, cached before the cutover) and payslip-ingest is restarted: containerd reports the first "
+                   "sorted name in the imageID, which may be registry-private's")
+def _old_name_first(lab):
+    c = _cluster(lab)
+    p = _project(c, "payslip-ingest")
+    fref, _, _ = c.project_images[p.name]
+    rest = fref.split("/", 1)[1].split("/", 1)[1]  # <image>:<tag> (registry-private has no owner)
+    olds = [f"{h}/{rest}" for h in c.private_hosts]
+    for node in c.nodes.values():
+        for old in olds:
+            node._ctr(["images", "tag", "--force", f"{fref}", old], timeout=10)
+    c.api.mutate("Deployment", "payslip-ingest", p.namespace, lambda d: d["spec"]["template"].setdefault(
+        "metadata", {}).setdefault("annotations", {}).__setitem__("kubectl.kubernetes.io/restartedAt", _secrets.token_hex(4)))
+    c.settle()
+    try:
+        yield
+    finally:
+        for node in c.nodes.values():
+            for old in olds:
+                node.remove_image(old)
+        c.api.mutate("Deployment", "payslip-ingest", p.namespace,
+                     lambda d: d["spec"]["template"]["metadata"].pop("annotations", None))
+        c.settle()

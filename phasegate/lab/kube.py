@@ -59,6 +59,8 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("", "v1", "namespaces"): ("Namespace", False),
     ("", "v1", "nodes"): ("Node", False),
     ("", "v1", "secrets"): ("Secret", True),
+    ("", "v1", "serviceaccounts"): ("ServiceAccount", True),
+    ("", "v1", "events"): ("Event", True),
     ("", "v1", "pods"): ("Pod", True),
     ("", "v1", "persistentvolumeclaims"): ("PersistentVolumeClaim", True),
     ("apps", "v1", "deployments"): ("Deployment", True),
@@ -69,6 +71,9 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("traefik.io", "v1alpha1", "middlewares"): ("Middleware", True),
 }
 KINDS = {kind: key for key, (kind, _) in RESOURCES.items()}
+# kinds served with a /status subresource (their main endpoint ignores status writes)
+STATUS_SUBRESOURCE = frozenset({"Namespace", "Node", "Pod", "PersistentVolumeClaim", "Deployment", "ReplicaSet",
+                                "CronJob", "Job", "Ingress"})
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 KYVERNO_EXCLUDED = ("kube-system", "kube-public", "kube-node-lease")
 
@@ -233,7 +238,16 @@ class KubeStandin:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API request
         self.kyverno_enabled = True
         self.frozen: set[tuple[str, str]] = set()  # deployments whose controller is paused (faults)
-        self.pull_backoff = 0.5  # seconds from ErrImagePull to ImagePullBackOff
+        self.pull_backoff = 0.5  # seconds from ErrImagePull to ImagePullBackOff (doubling on each retry)
+        # issue 20: the refusals a real API server answers with 403 Forbidden (faults switch them on)
+        self.denied: set[tuple[str, str]] = set()  # RBAC: (verb, resource[/subresource]) the suite may not do
+        self.default_pod_security = "privileged"  # PodSecurity level for namespaces without an enforce label
+        self.serviceaccount_delay = 0.0  # seconds from a namespace's creation to its `default` ServiceAccount
+        self.namespace_delete_delay = 0.05  # seconds a deleted namespace stays Terminating (its content goes first)
+        self.user = "system:serviceaccount:phasegate:phasegate"
+        self.job_backoff = 0.2  # seconds before a failed Job pod is replaced (real: 10s, doubling)
+        self.progress_deadline_scale = 1.0  # lab seconds per progressDeadlineSeconds second
+        self.ttl_scale = 1.0  # ttlSecondsAfterFinished in lab seconds
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -386,7 +400,7 @@ class KubeStandin:
         elif kind == "Pod":
             spec = obj.setdefault("spec", {})
             spec.setdefault("restartPolicy", "Always")
-            for c in spec.get("containers", []):
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
                 c.setdefault("imagePullPolicy", _default_policy(c.get("image", "")))
                 c.setdefault("terminationMessagePath", "/dev/termination-log")
                 c.setdefault("terminationMessagePolicy", "File")
@@ -410,7 +424,7 @@ class KubeStandin:
             obj.setdefault("status", {})
         elif kind == "Job":
             spec = obj.setdefault("spec", {})
-            spec.setdefault("backoffLimit", 0)
+            spec.setdefault("backoffLimit", 6)  # kubernetes pkg/apis/batch/v1/defaults.go SetDefaults_Job
             spec.setdefault("completions", 1)
             spec.setdefault("parallelism", 1)
             obj.setdefault("status", {})
@@ -418,6 +432,7 @@ class KubeStandin:
     # -- controllers --------------------------------------------------------------
     def _changed(self, kind: str, ns: str, name: str, *, created: bool, status_only: bool = False) -> None:
         if kind == "Namespace" and created:
+            self._enqueue(("serviceaccount", name))
             self._enqueue(("clone", name))
         elif kind == "Pod" and created:
             self._enqueue(("schedule", ns, name))
@@ -477,6 +492,10 @@ class KubeStandin:
                     self._kyverno_clone(item[1])
                 elif what == "resync":
                     self._kyverno_resync()
+                elif what == "serviceaccount":
+                    self._default_serviceaccount(item[1])
+                elif what == "ns-delete":
+                    self._finish_namespace(item[1])
                 elif what == "schedule":
                     self._schedule(item[1], item[2])
                 elif what == "deployment":
@@ -508,6 +527,20 @@ class KubeStandin:
             }},
             "data": copy.deepcopy(src.get("data", {})),
         }, fire=False)
+
+    def _default_serviceaccount(self, ns: str) -> None:
+        """The service account controller creates `default` in every new namespace, a moment later
+        (kubernetes pkg/controller/serviceaccount/serviceaccounts_controller.go)."""
+        if self.serviceaccount_delay:
+            def later():
+                time.sleep(self.serviceaccount_delay)
+                if self.get("Namespace", ns) is not None:
+                    self.put({"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": "default", "namespace": ns}}, fire=False)
+            threading.Thread(target=later, daemon=True).start()
+            return
+        self.put({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}},
+                 fire=False)
 
     def _kyverno_clone(self, ns: str) -> None:
         if self.kyverno_enabled:
@@ -545,23 +578,25 @@ class KubeStandin:
 
     # kubelet
     def _pull_credentials(self, pod: dict, image: str) -> tuple[str, str]:
-        host = image_repo(image).split("/", 1)[0]
+        """The first credentials kubelet's keyring finds for `image` in the pod's pull secrets
+        (phasegate.cri.lookup: kubernetes pkg/credentialprovider/keyring.go, `https://host/v2/` is `host`)."""
+        from phasegate import cri
+
         ns = pod["metadata"]["namespace"]
         for ref in pod["spec"].get("imagePullSecrets") or []:
             sec = self.get("Secret", ref.get("name", ""), ns)
             if not sec or sec.get("type") != "kubernetes.io/dockerconfigjson":
                 continue
             try:
-                cfg = json.loads(base64.b64decode(sec["data"][".dockerconfigjson"]))
+                auths = json.loads(base64.b64decode(sec["data"][".dockerconfigjson"])).get("auths") or {}
             except Exception:
                 continue
-            for key, entry in (cfg.get("auths") or {}).items():
-                k = key.removeprefix("https://").removeprefix("http://").rstrip("/")
-                if k == host:
-                    if entry.get("auth"):
-                        user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-                        return user, pw
-                    return entry.get("username", ""), entry.get("password", "")
+            for key in cri.lookup(auths, image_repo(image)):
+                entry = auths[key]
+                if entry.get("auth"):
+                    user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+                    return user, pw
+                return entry.get("username", ""), entry.get("password", "")
         return "", ""
 
     def _env(self, pod: dict, container: dict) -> dict[str, str]:
@@ -576,6 +611,19 @@ class KubeStandin:
                 if sec and ref["key"] in (sec.get("data") or {}):
                     env[e["name"]] = base64.b64decode(sec["data"][ref["key"]]).decode()
         return env
+
+    def _missing_env_source(self, pod: dict, c: dict) -> str:
+        ns = pod["metadata"]["namespace"]
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if not ref or ref.get("optional"):
+                continue
+            sec = self.get("Secret", ref["name"], ns)
+            if sec is None:
+                return f'secret "{ref["name"]}" not found'
+            if ref["key"] not in (sec.get("data") or {}):
+                return f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}'
+        return ""
 
     def _container_status(self, c: dict, **kw) -> dict:
         st = {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0,
@@ -593,7 +641,54 @@ class KubeStandin:
         finally:
             self._done()
 
+    def _image_id(self, node: ContainerdNode, image: str, digest: str) -> str:
+        """The imageID containerd's CRI reports: the image (keyed by config digest) merges every reference to
+        the same content, sorted; the first repo@digest is reported (containerd pkg/cri/store/image/image.go
+        `Store.add` merges references; pkg/cri/server/container_status.go `toCRIContainerStatus` takes
+        repoDigests[0]). So a node that cached the bytes under another registry's name may report that name."""
+        refs = node.refs_of(digest) or [normalise_ref(image)]
+        repos = sorted({f"{image_repo(r)}@{digest}" for r in refs if not r.startswith("sha256:")})
+        return repos[0] if repos else f"{image_repo(image)}@{digest}"
+
+    def _pull(self, pod: dict, c: dict, node: ContainerdNode) -> tuple[str, tuple[str, str] | None]:
+        """(image digest, None) or ("", (reason, message)) as the kubelet's image manager reports a pull."""
+        image = c["image"]
+        ref = normalise_ref(image)
+        policy = c.get("imagePullPolicy") or _default_policy(image)
+        digest = node.image_digest(ref)
+        if policy == "Never" and not digest:
+            return "", ("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
+        if policy == "Always" or not digest:
+            user, pw = self._pull_credentials(pod, image)
+            try:
+                digest = node.pull(ref, user, pw)
+            except PullFailed as e:
+                msg = (f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
+                       f'failed to pull and unpack image "{ref}": {e}')
+                self._event(pod, c, node, "Failed", msg)
+                # kubelet pkg/kubelet/images/image_manager.go: ErrImagePull, "Failed to pull image %q: %v" around
+                # the CRI's gRPC error (containerd pkg/cri/server/image_pull.go "failed to pull and unpack image")
+                return "", ("ErrImagePull", f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
+                                            f'failed to pull and unpack image "{ref}": {e}')
+        return digest, None
+
+    def _event(self, pod: dict, c: dict, node: ContainerdNode, reason: str, message: str) -> None:
+        """A Warning Event on the pod, as the kubelet records a failed pull (pkg/kubelet/images/image_manager.go
+        logIt: reason "Failed"); `kubectl describe pod` and the suite read the cause there once the status says
+        only ImagePullBackOff."""
+        ns = pod["metadata"]["namespace"]
+        t = now()
+        self.put({"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": reason, "message": message,
+                  "metadata": {"name": f"{pod['metadata']['name']}.{_secrets.token_hex(8)}", "namespace": ns},
+                  "involvedObject": {"kind": "Pod", "namespace": ns, "name": pod["metadata"]["name"],
+                                     "uid": pod["metadata"]["uid"], "apiVersion": "v1",
+                                     "fieldPath": f"spec.containers{{{c['name']}}}"},
+                  "source": {"component": "kubelet", "host": node.name}, "count": 1,
+                  "firstTimestamp": t, "lastTimestamp": t}, fire=False)
+
     def _kubelet(self, ns: str, name: str, node_name: str) -> None:
+        """One pod on one node: init containers in order (each pulled, then run to completion), then the
+        containers. Statuses as the kubelet reports them (initContainerStatuses, containerStatuses)."""
         node = self.nodes[node_name]
         pod = self.get("Pod", name, ns)
         if pod is None:
@@ -601,66 +696,127 @@ class KubeStandin:
         started = now()
         self._update_status("Pod", name, ns, lambda p: p["status"].update({
             "hostIP": node.address, "podIP": node.address, "startTime": started}))
-        statuses = []
-        pulled: list[tuple[dict, str]] = []
-        for c in pod["spec"]["containers"]:
-            image = c["image"]
-            ref = normalise_ref(image)
-            policy = c.get("imagePullPolicy") or _default_policy(image)
-            digest = node.image_digest(ref)
-            err = ""
-            if policy == "Never" and not digest:
-                err = ("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
-            elif policy == "Always" or not digest:
-                user, pw = self._pull_credentials(pod, image)
-                try:
-                    digest = node.pull(ref, user, pw)
-                except PullFailed as e:
-                    err = ("ErrImagePull", f'failed to pull and unpack image "{ref}": {e}')
-            if err:
-                statuses.append(self._container_status(c, state={"waiting": {"reason": err[0], "message": err[1]}}))
-            else:
-                pulled.append((c, f"{image_repo(image)}@{digest}"))
-                statuses.append(None)
-        if any(s is not None for s in statuses):
-            # image pull failed: ErrImagePull now, ImagePullBackOff after the first retry
-            ids = {c["name"]: image_id for c, image_id in pulled}
-            final = [s or self._container_status(c, imageID=ids.get(c["name"], ""),
-                                                 state={"waiting": {"reason": "PodInitializing"}})
-                     for s, c in zip(statuses, pod["spec"]["containers"])]
-            self._set_containers(ns, name, final, phase="Pending", ready=False)
-            time.sleep(self.pull_backoff)
-            for s in final:
-                w = (s.get("state") or {}).get("waiting")
-                if w and w["reason"] == "ErrImagePull":
-                    w["reason"] = "ImagePullBackOff"
-                    w["message"] = f'Back-off pulling image "{s["image"]}": ErrImagePull: {w["message"]}'
-            self._set_containers(ns, name, final, phase="Pending", ready=False)
-            return
-        # every image is on the node: run the containers
+        inits = pod["spec"].get("initContainers") or []
+        mains = pod["spec"]["containers"]
+        init_st = [self._container_status(c, state={"waiting": {"reason": "PodInitializing"}}) for c in inits]
+        main_st = [self._container_status(c, state={"waiting": {"reason": "PodInitializing" if inits
+                                                                 else "ContainerCreating"}}) for c in mains]
         job = self._owner_job(pod)
+        for i, c in enumerate(inits):
+            st = self._start(pod, c, node, job, started)
+            init_st[i] = st
+            term = (st.get("state") or {}).get("terminated")
+            if not term:  # waiting: pull failed or container could not be created
+                self._set_containers(ns, name, main_st, phase="Pending", ready=False, init=init_st)
+                self._back_off(ns, name, node, c, init=True, index=i)
+                return
+            if term["exitCode"] != 0:  # an init container failed: restartPolicy Never fails the pod
+                self.logs[(ns, name)] = st.pop("_log", "")
+                phase = "Failed" if pod["spec"].get("restartPolicy") == "Never" else "Pending"
+                self._set_containers(ns, name, main_st, phase=phase, ready=False, init=init_st)
+                return
+            st.pop("_log", None)
         logs, codes = [], []
-        running = []
-        for c, image_id in pulled:
-            cid = "containerd://" + hashlib.sha256(f"{ns}/{name}/{c['name']}".encode()).hexdigest()
-            code, out = self._run_container(pod, c, node, job)
-            if code is None:
-                running.append(self._container_status(c, imageID=image_id, containerID=cid, ready=True, started=True,
-                                                      state={"running": {"startedAt": started}}))
-            else:
-                codes.append(code)
-                logs.append(out)
-                running.append(self._container_status(c, imageID=image_id, containerID=cid, state={"terminated": {
-                    "exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                    "startedAt": started, "finishedAt": now()}}))
+        for i, c in enumerate(mains):
+            st = self._start(pod, c, node, job, started)
+            logs.append(st.pop("_log", ""))
+            main_st[i] = st
+            term = (st.get("state") or {}).get("terminated")
+            if term:
+                codes.append(term["exitCode"])
         if self.get("Pod", name, ns) is None:
             return
         self.logs[(ns, name)] = "".join(logs)
-        if codes:
+        waiting = [s for s in main_st if (s.get("state") or {}).get("waiting")]
+        if waiting:
+            self._set_containers(ns, name, main_st, phase="Pending", ready=False, init=init_st)
+            bad = next(i for i, s in enumerate(main_st) if (s.get("state") or {}).get("waiting"))
+            self._back_off(ns, name, node, mains[bad], init=False, index=bad)
+        elif codes and len(codes) == len(mains):
             phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
-            self._set_containers(ns, name, running, phase=phase, ready=False)
+            self._set_containers(ns, name, main_st, phase=phase, ready=False, init=init_st)
         else:
-            self._set_containers(ns, name, running, phase="Running", ready=True)
+            self._set_containers(ns, name, main_st, phase="Running", ready=True, init=init_st)
+
+    def _start(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None, started: str) -> dict:
+        """Pull, create and run one container; its status (with its output under "_log" when it ended)."""
+        digest, err = self._pull(pod, c, node)
+        if err:
+            return self._container_status(c, state={"waiting": {"reason": err[0], "message": err[1]}})
+        image_id = self._image_id(node, c["image"], digest)
+        missing = self._missing_env_source(pod, c)
+        if missing:
+            # kubelet pkg/kubelet/kubelet_pods.go makeEnvironmentVariables; kuberuntime reports
+            # CreateContainerConfigError and keeps the pod Pending, retrying
+            return self._container_status(c, state={"waiting": {"reason": "CreateContainerConfigError",
+                                                                "message": missing}})
+        argv = list(c.get("command") or []) + list(c.get("args") or [])
+        config = node.image_config(digest)
+        if not argv and not (config.get("Entrypoint") or config.get("Cmd")):
+            # containerd pkg/cri/opts/spec.go WithProcessArgs: "no command specified", wrapped by
+            # pkg/cri/server/container_create.go; kubelet reports CreateContainerError and never gets an imageID
+            cid = hashlib.sha256(f"{pod['metadata']['uid']}/{c['name']}".encode()).hexdigest()
+            return self._container_status(c, state={"waiting": {
+                "reason": "CreateContainerError",
+                "message": f'failed to generate container "{cid}" spec: failed to generate spec: no command specified'}})
+        cid = "containerd://" + hashlib.sha256(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}/"
+                                               f"{c['name']}".encode()).hexdigest()
+        code, out = self._run_container(pod, c, node, job, digest)
+        if code is None and c in (pod["spec"].get("initContainers") or []):
+            code = 0  # an init container runs to completion (the lab runs none of the projects' programs)
+        if code is None:
+            return self._container_status(c, imageID=image_id, containerID=cid, ready=True, started=True,
+                                          state={"running": {"startedAt": started}})
+        term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
+                "finishedAt": now()}
+        if code == 128 and "OCI runtime" in out:
+            # runc could not start the process (no such executable): kubelet reports StartError, exit code 128,
+            # with the runtime's message (containerd pkg/cri/server/container_start.go)
+            term.update(reason="StartError", message=out.strip().removeprefix("ctr: "))
+            out = ""
+        return dict(self._container_status(c, imageID=image_id, containerID=cid, state={"terminated": term}),
+                    _log=out)
+
+    def _back_off(self, ns: str, name: str, node: ContainerdNode, c: dict, *, init: bool, index: int) -> None:
+        """A container that cannot start: the kubelet retries, ErrImagePull and ImagePullBackOff alternating with
+        a doubling back-off (kubelet pkg/kubelet/images/image_manager.go `backOff`, 10s doubling to 300s; the
+        lab's base is `pull_backoff`). Retries run on their own thread (not counted by wait_idle) until the pod
+        is gone or the pull succeeds; a successful pull restarts the pod's kubelet run."""
+        key = "initContainerStatuses" if init else "containerStatuses"
+
+        def set_waiting(reason: str, message: str) -> None:
+            def fn(p):
+                st = (p["status"].get(key) or [])
+                if index < len(st):
+                    st[index]["state"] = {"waiting": {"reason": reason, "message": message}}
+            self._update_status("Pod", name, ns, fn)
+
+        pod = self.get("Pod", name, ns)
+        cur = ((pod or {}).get("status", {}).get(key) or [{}])[index].get("state", {}).get("waiting", {})
+        if cur.get("reason") != "ErrImagePull":
+            return  # CreateContainerError and the like: the kubelet retries the same error (nothing changes)
+
+        def loop():
+            delay = self.pull_backoff
+            while not self._stopping.is_set():
+                time.sleep(delay)
+                if self.get("Pod", name, ns) is None:
+                    return
+                set_waiting("ImagePullBackOff", f'Back-off pulling image "{c["image"]}"')
+                time.sleep(delay)
+                pod = self.get("Pod", name, ns)
+                if pod is None:
+                    return
+                digest, err = self._pull(pod, c, node)
+                if not err:
+                    with self._idle:
+                        self._busy += 1
+                    self._kubelet_run(ns, name, node.name)
+                    return
+                set_waiting(err[0], err[1])
+                delay = min(delay * 2, self.pull_backoff * 30)
+
+        threading.Thread(target=loop, name=f"kubelet-backoff-{name}", daemon=True).start()
 
     def _owner_job(self, pod: dict) -> dict | None:
         for ref in pod["metadata"].get("ownerReferences") or []:
@@ -668,11 +824,19 @@ class KubeStandin:
                 return self.get("Job", ref["name"], pod["metadata"]["namespace"])
         return None
 
-    def _run_container(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None) -> tuple[int | None, str]:
-        """None = keeps running (a server); otherwise (exit code, log)."""
+    def _run_container(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None,
+                       digest: str = "") -> tuple[int | None, str]:
+        """None = keeps running (a server); otherwise (exit code, log).
+
+        A run-to-completion pod (restartPolicy Never, not a Job's) with the image's own command is really run
+        by the node's containerd (`ctr run`): the smoke image proves it runs, a broken one fails as it would.
+        """
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         if argv and argv[0] in ("cat", "/bin/cat"):
             return self._cat(pod, c, node, argv[1:])
+        if job is None and pod["spec"].get("restartPolicy") == "Never":
+            cid = f"{pod['metadata']['name']}-{c['name']}-{_secrets.token_hex(3)}"
+            return node.run(normalise_ref(c["image"]), cid, argv)
         if job is not None:
             runner = self._runner_for(job)
             if runner:
@@ -682,7 +846,9 @@ class KubeStandin:
                 except Exception as e:
                     return 1, f"runner failed: {type(e).__name__}: {e}\n"
                 return int(code), log
-            return 0, ""
+            if argv:  # no runner, an explicit command: the node's containerd runs it (a missing one is StartError)
+                return node.run(normalise_ref(c["image"]), f"{pod['metadata']['name']}-{c['name']}", argv)
+            return 0, ""  # no runner, the image's own command: succeeds with an empty log (the lab hook's default)
         if pod["spec"].get("restartPolicy") in ("Never", "OnFailure") and argv:
             return 0, ""
         return None, ""
@@ -713,15 +879,19 @@ class KubeStandin:
             out.append(host_path.read_text(errors="replace"))
         return code, "".join(out)
 
-    def _set_containers(self, ns, name, statuses, *, phase, ready):
+    def _set_containers(self, ns, name, statuses, *, phase, ready, init=None):
         def fn(p):
             st = p["status"]
             st["phase"] = phase
             st["containerStatuses"] = statuses
+            if init:
+                st["initContainerStatuses"] = init
             t = now()
             st["conditions"] = [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                {"type": "Initialized", "status": "True" if all((s.get("state") or {}).get("terminated")
+                                                                 for s in init or []) else "False",
+                 "lastTransitionTime": t},
                 {"type": "ContainersReady", "status": "True" if ready else "False", "lastTransitionTime": t},
                 {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": t},
             ]
@@ -731,6 +901,20 @@ class KubeStandin:
     def _reconcile_deployment(self, ns: str, name: str) -> None:
         d = self.get("Deployment", name, ns)
         if d is None or (ns, name) in self.frozen:
+            return
+        if d["spec"].get("paused"):
+            # kubernetes pkg/controller/deployment/sync.go: a paused Deployment is scaled, never rolled out;
+            # Progressing turns Unknown with reason DeploymentPaused (deployment/util PausedDeployReason)
+            t = now()
+
+            def paused(obj):
+                st = obj.setdefault("status", {})
+                st["observedGeneration"] = obj["metadata"].get("generation", 1)
+                conds = [c for c in st.get("conditions") or [] if c["type"] != "Progressing"]
+                conds.append({"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused",
+                              "message": "Deployment is paused", "lastUpdateTime": t, "lastTransitionTime": t})
+                st["conditions"] = conds
+            self._update_status("Deployment", name, ns, paused)
             return
         template = d["spec"]["template"]
         h = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
@@ -778,6 +962,21 @@ class KubeStandin:
         ready = [p for p in all_pods if _pod_ready(p)]
         updated = len(new_pods)
         complete = len(ready_new) >= replicas and len(all_pods) == updated
+        # kubernetes pkg/controller/deployment/progress.go: a rollout that has not completed within
+        # progressDeadlineSeconds of the new ReplicaSet's creation gets Progressing=False, ProgressDeadlineExceeded
+        # (the lab's clock: progress_deadline_scale seconds per second)
+        started = dt.datetime.strptime(new["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.timezone.utc)
+        deadline = d["spec"].get("progressDeadlineSeconds", 600) * self.progress_deadline_scale
+        overdue = not complete and (dt.datetime.now(dt.timezone.utc) - started).total_seconds() > deadline
+        rs_name = new["metadata"]["name"]
+        progressing = {
+            "type": "Progressing", "status": "False" if overdue else "True",
+            "reason": "ProgressDeadlineExceeded" if overdue else ("NewReplicaSetAvailable" if complete
+                                                                  else "ReplicaSetUpdated"),
+            "message": f'ReplicaSet "{rs_name}" ' + ("has timed out progressing." if overdue else
+                                                     "has successfully progressed." if complete else "is progressing."),
+            "lastUpdateTime": now(), "lastTransitionTime": now()}
 
         def status(obj):
             st = {
@@ -794,11 +993,7 @@ class KubeStandin:
                  "message": "Deployment has minimum availability." if len(ready) >= replicas
                  else "Deployment does not have minimum availability.",
                  "lastUpdateTime": t, "lastTransitionTime": t},
-                {"type": "Progressing", "status": "True",
-                 "reason": "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-                 "message": f'ReplicaSet "{new["metadata"]["name"]}" '
-                            + ("has successfully progressed." if complete else "is progressing."),
-                 "lastUpdateTime": t, "lastTransitionTime": t},
+                progressing,
             ]
             for k in ("readyReplicas", "availableReplicas", "updatedReplicas", "replicas"):
                 if st[k] == 0:
@@ -810,42 +1005,77 @@ class KubeStandin:
             "fullyLabeledReplicas": len(new_pods), "observedGeneration": r["metadata"].get("generation", 1)}))
 
     # job controller
+    def _job_pod(self, job: dict) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        tpl = job["spec"]["template"]
+        labels = dict((tpl.get("metadata") or {}).get("labels") or {})
+        labels.update({"job-name": name, "batch.kubernetes.io/job-name": name})
+        self.put({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": f"{name}-{_secrets.token_hex(3)[:5]}", "namespace": ns, "labels": labels,
+                               "ownerReferences": [_owner_ref(job)]},
+                  "spec": copy.deepcopy(tpl["spec"])})
+
     def _reconcile_job(self, ns: str, name: str) -> None:
+        """The job controller (kubernetes pkg/controller/job/job_controller.go): a failed pod is replaced after a
+        back-off (10s doubling, capped at 6 min; the lab's base is `job_backoff`) until more pods failed than
+        `backoffLimit` (default 6): then the Job fails with BackoffLimitExceeded. Finished Jobs with
+        `ttlSecondsAfterFinished` are deleted that long after (pkg/controller/ttlafterfinished)."""
         job = self.get("Job", name, ns)
-        if job is None or (job.get("status") or {}).get("completionTime"):
+        st = (job or {}).get("status") or {}
+        if job is None or st.get("completionTime") or any(c["type"] == "Failed" for c in st.get("conditions") or []):
             return
         pods = [p for p in self.list("Pod", ns) if _owned_by(p, job)]
-        if not pods and not (job.get("status") or {}).get("failed"):
-            tpl = job["spec"]["template"]
-            labels = dict((tpl.get("metadata") or {}).get("labels") or {})
-            labels.update({"job-name": name, "batch.kubernetes.io/job-name": name})
-            self.put({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": f"{name}-{_secrets.token_hex(3)[:5]}", "namespace": ns, "labels": labels,
-                                   "ownerReferences": [_owner_ref(job)]},
-                      "spec": copy.deepcopy(tpl["spec"])})
+        if not pods:
+            self._job_pod(job)
             self._update_status("Job", name, ns, lambda j: j["status"].update({"active": 1, "startTime": now()}))
             return
-        done = [p for p in pods if p["status"].get("phase") in ("Succeeded", "Failed")]
-        if not done:
-            return
-        ok = all(p["status"]["phase"] == "Succeeded" for p in done)
+        succeeded = [p for p in pods if p["status"].get("phase") == "Succeeded"]
+        failed = [p for p in pods if p["status"].get("phase") == "Failed"]
+        active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
         t = now()
-
-        def finish(j):
-            st = j["status"]
-            st.pop("active", None)
-            if ok:
-                st.update({"succeeded": 1, "completionTime": t, "conditions": [
-                    {"type": "Complete", "status": "True", "lastProbeTime": t, "lastTransitionTime": t}]})
-            else:
-                st.update({"failed": 1, "conditions": [
+        limit = job["spec"].get("backoffLimit", 6)
+        if succeeded:
+            def complete(j):
+                j["status"].pop("active", None)
+                j["status"].update({"succeeded": 1, "failed": len(failed) or None, "completionTime": t,
+                                    "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": t,
+                                                    "lastTransitionTime": t}]})
+                if j["status"]["failed"] is None:
+                    j["status"].pop("failed")
+            self._update_status("Job", name, ns, complete)
+            self._job_finished(job, ok=True, when=t)
+        elif len(failed) > limit:
+            def fail(j):
+                j["status"].pop("active", None)
+                j["status"].update({"failed": len(failed), "conditions": [
                     {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                      "message": "Job has reached the specified backoff limit", "lastProbeTime": t,
                      "lastTransitionTime": t}]})
-        self._update_status("Job", name, ns, finish)
+            self._update_status("Job", name, ns, fail)
+            self._job_finished(job, ok=False, when=t)
+        elif failed and not active:
+            self._update_status("Job", name, ns, lambda j: j["status"].update({"failed": len(failed), "active": 1}))
+            delay = min(self.job_backoff * 2 ** (len(failed) - 1), self.job_backoff * 36)
+
+            def retry():
+                time.sleep(delay)
+                j = self.get("Job", name, ns)
+                if j is not None and not [p for p in self.list("Pod", ns)
+                                          if _owned_by(p, j) and p["status"].get("phase") not in ("Succeeded", "Failed")]:
+                    self._job_pod(j)
+            threading.Thread(target=retry, name=f"job-retry-{name}", daemon=True).start()
+
+    def _job_finished(self, job: dict, *, ok: bool, when: str) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
         for ref in job["metadata"].get("ownerReferences") or []:
             if ref["kind"] == "CronJob":
-                self._cronjob_history(ns, ref["name"], succeeded=ok, when=t)
+                self._cronjob_history(ns, ref["name"], succeeded=ok, when=when)
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is not None:
+            def expire():
+                time.sleep(ttl * self.ttl_scale)
+                self.delete("Job", name, ns)
+            threading.Thread(target=expire, name=f"job-ttl-{name}", daemon=True).start()
 
     def _cronjob_history(self, ns: str, name: str, *, succeeded: bool, when: str) -> None:
         cj = self.get("CronJob", name, ns)
@@ -919,6 +1149,7 @@ class KubeStandin:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         plural, name, sub = rest[0], (rest[1] if len(rest) > 1 else ""), (rest[2] if len(rest) > 2 else "")
         kind, namespaced = RESOURCES[(group, version, plural)]
+        self._authorize(method, group, plural, name, sub, ns)
         q = {k: v[0] for k, v in query.items()}
         if method == "GET" and not name:
             items = [o for o in self.list(kind, ns if (namespaced and ns) else None, q.get("labelSelector", ""))
@@ -944,11 +1175,15 @@ class KubeStandin:
                                f'container "{c}" in pod "{name}" is waiting to start: '
                                + _waiting_reason(obj))
             return 200, "text/plain", self.logs.get((ns, name), "").encode()
+        if sub == "status" and kind in STATUS_SUBRESOURCE:
+            return self._status_subresource(kind, name, ns, namespaced, obj, method, headers, body)
         if sub:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method == "GET":
             return self._json(200, obj)
         if method == "DELETE":
+            if kind == "Namespace":
+                return self._json(200, self._terminate_namespace(name))
             out = self.delete(kind, name, ns)
             return self._json(200, out)
         if method == "PATCH":
@@ -958,6 +1193,8 @@ class KubeStandin:
             new["metadata"]["name"], new["metadata"]["uid"] = name, obj["metadata"]["uid"]
             if namespaced:
                 new["metadata"]["namespace"] = ns
+            if kind in STATUS_SUBRESOURCE:  # the main resource ignores status (it has its own subresource)
+                new["status"] = obj.get("status", {})
             return self._json(200, self.put(new))
         if method == "PUT":
             new = json.loads(body)
@@ -965,8 +1202,83 @@ class KubeStandin:
                 raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
             new["metadata"]["uid"] = obj["metadata"]["uid"]
             new["metadata"]["creationTimestamp"] = obj["metadata"]["creationTimestamp"]
+            if kind in STATUS_SUBRESOURCE:
+                new["status"] = obj.get("status", {})
             return self._json(200, self.put(new))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _authorize(self, method: str, group: str, plural: str, name: str, sub: str, ns: str) -> None:
+        """RBAC: a denied (verb, resource) is 403 with the authorizer's message (k8s.io/apiserver
+        pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage)."""
+        verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete"}.get(method, method.lower())
+        resource = f"{plural}/{sub}" if sub else plural
+        if (verb, resource) not in self.denied:
+            return
+        what = f'{plural} "{name}"' if name else plural
+        where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+        raise ApiError(403, "Forbidden", f'{what} is forbidden: User "{self.user}" cannot {verb} resource '
+                                         f'"{resource}" in API group "{group}"{where}', name, plural, group)
+
+    def _admit_pod(self, obj: dict, ns: str, name: str) -> None:
+        """Admission of a new pod: namespace lifecycle, service account, PodSecurity (each a 403 as the real plugin
+        answers it; sources in phasegate.kube.Forbidden)."""
+        nso = self.get("Namespace", ns) or {}
+        if nso.get("metadata", {}).get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: unable to create new content in namespace '
+                                             f"{ns} because it is being terminated", name, "pods")
+        sa = (obj.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.get("ServiceAccount", sa, ns) is None:
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: error looking up service account '
+                                             f'{ns}/{sa}: serviceaccount "{sa}" not found', name, "pods")
+        level = (nso.get("metadata", {}).get("labels") or {}).get("pod-security.kubernetes.io/enforce",
+                                                                   self.default_pod_security)
+        host_paths = [v["name"] for v in (obj.get("spec") or {}).get("volumes") or [] if v.get("hostPath")]
+        if level in ("baseline", "restricted") and host_paths:
+            vols = ", ".join(f'"{v}"' for v in host_paths)
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: violates PodSecurity "{level}:latest": '
+                                             f"hostPath volumes (volume{'s' if len(host_paths) > 1 else ''} {vols})",
+                           name, "pods")
+
+    def _terminate_namespace(self, name: str) -> dict:
+        """Namespace deletion is asynchronous (kubernetes pkg/controller/namespace): Terminating first, content
+        removed, then the namespace; metadata.finalizers of other controllers keep it Terminating."""
+        t = now()
+
+        def mark(o):
+            o["metadata"].setdefault("deletionTimestamp", t)
+            o["metadata"]["deletionGracePeriodSeconds"] = 0
+            o["status"] = {"phase": "Terminating", "conditions": [
+                {"type": "NamespaceDeletionContentFailure", "status": "False", "reason": "ContentDeleted",
+                 "message": "All content successfully deleted", "lastTransitionTime": t}]}
+        out = self._update_status("Namespace", name, "", mark)
+        self._enqueue(("ns-delete", name))
+        return out
+
+    def _finish_namespace(self, name: str) -> None:
+        time.sleep(self.namespace_delete_delay)
+        ns = self.get("Namespace", name)
+        if ns is None or ns["metadata"].get("finalizers"):
+            return  # another controller's finalizer: stays Terminating until it is removed
+        self.delete("Namespace", name)
+
+    def _status_subresource(self, kind, name, ns, namespaced, obj, method, headers, body):
+        """GET/PUT/PATCH <object>/status: only `status` changes, the generation does not (the registry's
+        status strategy: e.g. kubernetes pkg/registry/apps/deployment/strategy.go deploymentStatusStrategy
+        PrepareForUpdate keeps the old spec)."""
+        if method == "GET":
+            return self._json(200, obj)
+        if method == "PATCH":
+            patch = json.loads(body or b"{}")
+            ctype = headers.get("Content-Type", "")
+            new = json_patch(obj, patch) if "json-patch" in ctype else merge_patch(obj, patch)
+        elif method == "PUT":
+            new = json.loads(body)
+        else:
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on the status subresource")
+        status = new.get("status") or {}
+        out = self._update_status(kind, name, ns, lambda o: o.__setitem__("status", status))
+        return self._json(200, out)
 
     def _create(self, kind, group, plural, ns, namespaced, body) -> tuple[int, str, bytes]:
         try:
@@ -994,6 +1306,7 @@ class KubeStandin:
             if nso is None:
                 raise not_found("", "namespaces", ns)
         if kind == "Pod":
+            self._admit_pod(obj, ns, name)
             problems = []
             for i, c in enumerate((obj.get("spec") or {}).get("containers") or []):
                 if not c.get("image"):
@@ -1005,8 +1318,10 @@ class KubeStandin:
         obj["kind"] = kind
         obj.pop("status", None) if kind not in ("Namespace",) else None
         with self._lock:
-            if self.get(kind, name, ns if namespaced else "") is not None:
-                raise ApiError(409, "AlreadyExists", f'{label} "{name}" already exists', name, plural, group)
+            existing = self.get(kind, name, ns if namespaced else "")
+            if existing is not None:
+                deleting = "object is being deleted: " if existing["metadata"].get("deletionTimestamp") else ""
+                raise ApiError(409, "AlreadyExists", f'{deleting}{label} "{name}" already exists', name, plural, group)
             for k in ("uid", "resourceVersion", "creationTimestamp", "generation"):
                 md.pop(k, None)
             created = self.put(obj)

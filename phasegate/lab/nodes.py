@@ -134,6 +134,61 @@ class ContainerdNode:
                 return cols[2]
         return None
 
+    def refs_of(self, digest: str) -> list[str]:
+        """Every reference on the node whose target is `digest` (containerd merges them into one CRI image)."""
+        r = self._ctr(["images", "ls"], timeout=10)
+        out = []
+        for line in r.stdout.decode().splitlines()[1:]:
+            cols = line.split()
+            if len(cols) >= 3 and cols[2] == digest:
+                out.append(cols[0])
+        return out
+
+    def image_config(self, digest: str, _depth: int = 0) -> dict:
+        """The image config (the `config` object of the OCI config blob) of target `digest` for this node's
+        platform, found as containerd's platform matcher does (nested indexes descended)."""
+        doc = self._content(digest)
+        if "manifests" in doc:
+            if _depth > 3:
+                return {}
+            for m in doc["manifests"]:
+                plat = m.get("platform") or {}
+                nested = "index" in m.get("mediaType", "") or "list" in m.get("mediaType", "")
+                if (plat.get("os") == "linux" and plat.get("architecture") == _ARCH) or (nested and not plat):
+                    cfg = self.image_config(m["digest"], _depth + 1)
+                    if cfg is not None and (cfg or not nested):
+                        return cfg
+            return {}
+        cfg = doc.get("config") or {}
+        return (self._content(cfg["digest"]).get("config") or {}) if cfg.get("digest") else {}
+
+    def _content(self, digest: str) -> dict:
+        r = self._ctr(["content", "get", digest], timeout=10)
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else {}
+        except ValueError:
+            return {}
+
+    def run(self, ref: str, container_id: str, argv: list[str] | None = None, timeout: float = 30.0) -> tuple[int, str]:
+        """Run the image's own command to the end with this node's real containerd (`ctr run --rm`): (exit code, output).
+
+        What the kubelet's CRI does for a container, minus the sandbox: runc, the image's rootfs, its Cmd.
+        """
+        try:
+            r = self._ctr(["run", "--rm", ref, container_id, *(argv or [])], timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._ctr(["tasks", "kill", "-s", "SIGKILL", container_id], timeout=10)
+            self._ctr(["containers", "rm", container_id], timeout=10)
+            return 137, f"killed after {timeout:.0f}s\n"
+        out = r.stdout.decode(errors="replace")
+        err = r.stderr.decode(errors="replace")
+        if "OCI runtime" in err:  # runc could not start the process: the runtime's error, as exit code 128
+            self._ctr(["containers", "rm", container_id], timeout=10)
+            return 128, err.strip().splitlines()[-1]
+        if r.returncode != 0 and err:
+            out += err
+        return r.returncode, out
+
     def images(self) -> list[str]:
         r = self._ctr(["images", "ls", "-q"], timeout=10)
         return [n for n in r.stdout.decode().split() if not n.startswith("sha256:")]
@@ -147,21 +202,28 @@ class ContainerdNode:
             raise LabError(f"{self.name}: image import failed: {r.stderr.decode(errors='replace')[-400:]}")
 
 
-def write_hosts_toml(node: ContainerdNode, host: str, server: str, mirrors: list[str], ca: Path | None) -> Path:
+def write_hosts_toml(node: ContainerdNode, host: str, server: str, mirrors: list[str], ca: Path | None,
+                     *, skip_verify: bool = False) -> Path:
     """certs.d/<host>/hosts.toml as a node carries it: `server`, then `[host]` tables tried in order.
 
-    Without mirrors the server itself gets a `[host]` table (containerd 1.6
-    needs one to take a `ca`; a top-level `ca` makes it reject the file).
+    The CA goes next to it as `ca.crt`, named relatively (containerd opens a relative `ca` from the
+    hosts.toml directory: remotes/docker/config/hosts.go `makeAbsPath`), so the node's own file is what
+    both containerd and the suite's node reader see. `skip_verify`: as the real mirror entry since 06-01.
+    Without mirrors the server itself gets a `[host]` table (containerd 1.6 needs one to take a `ca`;
+    a top-level `ca` makes it reject the file).
     """
+    path = node.hosts_toml(host)
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f'server = "{server}"', ""]
     for m in mirrors or [server]:
         lines.append(f'[host."{m}"]')
         lines.append('  capabilities = ["pull", "resolve"]')
-        if ca:
-            lines.append(f'  ca = "{ca}"')
+        if skip_verify:
+            lines.append("  skip_verify = true")
+        elif ca:
+            shutil.copyfile(ca, path.parent / "ca.crt")
+            lines.append('  ca = "ca.crt"')
         lines.append("")
-    path = node.hosts_toml(host)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
 
@@ -169,12 +231,13 @@ def write_hosts_toml(node: ContainerdNode, host: str, server: str, mirrors: list
 # -- local images (never pulled: imported into each node at start) -----------
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
+def _tar(files: dict[str, bytes], modes: dict[str, int] | None = None) -> bytes:
     bio = io.BytesIO()
     with tarfile.open(fileobj=bio, mode="w") as t:
         for name, data in files.items():
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
+            ti.mode = (modes or {}).get(name, 0o644)
             t.addfile(ti, io.BytesIO(data))
     return bio.getvalue()
 
@@ -184,30 +247,39 @@ def _sha(b: bytes) -> str:
 
 
 def image_layout_tar(names: list[str]) -> bytes:
-    """An OCI image-layout tar of one tiny image under every name in `names` (for `ctr images import`).
+    """An OCI image-layout tar of one tiny image per name in `names` (for `ctr images import`).
 
     Stands for images a node has from elsewhere (busybox for the node-file
     reader, Forgejo's own image, the probes' images) so the lab never needs a
-    public registry.
+    public registry. Each has its own content (containerd merges the names of
+    identical content into one image) and a command that really runs (the
+    lab's kubelet runs run-to-completion pods with real containerd): a static
+    program at /bin/sh that prints one line and exits 0 (phasegate.images.static_hello_elf).
     """
-    layer_tar = _tar({"etc/phasegate-lab-image": b"lab image\n"})
-    layer = gzip.compress(layer_tar, mtime=0)
-    cfg = json.dumps({"architecture": _ARCH, "os": "linux", "config": {},
-                      "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar)]}}).encode()
-    man = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(cfg), "size": len(cfg)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(layer),
-                    "size": len(layer)}],
-    }).encode()
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _sha(man), "size": len(man),
-         "annotations": {"io.containerd.image.name": n, "org.opencontainers.image.ref.name": n.rsplit(":", 1)[-1]}}
-        for n in names
-    ]}
-    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(index).encode()}
-    for b in (layer, cfg, man):
-        files["blobs/sha256/" + _sha(b)[7:]] = b
+    from phasegate.images import static_hello_elf
+
+    program = static_hello_elf(_ARCH, b"lab image: exit 0\n")
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}'}
+    entries = []
+    for n in names:
+        layer_tar = _tar({"etc/phasegate-lab-image": f"lab image {n}\n".encode(), "bin/sh": program},
+                         modes={"bin/sh": 0o755})
+        layer = gzip.compress(layer_tar, mtime=0)
+        cfg = json.dumps({"architecture": _ARCH, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                          "rootfs": {"type": "layers", "diff_ids": [_sha(layer_tar)]}}).encode()
+        man = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(cfg), "size": len(cfg)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(layer),
+                        "size": len(layer)}],
+        }).encode()
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _sha(man),
+                        "size": len(man), "annotations": {"io.containerd.image.name": n,
+                                                          "org.opencontainers.image.ref.name": n.rsplit(":", 1)[-1]}})
+        for blob in (layer, cfg, man):
+            files["blobs/sha256/" + _sha(blob)[7:]] = blob
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    files["index.json"] = json.dumps(index).encode()
     return _tar(files)
 
 
