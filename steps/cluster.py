@@ -9,10 +9,18 @@ from pytest_bdd import given, parsers, then, when
 
 from phasegate import cutover, images, nodepull, report
 from phasegate.http import GUARD
-from phasegate.kube import (Kube, PullSecret, auths_registries, expected_auths_keys, hosts_toml_path, quantity,
-                            registry_url, size_bytes)
+from phasegate.kube import (
+    Kube,
+    PullSecret,
+    auths_registries,
+    expected_auths_keys,
+    hosts_toml_path,
+    quantity,
+    registry_url,
+    size_bytes,
+)
 from phasegate.oci import RegistryClient
-from phasegate.verdict import NotJudged, AuthError, GateFailed, check
+from phasegate.verdict import AuthError, GateFailed, NotJudged, check
 
 
 @pytest.fixture(scope="session")
