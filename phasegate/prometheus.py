@@ -22,7 +22,7 @@ import httpx
 from phasegate import http
 from phasegate.verdict import Broken, ServerError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class PromQLError(Broken):
@@ -108,7 +108,7 @@ class Prometheus:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Prometheus":
+    def __enter__(self) -> Prometheus:
         return self
 
     def __exit__(self, *exc) -> None:

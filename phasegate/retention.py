@@ -24,8 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from phasegate.oci import NotFound, RegistryClient
 from phasegate.verdict import Broken, GateFailed
@@ -174,7 +175,7 @@ class DryRun:
     summary: str
 
     @classmethod
-    def parse(cls, job: str, log: str) -> "DryRun":
+    def parse(cls, job: str, log: str) -> DryRun:
         header = summary = None
         would: dict[str, set[str]] = {}
         deleted = []
