@@ -206,6 +206,8 @@ def _result(promql: str, at: float | None, data: dict) -> Result:
 def _parse_result(promql: str, at: float | None, data: dict) -> Result:
     rtype = data.get("resultType", "")
     raw = data.get("result")
+    if raw is None:
+        raise MalformedAnswer(f"Prometheus answered a {str(rtype)[:20]!r} result without its data for {promql!r}")
     series: list[Series] = []
     if rtype == "scalar" or rtype == "string":
         t, v = raw
