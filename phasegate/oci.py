@@ -259,6 +259,8 @@ class ChallengeAuth(httpx.Auth):
         return bool(self._username) and self._password is not None
 
     def _basic(self) -> str:
+        if self._password is None:  # every caller asks has_credentials first
+            raise RuntimeError("registry Basic credentials asked for without a password")
         raw = f"{self._username}:{self._password.reveal()}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
