@@ -727,11 +727,12 @@ class MarkdownDoc:
     def units(self) -> Iterator[tuple[int, str, list[str], bool]]:
         """(first line, text, heading chain, in code) for each block."""
         chain: list[tuple[int, str]] = []
-        fence = None
-        unit_line, unit = 0, []
+        fence: str | None = None
+        unit: list[str] = []  # the block being gathered, from line unit_line
+        unit_line = 0
         in_code = False
 
-        def flush():
+        def flush() -> Iterator[tuple[int, str, list[str], bool]]:
             nonlocal unit, unit_line
             if unit:
                 yield unit_line, " ".join(x.strip() for x in unit), [h for _, h in chain], in_code
@@ -1042,7 +1043,7 @@ def hosts_toml_writes(text: str, host: str) -> list[tuple[int, dict | None, str]
     """
     import tomllib
 
-    out = []
+    out: list[tuple[int, dict | None, str]] = []
     for m in re.finditer(r"'([^']*server\s*=\s*\"https://" + re.escape(host) + r"\"[^']*)'", text):
         body = m.group(1).replace("\\n", "\n")
         line = text.count("\n", 0, m.start()) + 1
