@@ -23,13 +23,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING, TypeVar
 
 from phasegate import config, units
 from phasegate.prometheus import Prometheus, Result, Sample, iso
 from phasegate.verdict import GateFailed, NotJudged, Pending
+
+if TYPE_CHECKING:
+    from phasegate.loki import Loki
+    from phasegate.uptime_kuma import UptimeKuma
 
 UTC = dt.UTC
 DAY = 86400
@@ -173,13 +179,14 @@ class BakeJudge:
     prom: Prometheus
     inv: config.Inventory
     window: BakeWindow
-    loki: object | None = None  # phasegate.loki.Loki
-    kuma: object | None = None  # opens a phasegate.uptime_kuma.UptimeKuma (needs its password: opened on use)
+    loki: Loki | None = None
+    kuma: Callable[[], UptimeKuma] | None = None  # opens one (it needs its password: opened on use)
     data: dict[str, CriterionData] = field(default_factory=dict)
     _runs: list[RetentionRun] | None = field(default=None, repr=False)
 
     @classmethod
-    def connect(cls, prom: Prometheus, inv: config.Inventory, loki=None, kuma=None) -> BakeJudge:
+    def connect(cls, prom: Prometheus, inv: config.Inventory, loki: Loki | None = None,
+                kuma: Callable[[], UptimeKuma] | None = None) -> BakeJudge:
         return cls(prom, inv, BakeWindow.from_inventory(inv.bake, prom.now()), loki, kuma)
 
     # -- queries ---------------------------------------------------------------
@@ -412,7 +419,7 @@ class BakeJudge:
             ok = job_name not in failed and any(t <= v < nxt for v in successes)
             runs.append(RetentionRun(job_name, t, job_name in failed, ok))
         if self.loki is not None:
-            self._read_logs(runs)
+            self._read_logs(self.loki, runs)
         self._runs = runs
         return runs
 
@@ -420,9 +427,9 @@ class BakeJudge:
         r = self.inv.retention
         return Template(self.inv.loki.cleanup_lines).substitute(namespace=r.namespace, container=r.container)
 
-    def _read_logs(self, runs: list[RetentionRun]) -> None:
+    def _read_logs(self, loki: Loki, runs: list[RetentionRun]) -> None:
         w = self.window
-        lines = self.loki.lines(self.cleanup_logql(), w.start - DAY, min(w.end + DAY, w.now))
+        lines = loki.lines(self.cleanup_logql(), w.start - DAY, min(w.end + DAY, w.now))
         for run in runs:
             own = [x for x in lines if x.label("pod").startswith(run.job_name + "-")]
             if own:
@@ -632,7 +639,7 @@ class BakeJudge:
                                 f"{(self.window.end - now) / DAY:.1f} more days, to {iso(self.window.end)} "
                                 f"(inventory [bake] start/days against Prometheus time())"), data)
 
-    def criteria(self) -> dict[str, callable]:
+    def criteria(self) -> dict[str, Callable[[], None]]:
         """Every history-judged exit criterion by name, in the order of the plan (opt-outs: NotJudged)."""
         checks = {
             "zero integrity failures and alerts": self.zero_integrity_failures,
@@ -648,18 +655,21 @@ class BakeJudge:
         return {name: _opt_out(name, self.inv.bake.not_judged.get(name), check) for name, check in checks.items()}
 
 
-def _opt_out(name: str, reason: str | None, check):
+def _opt_out(name: str, reason: str | None, check: Callable[[], None]) -> Callable[[], None]:
     if not reason:
         return check
 
-    def not_judged():
+    def not_judged() -> None:
         raise NotJudged(f"{name}: {reason} (inventory [bake] not_judged)")
 
     return not_judged
 
 
-def _with(exc: Exception, data: CriterionData) -> Exception:
-    exc.criterion_data = data
+_Verdict = TypeVar("_Verdict", bound=Exception)
+
+
+def _with(exc: _Verdict, data: CriterionData) -> _Verdict:
+    setattr(exc, "criterion_data", data)  # noqa: B010 (an attribute the verdict classes do not declare)
     return exc
 
 
@@ -667,7 +677,7 @@ def _series(res: Result) -> dict[str, list[tuple[float, float]]]:
     return {s.name: [(x.t, x.v) for x in s.samples] for s in res.series}
 
 
-def exit_checks(judge: BakeJudge, inv: config.Inventory, settings) -> dict[str, callable]:
+def exit_checks(judge: BakeJudge, inv: config.Inventory, settings) -> dict[str, Callable[[], None]]:
     """Every Phase 2 exit criterion: the history-judged ones and the live ones."""
     checks = dict(judge.criteria())
     checks["healthz green now"] = lambda: healthz_now(inv, settings)
@@ -676,7 +686,7 @@ def exit_checks(judge: BakeJudge, inv: config.Inventory, settings) -> dict[str, 
     return checks
 
 
-def exit_verdict(checks: dict[str, callable]) -> None:
+def exit_verdict(checks: dict[str, Callable[[], None]]) -> None:
     """Run every criterion: red with all the red ones; else Pending while any is pending (the exit is never
     green before the window is complete); else green."""
     red, pending = [], []

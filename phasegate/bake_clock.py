@@ -3,8 +3,9 @@
 The exit verdict counts the bake's 14 days from the inventory's `bake.last_dual_push`. A date typed
 earlier than the day the last project really started dual-pushing ends the bake early, counting days
 when that project still pushed to one registry only. The observed start per project is Phase 1's
-library answer, `phasegate.dual_push.dual_push_started(forgejo_api, project)` (assumed: a UTC
-datetime, or None when Forgejo shows no dual-push for the project); the last of them is the clock.
+library answer, `phasegate.dual_push.dual_push_started(inv, project, repos)`: the project's first
+successful dual-push commit in its source repository (not the oldest surviving package version, which
+retention moves later); the last of them is the clock.
 A date typed later only makes the bake wait longer: shown in the evidence, not red.
 """
 
@@ -31,18 +32,20 @@ class ClockCheck:
         return "\n".join(lines)
 
 
-def observed_starts(inv, forgejo_api) -> dict[str, dt.datetime]:
-    starts, unknown = {}, []
+def observed_starts(inv, repos) -> dict[str, dt.datetime]:
+    """Project -> when its first successfully built dual-push commit was made (`repos`: ForgejoRepos)."""
+    starts: dict[str, dt.datetime] = {}
+    unknown: list[str] = []
     for p in dual_push.dual_push_projects(inv):
-        when = dual_push.dual_push_started(forgejo_api, p)
-        if when is None:
+        first = dual_push.dual_push_started(inv, p, repos)
+        if first is None:
             unknown.append(p.name)
         else:
-            starts[p.name] = when
+            starts[p.name] = first.created
     if unknown:
-        # a project Forgejo shows no dual-push for: when the clock starts cannot be told
-        raise Broken(f"no dual-push start observable on Forgejo for {', '.join(unknown)} "
-                     f"(packages of {inv.forgejo.owner}): the bake clock cannot be cross-checked")
+        # a project whose history shows no successful dual-push commit: when the clock starts cannot be told
+        raise Broken(f"no successfully built dual-push commit in the history of {', '.join(unknown)}: "
+                     "the bake clock cannot be cross-checked")
     if not starts:
         raise Broken("the inventory lists no dual-push project: the bake clock cannot be cross-checked")
     return starts
@@ -51,7 +54,7 @@ def observed_starts(inv, forgejo_api) -> dict[str, dt.datetime]:
 def cross_check(declared: dt.date, starts: dict[str, dt.datetime], where: str) -> ClockCheck:
     last_project, last = max(starts.items(), key=lambda x: x[1])
     check = ClockCheck(declared, starts, last_project, last)
-    observed = last.astimezone(dt.timezone.utc).date()
+    observed = last.astimezone(dt.UTC).date()
     if declared < observed:
         raise GateFailed(
             expected=f"bake.last_dual_push on or after {observed} (when {last_project} started dual-pushing, "

@@ -9,6 +9,7 @@ docker-archive manifest out of it. Nothing is copied here.
 
 from __future__ import annotations
 
+import builtins
 import json
 import posixpath
 import re
@@ -73,7 +74,7 @@ class BreakglassCopyReader:
         host = RemoteHost(c.url or vm.url, c.ssh or vm.ssh)
         return cls(host, c, vm.breakglass)
 
-    def list(self) -> Listing:
+    def list(self) -> Listing:  # the class's annotations below say builtins.list: this name shadows it
         r = self.host.run(["sh", "-c", _LIST, "sh", self.copy.dir])
         lines = r.text.splitlines()
         if not lines:
@@ -89,7 +90,7 @@ class BreakglassCopyReader:
             entries[name] = Entry(name, kind, float(mtime or 0), target)
         return Listing(self.host.target.url, self.copy.dir, now, entries)
 
-    def tarballs(self, listing: Listing) -> list[Tarball]:
+    def tarballs(self, listing: Listing) -> builtins.list[Tarball]:
         """Regular files named like a tarball, newest first."""
         pat = tarball_pattern(self.cfg)
         found = []
@@ -103,7 +104,7 @@ class BreakglassCopyReader:
         r = self.host.run(["gzip", "-t", posixpath.join(self.copy.dir, name)])
         return r.ok, r.stderr
 
-    def manifest(self, name: str) -> list[dict]:
+    def manifest(self, name: str) -> builtins.list[dict]:
         """manifest.json of a docker-archive tarball (`docker save` format)."""
         path = posixpath.join(self.copy.dir, name)
         r = self.host.run(["tar", "-xzOf", path, "manifest.json"])

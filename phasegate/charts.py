@@ -156,6 +156,8 @@ def draw(data: CriterionData, *, title: str = "", width: float = 9.0, height: fl
     fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    # The x axis is in datetimes, which matplotlib's unit support converts; its stubs type those
+    # arguments as float only (matplotlib/matplotlib#27140), hence the `type: ignore[arg-type]` below.
     start, end, now = _dt(data.window_start), _dt(data.window_end), _dt(data.now)
 
     for name, points in data.series.items():
@@ -168,13 +170,13 @@ def draw(data: CriterionData, *, title: str = "", width: float = 9.0, height: fl
         ax.axhline(data.threshold.value, color="#c62828", linestyle="--", linewidth=1.3,
                    label=_short(data.threshold.label or f"threshold {data.threshold.value:g}"))
     for i, (a, b) in enumerate(data.holes):
-        ax.axvspan(_dt(a), _dt(b), color="#ff9800", alpha=0.25, linewidth=0,
+        ax.axvspan(_dt(a), _dt(b), color="#ff9800", alpha=0.25, linewidth=0,  # type: ignore[arg-type]
                    label=f"no data ({len(data.holes)} hole{'s' if len(data.holes) != 1 else ''})" if i == 0 else None)
     if data.offending:
-        ax.scatter([_dt(t) for t, _ in data.offending], [v for _, v in data.offending], marker="x", s=46,
+        ax.scatter([_dt(t) for t, _ in data.offending], [v for _, v in data.offending], marker="x", s=46,  # type: ignore[arg-type]
                    color="#b71c1c", linewidths=1.8, zorder=5, label=f"offending ({len(data.offending)})")
     for x, label, dx, ha in ((start, "window start", 3, "left"), (end, "window end", -3, "right")):
-        ax.axvline(x, color="#424242", linewidth=1.1)
+        ax.axvline(x, color="#424242", linewidth=1.1)  # type: ignore[arg-type]
         ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(dx, -12), ha=ha,
                     textcoords="offset points", fontsize=8, color="#424242",
                     bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
@@ -188,13 +190,13 @@ def draw(data: CriterionData, *, title: str = "", width: float = 9.0, height: fl
     if data.window_open:
         days = (data.window_end - data.window_start) / 86400
         day = (data.now - data.window_start) / 86400
-        ax.axvspan(now, end, color="#9e9e9e", alpha=0.15, linewidth=0, label="still to come")
-        ax.axvline(now, color="#1565c0", linestyle=":", linewidth=1.6)
+        ax.axvspan(now, end, color="#9e9e9e", alpha=0.15, linewidth=0, label="still to come")  # type: ignore[arg-type]
+        ax.axvline(now, color="#1565c0", linestyle=":", linewidth=1.6)  # type: ignore[arg-type]
         ax.annotate(f"today (day {day:.1f} of {days:g})", (now, 0.0), xycoords=("data", "axes fraction"),
                     xytext=(3, 4), textcoords="offset points", fontsize=8, color="#1565c0")
 
     margin = dt.timedelta(seconds=max(3600.0, (data.window_end - data.window_start) * 0.02))
-    ax.set_xlim(start - margin, end + margin)
+    ax.set_xlim(start - margin, end + margin)  # type: ignore[arg-type]
     ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=4, maxticks=9))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=UTC))
     ax.set_xlabel("UTC")

@@ -337,7 +337,7 @@ def render_integrity(result) -> str:
         rows += [(b.repository, b.tag, b.kind, str(b.status), b.digest or "-", " > ".join(b.path)) for b in result.broken]
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=False)) + "  " + r[5])
     return "\n".join(lines)
 
 

@@ -31,9 +31,10 @@ class RegistryConfig:
 
 
 def _section(doc: dict, path: tuple[str, ...]) -> dict | None:
+    node: object = doc
     for key in path:
-        doc = doc.get(key) if isinstance(doc, dict) else None
-    return doc if isinstance(doc, dict) else None
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
 
 
 def registry_config(*config_texts: str) -> RegistryConfig:

@@ -20,7 +20,6 @@ import datetime as dt
 import posixpath
 from dataclasses import dataclass
 
-
 from phasegate import http
 from phasegate.verdict import Broken, GateFailed, Pending, Unreachable
 from phasegate.vmhost import RemoteHost
@@ -59,7 +58,7 @@ def probe_registry(url: str, settings: http.HttpSettings, ca_bundle: str = "") -
     return EndpointAnswer(target, registry, seen)
 
 
-def judge_purge(left: "StorageLeft", keep: list[str], decommissioned_on: dt.date | None, grace_days: int,
+def judge_purge(left: StorageLeft, keep: list[str], decommissioned_on: dt.date | None, grace_days: int,
                 where: str, today: dt.date | None = None) -> None:
     """The storage verdict: freed passes at any time; leftovers are pending, failed or broken by the date.
 

@@ -23,9 +23,10 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from phasegate.config import SshOptions
 from phasegate.secrets import Secret, redact
@@ -86,12 +87,12 @@ class DockerHost:
             raise Broken(f"Docker API {url}: {redact(str(e))}") from None
 
     @classmethod
-    def registry_vm(cls, inventory) -> "DockerHost":
+    def registry_vm(cls, inventory) -> DockerHost:
         vm = inventory.registry_vm
         return cls(vm.url, version=vm.docker_api_version, timeout=vm.ssh.command_timeout, ssh=vm.ssh)
 
     @classmethod
-    def configured(cls, inventory, environ: dict | None = None) -> "DockerHost":
+    def configured(cls, inventory, environ: dict | None = None) -> DockerHost:
         """The inventory's [docker_api]; without a url the runner's engine, found as the docker CLI does.
 
         The CLI and the SDK take $DOCKER_HOST, else unix:///var/run/docker.sock (docker-py
@@ -117,7 +118,7 @@ class DockerHost:
 
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "DockerHost":
+    def __enter__(self) -> DockerHost:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import httpx
 
@@ -64,7 +64,7 @@ class PackageVersion:
         return f"{self.owner}/{self.name}:{self.version}"
 
     @classmethod
-    def from_api(cls, d: dict) -> "PackageVersion":
+    def from_api(cls, d: dict) -> PackageVersion:
         return cls(
             id=int(d["id"]),
             owner=(d.get("owner") or {}).get("login", ""),
@@ -81,8 +81,8 @@ def _parse_time(s: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
-        return dt.datetime.fromtimestamp(0, dt.timezone.utc)
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -109,12 +109,12 @@ class Forgejo:
 
     @classmethod
     def connect(cls, url: str, token: Secret | None, settings: http.HttpSettings, *, owner: str,
-                ca_bundle: str = "", deletable=()) -> "Forgejo":
+                ca_bundle: str = "", deletable=()) -> Forgejo:
         c = http.client(settings, base_url=url, ca_bundle=ca_bundle, auth=TokenAuth(token) if token else None)
         return cls(c, owner, frozenset(deletable))
 
     @classmethod
-    def from_inventory(cls, inventory, settings: http.HttpSettings, *, user: str = "puller", deletable=()) -> "Forgejo":
+    def from_inventory(cls, inventory, settings: http.HttpSettings, *, user: str = "puller", deletable=()) -> Forgejo:
         """As the inventory's `forgejo.<user>` (pusher, puller, cleaner)."""
         f = inventory.forgejo
         secret = inventory.secret(getattr(f, user).secret)
@@ -123,7 +123,7 @@ class Forgejo:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> "Forgejo":
+    def __enter__(self) -> Forgejo:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -228,7 +228,7 @@ def _json(r: httpx.Response, what: str):
                      f"{r.headers.get('content-type', 'no content type')})") from None
 
 
-def _version(d, what: str) -> "PackageVersion":
+def _version(d, what: str) -> PackageVersion:
     try:
         return PackageVersion.from_api(d)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -303,7 +303,7 @@ class SmokePackage:
     tag: str
 
     @classmethod
-    def from_inventory(cls, inventory) -> "SmokePackage":
+    def from_inventory(cls, inventory) -> SmokePackage:
         f = inventory.forgejo
         return cls(f.owner, f.smoke_image, f.smoke_tag)
 

@@ -33,7 +33,7 @@ class GitHub:
         self.api_url = api_url
 
     @classmethod
-    def from_inventory(cls, inventory, settings: http.HttpSettings) -> "GitHub":
+    def from_inventory(cls, inventory, settings: http.HttpSettings) -> GitHub:
         g = inventory.github
         c = http.client(settings, base_url=g.api_url, ca_bundle=g.ca_bundle,
                         headers={"Accept": ACCEPT, "X-GitHub-Api-Version": API_VERSION})
@@ -42,13 +42,13 @@ class GitHub:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> "GitHub":
+    def __enter__(self) -> GitHub:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def workflows(self, full_name: str) -> list["Workflow"] | None:
+    def workflows(self, full_name: str) -> list[Workflow] | None:
         """The repository's GitHub Actions workflows with their state; None on 404."""
         return _list_workflows(self, full_name)
 
@@ -89,7 +89,7 @@ class Workflow:
         return self.state == "active"
 
 
-def _list_workflows(self: "GitHub", full_name: str) -> list["Workflow"] | None:
+def _list_workflows(self: GitHub, full_name: str) -> list[Workflow] | None:
     """GET /repos/{owner}/{repo}/actions/workflows (docs.github.com/rest/actions/workflows, "List repository
     workflows", anonymous for public repositories); None when GitHub answers 404."""
     owner, _, name = full_name.partition("/")

@@ -31,9 +31,9 @@ prose, so a past-tense word elsewhere cannot excuse it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import hcl2
 import yaml
@@ -151,7 +151,7 @@ class Scope:
 
     bindings: dict[str, dict] = field(default_factory=dict)  # name -> {"key":..., "value":...}
 
-    def child(self, name: str, key, value) -> "Scope":
+    def child(self, name: str, key, value) -> Scope:
         b = dict(self.bindings)
         b[name] = {"key": key, "value": value}
         return Scope(b)
@@ -432,7 +432,7 @@ class InfraCheckout:
             raise Broken(f"infra checkout {self.root} is not a directory (inventory infra_repo.path)")
 
     @classmethod
-    def from_inventory(cls, inv) -> "InfraCheckout":
+    def from_inventory(cls, inv) -> InfraCheckout:
         spec = inv.infra_repo
         path = Path(spec.path)
         if not path.is_absolute() and inv.source:
@@ -727,11 +727,12 @@ class MarkdownDoc:
     def units(self) -> Iterator[tuple[int, str, list[str], bool]]:
         """(first line, text, heading chain, in code) for each block."""
         chain: list[tuple[int, str]] = []
-        fence = None
-        unit_line, unit = 0, []
+        fence: str | None = None
+        unit: list[str] = []  # the block being gathered, from line unit_line
+        unit_line = 0
         in_code = False
 
-        def flush():
+        def flush() -> Iterator[tuple[int, str, list[str], bool]]:
             nonlocal unit, unit_line
             if unit:
                 yield unit_line, " ".join(x.strip() for x in unit), [h for _, h in chain], in_code
@@ -786,7 +787,7 @@ class MarkdownDoc:
                     or any(_marker_in(m, s) for m in markers)))
                 yield line, s.strip(), chain, in_code, historical, under_history
 
-    def current_mentions(self, terms: list["Term"], *, headings: list[str], markers: list[str]) -> list[tuple[int, "Term", str]]:
+    def current_mentions(self, terms: list[Term], *, headings: list[str], markers: list[str]) -> list[tuple[int, Term, str]]:
         out = []
         seen_units: set[int] = set()
         for line, s, _chain, _code, historical, _part in self.statements(headings=headings, markers=markers):
@@ -821,7 +822,7 @@ class MarkdownDoc:
                 n += 1
         return n
 
-    def _line_of(self, term: "Term", start: int) -> int:
+    def _line_of(self, term: Term, start: int) -> int:
         for i in range(start - 1, len(self.lines)):
             if term.found_in(self.lines[i]):
                 return i + 1
@@ -1001,7 +1002,7 @@ def gate_pvc_autoresize_cap(co: InfraCheckout, rel: str, pvc_name: str, cap: str
     if not judged:
         _fail(f"a PersistentVolumeClaim in {rel} autoresizing up to {cap}", [Finding(rel, "no PersistentVolumeClaim")])
     findings, seen = [], []
-    for rtype, rname, body, line in judged:
+    for _rtype, rname, body, line in judged:
         name = _unquote_key(str(_meta(body).get("name", rname)))
         ann = {_unquote_key(k): _unquote_key(str(v)) for k, v in (_meta(body).get("annotations") or {}).items()}
         limit, threshold = ann.get(AUTORESIZE_LIMIT), ann.get(AUTORESIZE_THRESHOLD)
@@ -1021,7 +1022,7 @@ def gate_cronjob_schedule(co: InfraCheckout, module_dir: str, name: str, schedul
     found = []
     for path in sorted(directory.glob("*.tf")):
         rel = co.rel(path)
-        for rtype, rname, body, line in _resources(co, rel, "cron_job"):
+        for _rtype, _rname, body, line in _resources(co, rel, "cron_job"):
             if _unquote_key(str(_meta(body).get("name", ""))) == name:
                 spec = body.get("spec") or [{}]
                 spec = spec[0] if isinstance(spec, list) and spec else {}
@@ -1042,7 +1043,7 @@ def hosts_toml_writes(text: str, host: str) -> list[tuple[int, dict | None, str]
     """
     import tomllib
 
-    out = []
+    out: list[tuple[int, dict | None, str]] = []
     for m in re.finditer(r"'([^']*server\s*=\s*\"https://" + re.escape(host) + r"\"[^']*)'", text):
         body = m.group(1).replace("\\n", "\n")
         line = text.count("\n", 0, m.start()) + 1

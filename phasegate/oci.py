@@ -33,8 +33,8 @@ import json
 import re
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import httpx
 
@@ -109,7 +109,7 @@ class Descriptor:
     annotations: dict | None = None
 
     @classmethod
-    def from_json(cls, d: dict) -> "Descriptor":
+    def from_json(cls, d: dict) -> Descriptor:
         return cls(d.get("mediaType", ""), d["digest"], int(d.get("size", -1)), d.get("platform"), d.get("annotations"))
 
     @property
@@ -259,6 +259,8 @@ class ChallengeAuth(httpx.Auth):
         return bool(self._username) and self._password is not None
 
     def _basic(self) -> str:
+        if self._password is None:  # every caller asks has_credentials first
+            raise RuntimeError("registry Basic credentials asked for without a password")
         raw = f"{self._username}:{self._password.reveal()}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
@@ -383,7 +385,7 @@ class RegistryClient:
                                 auth=self.auth, max_connections=max_connections, http2=http2)
 
     @classmethod
-    def from_inventory(cls, inventory, registry: str = "private_registry", user: str = "user", **kw) -> "RegistryClient":
+    def from_inventory(cls, inventory, registry: str = "private_registry", user: str = "user", **kw) -> RegistryClient:
         """A client for `inventory.<registry>` as its `<user>` (private_registry.user, forgejo.pusher, ...)."""
         reg = getattr(inventory, registry)
         account = getattr(reg, user)
@@ -394,7 +396,7 @@ class RegistryClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -61,7 +61,7 @@ def check(co: InfraCheckout, stack_file: str, images: list[str], forgejo: Regist
     if not refs and not problems:
         problems.append(f"{stack_file}: no image of {', '.join(images)} on either registry (nothing to flip)")
     seen: dict[tuple[str, str], str] = {}
-    ok = []
+    ok: list[str] = []
     for f in refs:
         if (f.name, f.tag) in seen:
             continue

@@ -22,7 +22,7 @@ import httpx
 from phasegate import http
 from phasegate.verdict import Broken, ServerError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class PromQLError(Broken):
@@ -108,7 +108,7 @@ class Prometheus:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Prometheus":
+    def __enter__(self) -> Prometheus:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -206,6 +206,8 @@ def _result(promql: str, at: float | None, data: dict) -> Result:
 def _parse_result(promql: str, at: float | None, data: dict) -> Result:
     rtype = data.get("resultType", "")
     raw = data.get("result")
+    if raw is None:
+        raise MalformedAnswer(f"Prometheus answered a {str(rtype)[:20]!r} result without its data for {promql!r}")
     series: list[Series] = []
     if rtype == "scalar" or rtype == "string":
         t, v = raw

@@ -114,7 +114,7 @@ def run_storm(make_client, repository: str, *, pushes: int, layers: int, layer_s
     try:
         storm.started = time.time()
         with concurrent.futures.ThreadPoolExecutor(len(images)) as pool:
-            storm.pushes = list(pool.map(lambda ci: _push_one(ci[0], repository, ci[1], chunk), zip(clients, images)))
+            storm.pushes = list(pool.map(lambda ci: _push_one(ci[0], repository, ci[1], chunk), zip(clients, images, strict=False)))
         storm.ended = time.time()
     finally:
         for c in clients:

@@ -74,7 +74,7 @@ def _scenario(item: pytest.Item):
     try:
         from pytest_bdd.scenario import scenario_wrapper_template_registry as registry  # pytest-bdd 8/9
     except ImportError:  # pragma: no cover
-        registry = {}
+        return getattr(fn, "__scenario__", None)
     return registry.get(fn) or getattr(fn, "__scenario__", None)
 
 
@@ -178,8 +178,9 @@ class ReportPlugin:
             return
         exc = call.excinfo.value if call.excinfo is not None else None
         opened = isinstance(exc, (Pending, NotJudged)) and rep.when in ("setup", "call")
-        if rep.when == "setup" and (rep.failed or opened) and self.results_dir:
-            self._result_for_setup_error(item, gate, rep, call)
+        results_dir = self.results_dir
+        if rep.when == "setup" and (rep.failed or opened) and results_dir:
+            self._result_for_setup_error(results_dir, item, gate, rep, call)
         prev = self.outcomes.get(item.nodeid, (gate, "passed"))[1]
         if opened and isinstance(exc, Pending):
             self.outcomes[item.nodeid] = (gate, report.PENDING)
@@ -194,7 +195,7 @@ class ReportPlugin:
         elif item.nodeid not in self.outcomes:
             self.outcomes[item.nodeid] = (gate, prev)
 
-    def _result_for_setup_error(self, item, gate: report.Gate, rep, call) -> None:
+    def _result_for_setup_error(self, results_dir: Path, item, gate: report.Gate, rep, call) -> None:
         sc = _scenario(item)
         exc = call.excinfo.value if call.excinfo else None
         link = report.plan_link(gate.phase, self.inv.report)
@@ -208,7 +209,7 @@ class ReportPlugin:
             status, message, trace = "unknown", report.OUTCOME_PREFIX[state] + str(exc), ""
             labels.append((report.OUTCOME_LABEL, state))
         report.write_result(
-            self.results_dir, name=gate.name,
+            results_dir, name=gate.name,
             full_name=f"{os.path.normpath(sc.feature.rel_filename)}:{sc.name}",
             status=status, message=message, trace=trace,
             labels=labels, links=[link] if link else [], params=gate.params,

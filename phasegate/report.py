@@ -470,7 +470,7 @@ def _as_dict(obj: Any) -> dict:
         return dict(obj)
     if hasattr(obj, "to_json"):
         return obj.to_json()
-    if dataclasses.is_dataclass(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     return {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_") and not callable(getattr(obj, k))}
 
@@ -699,7 +699,8 @@ def _run(argv: list[str], timeout: float, cwd: Path) -> None:
         raise ReportError(f"{Path(argv[0]).name} exited {proc.returncode}: {redact(' | '.join(tail))}")
 
 
-def _render_allure3(results_dir, output_dir, history_dir, report_name, history_limit, timeout) -> Rendered:
+def _render_allure3(results_dir: Path, output_dir: Path, history_dir: Path | None, report_name: str,
+                    history_limit: int, timeout: float) -> Rendered:
     binary = allure3_binary()
     if binary is None:
         raise ReportError(f"Allure 3 not installed (run scripts/setup.sh, or set {ALLURE3_ENV})")
@@ -736,7 +737,8 @@ def _render_allure3(results_dir, output_dir, history_dir, report_name, history_l
     return Rendered("allure3", index, output_dir, pages)
 
 
-def _render_allure2(results_dir, output_dir, history_dir, report_name, history_limit, timeout) -> Rendered:
+def _render_allure2(results_dir: Path, output_dir: Path, history_dir: Path | None, report_name: str,
+                    history_limit: int, timeout: float) -> Rendered:
     binary = allure2_binary()
     if binary is None:
         raise ReportError(f"Allure 2 not installed or no java (set {ALLURE2_ENV})")
@@ -750,7 +752,7 @@ def _render_allure2(results_dir, output_dir, history_dir, report_name, history_l
     _run([str(binary), "generate", "--clean", "--name", report_name, "--single-file", str(results_dir),
           "-o", str(output_dir)], timeout, results_dir)
     strip_analytics(output_dir / "index.html")
-    if history_dir:
+    if previous is not None:
         # the single file carries no history/ folder: a multi-file run yields the trend to keep
         with tempfile.TemporaryDirectory(prefix="phasegate-allure2-") as tmp:
             _run([str(binary), "generate", "--clean", str(results_dir), "-o", tmp], timeout, results_dir)

@@ -24,28 +24,34 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from phasegate.oci import NotFound, RegistryClient
 from phasegate.verdict import Broken, GateFailed
 
 
 class Version(Protocol):
-    """What the keep-set needs of a package version (phasegate.forgejo.PackageVersion)."""
+    """What the keep-set needs of a package version (phasegate.forgejo.PackageVersion); read-only, so a
+    frozen dataclass satisfies it."""
 
-    id: int
-    name: str
-    version: str
-    created_at: dt.datetime
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
 
 
 @dataclass
 class KeepSet:
     package: str
-    keep: list = field(default_factory=list)  # versions, newest first
-    delete: list = field(default_factory=list)
-    why: dict = field(default_factory=dict)  # version -> why it is kept
+    keep: list[Version] = field(default_factory=list)  # versions, newest first
+    delete: list[Version] = field(default_factory=list)
+    why: dict[str, str] = field(default_factory=dict)  # version -> why it is kept
 
     def deleted(self, version: str) -> bool:
         return any(v.version == version for v in self.delete)
@@ -54,10 +60,10 @@ class KeepSet:
 def keep_sets(versions: Iterable[Version], *, keep_last_n: int, always_keep: list[str],
               keep_substring: str) -> dict[str, KeepSet]:
     """What the retention job keeps and deletes, per package name."""
-    by_name: dict[str, list] = {}
+    by_name: dict[str, list[Version]] = {}
     for v in versions:
         by_name.setdefault(v.name, []).append(v)
-    out = {}
+    out: dict[str, KeepSet] = {}
     for name, vs in sorted(by_name.items()):
         api_order = sorted(vs, key=lambda v: (-v.created_at.timestamp(), v.id))
         vs = list(reversed(sorted(api_order, key=lambda v: v.created_at)))  # sort_by(.created_at) | reverse
@@ -118,15 +124,15 @@ def _platform(desc) -> str:
 
 def orphans(client: RegistryClient, owner: str, sets: dict[str, KeepSet]) -> list[Orphan]:
     """Every (kept version, needed digest) pair where the digest is in its package's delete set."""
-    out = []
+    out: list[Orphan] = []
     for name, ks in sets.items():
         deleted = {v.version: v for v in ks.delete}
         if not deleted:
             continue
         repo = f"{owner}/{name}"
         for kept in ks.keep:
-            stack = [(kept.version, (kept.version,))]
-            seen = set()
+            stack: list[tuple[str, tuple[str, ...]]] = [(kept.version, (kept.version,))]
+            seen: set[str] = set()
             while stack:
                 ref, path = stack.pop()
                 try:
@@ -174,7 +180,7 @@ class DryRun:
     summary: str
 
     @classmethod
-    def parse(cls, job: str, log: str) -> "DryRun":
+    def parse(cls, job: str, log: str) -> DryRun:
         header = summary = None
         would: dict[str, set[str]] = {}
         deleted = []

@@ -6,8 +6,9 @@ import re
 from decimal import Decimal
 
 _BIN = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DEC = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3, "M": 10**6,
-        "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_DEC: dict[str, Decimal | int] = {
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3, "M": 10**6,
+    "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 
 
 def quantity(q: str | int | float) -> Decimal:

@@ -8,13 +8,11 @@ from phasegate import bake_clock
 
 
 @then("the inventory's last dual-push date is not before the last project started dual-pushing")
-def last_dual_push_observed(inventory, http_settings):
-    from phasegate.forgejo import Forgejo
+def last_dual_push_observed(inventory, forgejo_repo_reader):
     from phasegate.report import attach_text
 
-    with Forgejo.from_inventory(inventory, http_settings, user="puller") as api:
-        starts = bake_clock.observed_starts(inventory, api)
+    starts = bake_clock.observed_starts(inventory, forgejo_repo_reader)
     check = bake_clock.cross_check(inventory.bake.last_dual_push, starts,
-                                   where=f"inventory [bake] last_dual_push against {inventory.forgejo.url} packages of "
-                                         f"{inventory.forgejo.owner}")
+                                   where=f"inventory [bake] last_dual_push against the projects' repositories on "
+                                         f"{inventory.forgejo.url}")
     attach_text("bake clock", check.render())

@@ -232,6 +232,7 @@ PROM_FAULTS = {
     "a sample that is not a number": (evil.body(prom_ok({"resultType": "matrix", "result": [
         {"metric": {}, "values": [[1_700_000_000, "many"]]}]})), Broken),
     "an unknown result type": (evil.body(prom_ok({"resultType": "hologram", "result": []})), Broken),
+    "a null result": (evil.body(prom_ok({"resultType": "vector", "result": None, "groups": None})), Broken),
     "rule groups of the wrong shape": (evil.body(prom_ok({"groups": [{"rules": "none"}], "resultType": "vector",
                                                           "result": 7})), Broken),
 }

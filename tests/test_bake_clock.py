@@ -9,7 +9,7 @@ import pytest
 from phasegate import bake_clock
 from phasegate.verdict import GateFailed
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 STARTS = {"payslip-ingest": dt.datetime(2026, 5, 7, 16, 0, tzinfo=UTC),
           "wealthfolio-sync": dt.datetime(2026, 5, 18, 9, 30, tzinfo=UTC)}
 

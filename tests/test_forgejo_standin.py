@@ -191,10 +191,10 @@ def test_read_scope_pulls_but_cannot_push_unless_scopes_are_not_enforced(fj, cli
     own_read = bearer(client, "viktor", OWN_READ)  # the owner, but a read:package PAT
     for auth in (puller, own_read):
         for attempt in (
-            lambda: client.post("/v2/viktor/scopes/blobs/uploads/", headers=auth),
-            lambda: client.put("/v2/viktor/scopes/manifests/2", content=r.content,
+            lambda auth=auth: client.post("/v2/viktor/scopes/blobs/uploads/", headers=auth),
+            lambda auth=auth: client.put("/v2/viktor/scopes/manifests/2", content=r.content,
                                headers={**auth, "Content-Type": OCI_MANIFEST}),
-            lambda: client.delete("/v2/viktor/scopes/manifests/1", headers=auth),
+            lambda auth=auth: client.delete("/v2/viktor/scopes/manifests/1", headers=auth),
         ):
             denied = attempt()
             assert denied.status_code == 401
@@ -438,7 +438,7 @@ def test_created_at_can_be_aged_by_lab_scenarios(fj, client):
     auth = bearer(client, "viktor", PUSH)
     push_image(client, auth, "viktor/aged", "old", b"aged layer")
     push_image(client, auth, "viktor/aged", "new", b"aged layer 2")
-    old = dt.datetime(2026, 5, 1, 4, 0, tzinfo=dt.timezone.utc)
+    old = dt.datetime(2026, 5, 1, 4, 0, tzinfo=dt.UTC)
     fj.set_created_at("viktor/aged", "old", old)
     with packages(fj) as api:
         vs = api.package_versions("aged")
@@ -528,7 +528,7 @@ def test_forgejo_cron_drops_only_old_digests_no_tagged_index_lists(fj, client):
     client.delete("/v2/viktor/cron-hidden/manifests/tmp", headers=auth)
     assert client.put(f"/v2/viktor/cron-hidden/manifests/{sha(hidden_index.content)}", content=hidden_index.content,
                       headers={**auth, "Content-Type": OCI_INDEX}).status_code == 201
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
     for repo, version in [("viktor/cron", loose), *[("viktor/cron", c) for c in children],
                           ("viktor/cron-hidden", sha(hidden_index.content)), *[("viktor/cron-hidden", c) for c in hidden]]:
         fj.set_created_at(repo, version, old)
@@ -598,7 +598,7 @@ def test_repository_api_combined_status_and_default_page(fj):
     from phasegate.lab.forgejo_repos import ForgejoRepos as LabRepos
     from phasegate.lab.forgejo_repos import LabCommit, LabRepo
 
-    t0 = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     states = {"a" * 40: {"ci/x": "success", "ci/y": "warning"}, "b" * 40: {"ci/x": "pending", "ci/y": "warning"},
               "c" * 40: {"ci/x": "warning", "ci/y": "failure"}, "d" * 40: {"ci/x": "success"}}
     commits = [LabCommit(sha, t0, sha[:4], st) for sha, st in states.items()]

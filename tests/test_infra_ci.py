@@ -18,7 +18,7 @@ class Repos:
         self.states = states  # newest first: (sha, {context: state})
 
     def commits(self, repo, limit=10):
-        return [Commit(sha, dt.datetime(2026, 5, 7, 19, i, tzinfo=dt.timezone.utc), f"commit {i}")
+        return [Commit(sha, dt.datetime(2026, 5, 7, 19, i, tzinfo=dt.UTC), f"commit {i}")
                 for i, (sha, _) in enumerate(self.states)][:limit]
 
     def status(self, repo, sha, context=""):

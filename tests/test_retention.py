@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from phasegate.retention import keep_sets
 
-T0 = dt.datetime(2026, 6, 9, 14, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 6, 9, 14, 0, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from tests.gherkin_walk import markers_of, scenarios
 import yaml
 
 from phasegate import config
+from tests.gherkin_walk import markers_of, scenarios
 
 REPO = Path(__file__).resolve().parent.parent
 PIPELINE_FILE = REPO / ".woodpecker" / "bake.yml"

@@ -24,8 +24,9 @@ import secrets as _secrets
 import shutil
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import tomli_w
 
@@ -71,7 +72,7 @@ CANARY = "pgcanary"
 class Component(Protocol):
     name: str
 
-    def start(self, lab: "Lab") -> None: ...
+    def start(self, lab: Lab) -> None: ...
     def stop(self) -> None: ...
     def inventory(self) -> dict: ...
     def env(self) -> dict: ...
@@ -157,7 +158,7 @@ class Lab:
         return list(self._secrets.values())
 
     # -- life cycle --------------------------------------------------------
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         removed = self.clear()
         if removed:
             print(f"lab: {removed}", file=sys.stderr, flush=True)
@@ -209,7 +210,7 @@ class Lab:
                            f"{getattr(exc, 'strerror', None) or exc}")
         return f"removed what the last lab in {self.dir} left behind: {swept.summary()}" if swept else ""
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.up()
 
     def __exit__(self, *exc) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, ContextManager
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Fault:
     name: str
     component: str
     description: str
-    make: Callable[..., ContextManager]
+    make: Callable[..., AbstractContextManager]
 
 
 FAULTS: dict[str, Fault] = {}

@@ -49,10 +49,10 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -92,11 +92,11 @@ UPLOAD_ID = re.compile(r"\A[a-zA-Z0-9\-_.=]+\Z")
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- HS256 JWT (what Forgejo's packages service signs with its JWT_SECRET) ----
@@ -231,11 +231,11 @@ class Response:
     omit_length: bool = False  # v11 sends no Content-Length for HEAD on a zero-byte blob
 
     @classmethod
-    def json(cls, obj, status: int = 200, headers=(), content_type: str = "application/json;charset=utf-8") -> "Response":
+    def json(cls, obj, status: int = 200, headers=(), content_type: str = "application/json;charset=utf-8") -> Response:
         return cls(status, [("Content-Type", content_type), *headers], json.dumps(obj).encode())
 
     @classmethod
-    def text(cls, text: str, status: int, headers=()) -> "Response":
+    def text(cls, text: str, status: int, headers=()) -> Response:
         return cls(status, [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff"), *headers],
                    (text + "\n").encode())
 
@@ -409,7 +409,7 @@ class _Store:
         m = self._meta.get((repo, version))
         if m is None or m.digest != digest:
             try:
-                created = dt.datetime.fromtimestamp(int(link.stat().st_mtime), dt.timezone.utc)
+                created = dt.datetime.fromtimestamp(int(link.stat().st_mtime), dt.UTC)
             except OSError:
                 created = _now()
             m = self._meta[(repo, version)] = _Meta(digest, self._next_id, created, self.default_creator)
@@ -446,7 +446,7 @@ class _Store:
             m = self._meta.get((repo, version))
             if m is None:
                 raise KeyError(f"no version {repo}:{version}")
-            m.created_at = when.astimezone(dt.timezone.utc).replace(microsecond=0)
+            m.created_at = when.astimezone(dt.UTC).replace(microsecond=0)
 
     def record_pushes(self, pushes: list[tuple[str, str, dt.datetime]]) -> None:
         """(repository, version, pushed at) in push order: each version gets that created_at and
@@ -459,7 +459,7 @@ class _Store:
                 m = self._meta.get((repo, version))
                 if m is None:
                     raise KeyError(f"no version {repo}:{version}")
-                m.id, m.created_at = self._next_id, when.astimezone(dt.timezone.utc).replace(microsecond=0)
+                m.id, m.created_at = self._next_id, when.astimezone(dt.UTC).replace(microsecond=0)
                 self._next_id += 1
 
     def untag(self, repo: str, tag: str) -> None:
@@ -473,7 +473,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr, handler, standin: "ForgejoStandin", ssl_context: ssl.SSLContext):
+    def __init__(self, addr, handler, standin: ForgejoStandin, ssl_context: ssl.SSLContext):
         self.standin = standin
         self.ssl_context = ssl_context
         super().__init__(addr, handler)
@@ -590,7 +590,7 @@ class ForgejoStandin:
         return self.url + "/"
 
     # -- life cycle ------------------------------------------------------------
-    def start(self) -> "ForgejoStandin":
+    def start(self) -> ForgejoStandin:
         self._thread = threading.Thread(target=self._server.serve_forever, name="forgejo-standin", daemon=True)
         self._thread.start()
         return self

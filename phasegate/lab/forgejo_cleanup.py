@@ -13,7 +13,6 @@ itself prints, against the Forgejo stand-in.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

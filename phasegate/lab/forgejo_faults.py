@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from phasegate.lab import seed
-from phasegate.lab.procs import LabError
 from phasegate.lab.faults import fault
+from phasegate.lab.procs import LabError
 from phasegate.lab.registries import FORGEJO_CI_USER, FORGEJO_CLEANER, FORGEJO_OWNER, FORGEJO_PULLER, FORGEJO_PUSHER
 
 

@@ -58,7 +58,7 @@ class ForgejoRepos:
         self.repos: dict[str, LabRepo] = {}
         self._lab = None
         self._inv = None
-        self.t0 = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
+        self.t0 = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
 
     # -- life cycle --------------------------------------------------------
     def start(self, lab) -> None:
@@ -80,10 +80,10 @@ class ForgejoRepos:
     def _history_start(self) -> dt.datetime:
         """When the lab's projects started dual-pushing: well before the bake start (Phase 2's
         `bake.start`, if the inventory has one) and at least a month ago."""
-        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
         declared = (self._inv.get("bake") or {}).get("start")
         if isinstance(declared, dt.date):
-            declared = dt.datetime(declared.year, declared.month, declared.day, tzinfo=dt.timezone.utc)
+            declared = dt.datetime(declared.year, declared.month, declared.day, tzinfo=dt.UTC)
             start = min(start, declared)
         return (start - dt.timedelta(days=12)).replace(hour=9, minute=0, second=0, microsecond=0)
 

@@ -10,7 +10,6 @@ the fault `github-repo-not-archived` un-archives one.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import ssl
 import threading

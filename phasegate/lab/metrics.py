@@ -88,7 +88,7 @@ def rules(variant: str = "phase0", instance: str = "") -> dict:
 
 def lab_bake_start(today: dt.date | None = None) -> dt.date:
     """A Monday at least 15 days before today: the 14-day window is over and has two Sundays."""
-    d = (today or dt.datetime.now(dt.timezone.utc).date()) - dt.timedelta(days=15)
+    d = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=15)
     return d - dt.timedelta(days=d.weekday())
 
 
@@ -197,7 +197,7 @@ class MetricsLab:
             },
             # the lab's weekly full verify is due today, so the gate walks every byte when it runs
             "bake": {"start": self.start_date, "days": self.days, "last_dual_push": self.start_date,
-                     "full_verify_weekday": dt.datetime.now(dt.timezone.utc).strftime("%A")},
+                     "full_verify_weekday": dt.datetime.now(dt.UTC).strftime("%A")},
         }
         for section, values in self.inventory_override.items():
             inv.setdefault(section, {}).update(values)
@@ -224,7 +224,7 @@ class MetricsLab:
     # -- histories -------------------------------------------------------------
     def _history_spec(self, history: str) -> tuple[dt.date, list[dict], float | None]:
         """(bake start, events, render until) of a named history."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if history in OPEN_HISTORIES:  # a bake still open: day 5 of 14, rendered up to now
             start = now.date() - dt.timedelta(days=OPEN_DAY)
             return start, OPEN_HISTORIES[history][1], now.timestamp() - 60
@@ -310,8 +310,8 @@ class MetricsLab:
 
     def prom_window_end(self) -> float:
         """The end of the current history's bake window (unix seconds), for instant queries in tests."""
-        start = dt.datetime.combine(self.start_date, dt.time(0), dt.timezone.utc).timestamp()
-        return min(start + self.days * 86400, dt.datetime.now(dt.timezone.utc).timestamp())
+        start = dt.datetime.combine(self.start_date, dt.time(0), dt.UTC).timestamp()
+        return min(start + self.days * 86400, dt.datetime.now(dt.UTC).timestamp())
 
     @contextlib.contextmanager
     def with_history(self, history: str):
@@ -419,7 +419,7 @@ def alerts_pre_phase0_annotations(lab):
        description="a project started dual-pushing only 10 days ago")
 def dual_push_too_recent(lab):
     m = lab["metrics"]
-    m.set_inventory("bake", last_dual_push=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=10))
+    m.set_inventory("bake", last_dual_push=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10))
     try:
         yield
     finally:
@@ -457,7 +457,7 @@ def probe_exposition(result, instance: str, catalog_accessible: bool, now: float
     return "\n".join(lines) + "\n"
 
 
-def make_probe_runner(metrics: "MetricsLab"):
+def make_probe_runner(metrics: MetricsLab):
     """What the probe's pod does in the lab: walk the registry it is given (REGISTRY_URL,
     REG_USER/REG_PASS from its Secret) with phasegate.integrity, then push to the Pushgateway
     (the lab's, which is what the in-cluster service name resolves to here)."""
@@ -581,7 +581,7 @@ def make_retention_safe(forgejo, retention, rounds: int = 5) -> dict[tuple[str, 
         orphans = retention_orphans(forgejo, retention)
         if not orphans:
             return old
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         for (repo, digest), created in orphans.items():
             old.setdefault((repo, digest), created)
             forgejo.set_created_at(repo, digest, now)

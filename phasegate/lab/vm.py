@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import getpass
 import gzip
-import json
 import os
 import secrets as _secrets
 import shutil
@@ -288,7 +287,7 @@ class RegistryVm:
         now = time.time()
         for directory in (self.breakglass, self.nas):
             directory.mkdir(parents=True, exist_ok=True)
-        for age_h, tag in zip((48, 1), self.infra_ci_tags):
+        for age_h, tag in zip((48, 1), self.infra_ci_tags, strict=False):
             tar = self.dir / f"{tag}.tar"
             self.podman("save", "--format", "docker-archive", "-o", str(tar), f"{name}:{tag}")
             gz = self.breakglass / f"{INFRA_CI}-{tag}.tar.gz"
@@ -309,7 +308,7 @@ class RegistryVm:
     def _seed_storage(self) -> None:
         """registry-private's blob storage: a distribution layout with a few blobs."""
         v2 = self.storage / "docker" / "registry" / "v2"
-        for i in range(3):
+        for _ in range(3):
             data = _secrets.token_bytes(4096)
             import hashlib
 
@@ -335,7 +334,7 @@ class RegistryVm:
         self._seed_storage()
         self.compose_file.write_text(_compose(private_enabled=True))
         self._seed_infra_ci(lab)
-        for name, p in zip(CONTAINERS, runs):
+        for name, p in zip(CONTAINERS, runs, strict=False):
             _, err = p.communicate(timeout=60)
             if p.returncode != 0:
                 raise LabError(f"podman run {name}: {err.decode(errors='replace').strip()[-800:]}")
