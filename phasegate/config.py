@@ -310,7 +310,7 @@ class PlanSection:
     anchor: str  # the heading's anchor in the rendered plan
 
 
-def _plan_sections() -> dict[str, "PlanSection"]:
+def _plan_sections() -> dict[str, PlanSection]:
     return {
         "phase0": PlanSection("Phase 0 — Prepare Forgejo", "phase-0--prepare-forgejo-1-pr-no-cutover-risk"),
         "phase1": PlanSection("Phase 1 — Source migration", "phase-1--source-migration-parallel-safe-no-production-impact"),
@@ -679,7 +679,7 @@ def _coerce(tp, value, key: str, where: str):
     if tp is dt.datetime:
         if not isinstance(value, dt.datetime):
             raise InventoryError(f"{where}: {key} must be a date-time (RFC 3339), got {value!r}")
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if tp in (str, bool):
         if type(value) is not tp:
             raise InventoryError(f"{where}: {key} must be a {_type_name(tp)}, got {value!r}")

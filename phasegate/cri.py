@@ -43,7 +43,7 @@ class AuthsKey:
     path: str = ""  # "" or "/namespace..." (never "/v2/")
 
     @classmethod
-    def parse(cls, key: str) -> "AuthsKey":
+    def parse(cls, key: str) -> AuthsKey:
         value = key if key.startswith(("https://", "http://")) else "https://" + key
         u = urllib.parse.urlsplit(value)
         path = u.path
@@ -74,7 +74,7 @@ def _host_match(glob: str, host: str) -> bool:
     if g_port != t_port:
         return False
     g_parts, t_parts = g_host.split("."), t_host.split(".")
-    return len(g_parts) == len(t_parts) and all(fnmatch.fnmatchcase(t, g) for g, t in zip(g_parts, t_parts))
+    return len(g_parts) == len(t_parts) and all(fnmatch.fnmatchcase(t, g) for g, t in zip(g_parts, t_parts, strict=False))
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -113,7 +113,7 @@ class ImageId:
     digest: str
 
     @classmethod
-    def parse(cls, image_id: str) -> "ImageId":
+    def parse(cls, image_id: str) -> ImageId:
         value = image_id or ""
         for prefix in IMAGE_ID_PREFIXES:
             value = value.removeprefix(prefix)

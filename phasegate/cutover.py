@@ -108,7 +108,7 @@ class Project:
 
     def own_containers(self, findings: Findings) -> list[OwnContainer]:
         own = []
-        for label, w, obj, spec in self.workloads():
+        for label, w, _obj, spec in self.workloads():
             if spec is None:
                 findings.problems.append(f"{label}: no such {w.kind}")
                 continue
@@ -138,7 +138,7 @@ def template(kube, inv, p) -> Findings:
 
 def rollout(kube, inv, p) -> Findings:
     f = Findings("rollout")
-    for label, w, obj, spec in Project(kube, inv, p).workloads():
+    for label, w, obj, _spec in Project(kube, inv, p).workloads():
         if obj is None:
             f.problems.append(f"{label}: no such {w.kind}")
             continue

@@ -308,7 +308,7 @@ class Kube:
         self.label_key, self.label_value = label[0], (label[1] if len(label) > 1 else "true")
 
     @classmethod
-    def from_inventory(cls, inv, guard: WriteGuard | None = None) -> "Kube":
+    def from_inventory(cls, inv, guard: WriteGuard | None = None) -> Kube:
         c = inv.cluster
         configuration = k8s.Configuration()
         try:
@@ -681,7 +681,7 @@ class PullSecret:
     auths: dict[str, tuple[str, Secret]] = field(repr=False)
 
     @classmethod
-    def from_v1(cls, secret) -> "PullSecret":
+    def from_v1(cls, secret) -> PullSecret:
         raw = (secret.data or {}).get(".dockerconfigjson")
         auths: dict[str, tuple[str, Secret]] = {}
         if raw:

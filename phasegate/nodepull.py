@@ -72,7 +72,7 @@ def read_hosts_tomls(kube, namespace: str, inv, hosts: list[str]) -> dict[str, d
     out = {}
     for node in kube.node_names():
         files = kube.read_node_files(namespace, node, [hosts_toml_path(inv, h) for h in hosts])
-        out[node] = dict(zip(hosts, files.values()))
+        out[node] = dict(zip(hosts, files.values(), strict=False))
     return out
 
 

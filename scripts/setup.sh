@@ -13,11 +13,12 @@ APT_PACKAGES=(
   openssh-server           # the registry VM's sshd
   busybox-static           # the lab VM's container image (imported from a rootfs tar, no network)
   jq curl                  # the retention CronJob's pod runs cleanup.sh with BusyBox sh, curl and jq
+  qemu-user                # runs the smoke image's linux/arm64 program (tests/test_smoke_image.py)
   chromium                 # checks the HTML report in a real browser
   wrk                      # benchmarks: the registry's own HEAD ceiling
   git make
 )
-BINARIES=(docker-registry htpasswd containerd ctr runc prometheus promtool prometheus-pushgateway podman sshd chromium wrk git make jq curl)
+BINARIES=(docker-registry htpasswd containerd ctr runc prometheus promtool prometheus-pushgateway podman sshd chromium wrk git make jq curl qemu-aarch64)
 
 missing=0
 for b in "${BINARIES[@]}"; do command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || missing=1; done

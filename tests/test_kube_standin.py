@@ -46,7 +46,7 @@ def test_every_object_validates_against_the_official_schema(lab, kube, namespace
     kube.wait_for_secret(namespace, "registry-credentials")
     api = lab["cluster"].api
     checked, errors = 0, []
-    for (group, version, plural), (kind, _) in __import__("phasegate.lab.kube", fromlist=["RESOURCES"]).RESOURCES.items():
+    for (group, _version, _plural), (kind, _) in __import__("phasegate.lab.kube", fromlist=["RESOURCES"]).RESOURCES.items():
         if group.endswith("traefik.io"):
             continue  # a CRD: no schema in the official set
         for obj in api.list(kind):
@@ -60,8 +60,8 @@ def test_every_object_validates_against_the_official_schema(lab, kube, namespace
 
 
 def test_errors_are_kubernetes_status_objects(kube, namespace):
-    from kubernetes.client.exceptions import ApiException
     from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
 
     with pytest.raises(ApiException) as e:
         kube.core.read_namespaced_secret("nope", namespace, _request_timeout=5)

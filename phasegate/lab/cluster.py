@@ -176,7 +176,7 @@ class Cluster:
         inv = config.parse(self.lab.inventory_dict(), where="lab inventory")
         self.inv = inv
         api, c = self.api, inv.cluster
-        for i, name in enumerate(NODE_NAMES):
+        for _i, name in enumerate(NODE_NAMES):
             api.put(_node(name, self.nodes[name].address))
         namespaces = {"kube-system", "kube-public", "kube-node-lease", "default", c.credentials_namespace,
                       inv.forgejo.namespace, "monitoring"}
@@ -353,8 +353,8 @@ def _node(name: str, address: str) -> dict:
                 "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                 "message": "kubelet is posting ready status",
-                                "lastHeartbeatTime": rfc3339(dt.datetime.now(dt.timezone.utc)),
-                                "lastTransitionTime": rfc3339(dt.datetime.now(dt.timezone.utc))}],
+                                "lastHeartbeatTime": rfc3339(dt.datetime.now(dt.UTC)),
+                                "lastTransitionTime": rfc3339(dt.datetime.now(dt.UTC))}],
                 "nodeInfo": {"architecture": "amd64", "bootID": name, "containerRuntimeVersion": "containerd://1.6.20",
                              "kernelVersion": "6.1.0", "kubeProxyVersion": "v1.30.0", "kubeletVersion": "v1.30.0",
                              "machineID": name, "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12 (bookworm)",
@@ -628,7 +628,7 @@ def _evicted_old_pod(lab):
     p = _project(c, "payslip-ingest")
     _, pref, _ = c.project_images[p.name]
     names = []
-    for reason, extra in (("Evicted", {}), ("Terminating", {"deletionTimestamp": rfc3339(dt.datetime.now(dt.timezone.utc)),
+    for reason, extra in (("Evicted", {}), ("Terminating", {"deletionTimestamp": rfc3339(dt.datetime.now(dt.UTC)),
                                                              "deletionGracePeriodSeconds": 30})):
         name = f"payslip-ingest-0ld{len(names)}-{_secrets.token_hex(2)}"
         names.append(name)
@@ -763,7 +763,7 @@ def _serviceaccount_late(lab):
 def _stuck_namespace(lab):
     c = _cluster(lab)
     name = "phasegate-ns-stuck01"
-    hour_ago = rfc3339(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    hour_ago = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     c.api.put({"apiVersion": "v1", "kind": "Namespace",
                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "phasegate"},
                             "finalizers": ["example.com/never-done"], "deletionTimestamp": hour_ago},

@@ -46,10 +46,10 @@ import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Callable
 
 from phasegate.lab.nodes import ContainerdNode, PullFailed, TLSServer
 from phasegate.lab.procs import free_port
@@ -79,11 +79,11 @@ KYVERNO_EXCLUDED = ("kube-system", "kube-public", "kube-node-lease")
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ApiError(Exception):
@@ -199,7 +199,7 @@ def normalise_ref(image: str) -> str:
 class RunContext:
     """What a job runner gets: the pod as created, its node, resolved env, and the lab."""
 
-    api: "KubeStandin"
+    api: KubeStandin
     pod: dict
     job: dict | None
     node: ContainerdNode
@@ -260,7 +260,7 @@ class KubeStandin:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def start(self) -> "KubeStandin":
+    def start(self) -> KubeStandin:
         self.port = self.port or free_port()
         self._server = TLSServer(("127.0.0.1", self.port), _Handler, self.cert, self.key)
         self._server.api = self
@@ -282,7 +282,7 @@ class KubeStandin:
     def mark(self) -> int:
         return len(self.requests)
 
-    def writes(self, since: int = 0) -> list["ApiRequest"]:
+    def writes(self, since: int = 0) -> list[ApiRequest]:
         return [ApiRequest(m, p) for m, p in self.requests[since:] if m not in ("GET", "HEAD", "OPTIONS")]
 
     def register_runner(self, namespace: str, cronjob: str, fn: Runner) -> None:
@@ -361,7 +361,7 @@ class KubeStandin:
             if obj is None:
                 return None
             if kind == "Namespace":
-                for (gg, pp), objs in self._store.items():
+                for (_gg, _pp), objs in self._store.items():
                     for key in [k for k in objs if k[0] == name]:
                         objs.pop(key)
                 for key in [k for k in self.logs if k[0] == name]:
@@ -966,9 +966,9 @@ class KubeStandin:
         # progressDeadlineSeconds of the new ReplicaSet's creation gets Progressing=False, ProgressDeadlineExceeded
         # (the lab's clock: progress_deadline_scale seconds per second)
         started = dt.datetime.strptime(new["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=dt.timezone.utc)
+            tzinfo=dt.UTC)
         deadline = d["spec"].get("progressDeadlineSeconds", 600) * self.progress_deadline_scale
-        overdue = not complete and (dt.datetime.now(dt.timezone.utc) - started).total_seconds() > deadline
+        overdue = not complete and (dt.datetime.now(dt.UTC) - started).total_seconds() > deadline
         rs_name = new["metadata"]["name"]
         progressing = {
             "type": "Progressing", "status": "False" if overdue else "True",
@@ -1097,7 +1097,7 @@ class KubeStandin:
         cj = self.get("CronJob", cronjob, namespace)
         if cj is None:
             raise KeyError(f"CronJob {namespace}/{cronjob}")
-        t = rfc3339(finished or dt.datetime.now(dt.timezone.utc))
+        t = rfc3339(finished or dt.datetime.now(dt.UTC))
         tpl = copy.deepcopy(cj["spec"]["jobTemplate"])
         job = self.put({
             "apiVersion": "batch/v1", "kind": "Job",

@@ -71,7 +71,7 @@ class ContainerdNode:
         rel = Path("/" + path.lstrip("/")).resolve().relative_to("/")
         return self.rootfs / rel
 
-    def start(self) -> "ContainerdNode":
+    def start(self) -> ContainerdNode:
         if shutil.which("containerd") is None or shutil.which("ctr") is None:
             raise LabError("containerd/ctr not found: run scripts/setup.sh (Debian package containerd)")
         self.certs_d.mkdir(parents=True, exist_ok=True)
@@ -290,7 +290,7 @@ NOT_FOUND = b"404 page not found\n"
 
 class _FrontHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_FrontServer"
+    server: _FrontServer
 
     def log_message(self, format, *args):
         pass
@@ -359,7 +359,7 @@ class TLSServer(ThreadingHTTPServer):
 
 
 class _FrontServer(TLSServer):
-    front: "TraefikFront"
+    front: TraefikFront
 
 
 @dataclass
@@ -384,7 +384,7 @@ class TraefikFront:
     def url(self) -> str:
         return f"https://{self.netloc}"
 
-    def start(self) -> "TraefikFront":
+    def start(self) -> TraefikFront:
         # one keep-alive pool to the backends (a TLS handshake per proxied request would dominate a pull)
         self.client = httpx.Client(verify=self.backend_verify, timeout=30, trust_env=False,
                                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
