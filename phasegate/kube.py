@@ -244,10 +244,10 @@ def _raise_unjudgeable(status: int, body, method: str, path: str) -> None:
             message = ""
         if status == 403:
             kind = classify_forbidden(message)
-            cls = ServiceAccountNotReady if kind == "service account not ready" else Forbidden
-            raise cls(kind, f"Kubernetes API: {method} {path}: HTTP 403 Forbidden ({kind}): {redact(message)}")
-        cls = AuthError if status == 401 else ServerError
-        raise cls(f"Kubernetes API: {method} {path}: HTTP {status} {redact(message)}".rstrip())
+            forbidden = ServiceAccountNotReady if kind == "service account not ready" else Forbidden
+            raise forbidden(kind, f"Kubernetes API: {method} {path}: HTTP 403 Forbidden ({kind}): {redact(message)}")
+        other = AuthError if status == 401 else ServerError
+        raise other(f"Kubernetes API: {method} {path}: HTTP {status} {redact(message)}".rstrip())
 
 
 def status_message(e: ApiException) -> str:
