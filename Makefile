@@ -8,6 +8,9 @@ setup:
 gates: setup
 	.venv/bin/phasegate lab run
 
-# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard.
+# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard; the linter and
+# the library's type check first (configured in pyproject.toml).
 test: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy --config-file pyproject.toml
 	.venv/bin/python -m pytest tests -p tests.netguard -q
