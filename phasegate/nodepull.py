@@ -106,3 +106,30 @@ def mirror_problems(kube, namespace: str, inv, node_hosts: dict, settings) -> li
 
         out += mirror.judge_node(node, path, files.get(host), allowed, answer)
     return out
+
+
+# -- the fresh tag's package versions --------------------------------------------------------------
+# An index pushed to Forgejo's container registry is one package version per manifest: the tag, and an
+# untagged `sha256:<hex>` version for each child (Forgejo's container package model; its cleanup_packages
+# cron removes untagged ones only after 24 h). So removing a pushed index is the tag and its children.
+
+FRESH_TAG_PREFIX = "pull-"
+
+
+def remove_fresh_tag(api, package: str, tag: str, child_digests: list[str]) -> None:
+    """Delete the fresh tag and the untagged versions of its children (a 404 is already gone)."""
+    api.delete(package, tag)
+    for digest in child_digests:
+        api.delete(package, digest)
+
+
+def sweep_fresh_tags(api, package: str) -> list[str]:
+    """Leftovers of a crashed run in the smoke package: every `pull-*` tag and every untagged child
+    version (the smoke package is the suite's own; its Phase 0 tag is a single manifest, no children)."""
+    gone = []
+    for v in api.package_versions(package):
+        if v.version.startswith((FRESH_TAG_PREFIX, "sha256:")):
+            api.delete(package, v.version)
+            gone.append(v.version)
+    return gone
+

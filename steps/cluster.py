@@ -185,7 +185,7 @@ def auths_authenticate(pull_secret, inventory, http_settings):
 # -- fresh-tag pulls from every node -----------------------------------------------
 
 
-FRESH_TAG_PREFIX = "pull-"
+FRESH_TAG_PREFIX = nodepull.FRESH_TAG_PREFIX
 
 
 @given("a fresh tag pushed to Forgejo", target_fixture="fresh_tag")
@@ -198,18 +198,16 @@ def fresh_tag(request, inventory, http_settings):
     repository = f"{f.owner}/{f.smoke_image}"
     tag = f"{FRESH_TAG_PREFIX}{_secrets.token_hex(4)}"
     api = Forgejo.from_inventory(inventory, http_settings, user="cleaner", deletable={f.smoke_image})
+    image = images.build_smoke(f"phasegate fresh pull {tag} {_secrets.token_hex(8)}")
 
     def cleanup():
         try:
-            api.delete(f.smoke_image, tag)
+            nodepull.remove_fresh_tag(api, f.smoke_image, tag, [c.digest for c in image.children])
         finally:
             api.close()
 
     _cleanup(request, cleanup, f"{repository}:{tag}")  # registered before the push
-    for v in api.package_versions(f.smoke_image):  # leftovers of a crashed run
-        if v.version.startswith(FRESH_TAG_PREFIX):
-            api.delete(f.smoke_image, v.version)
-    image = images.build_smoke(f"phasegate fresh pull {tag} {_secrets.token_hex(8)}")
+    nodepull.sweep_fresh_tags(api, f.smoke_image)  # leftovers of a crashed run
     with RegistryClient.from_inventory(inventory, "forgejo", "pusher") as pusher:
         digest = pusher.push(repository, image, tag=tag)
     return nodepull.FreshTag(f"{f.host}/{repository}:{tag}", f"{f.host}/{repository}", digest)

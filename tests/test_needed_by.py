@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from phasegate import config
+from tests.gherkin_walk import markers_of, scenarios
 
 pytestmark = pytest.mark.lab
 
@@ -19,7 +20,9 @@ MISSING = "is missing: set the environment variable"
 @pytest.mark.parametrize("phase", [f"phase{i}" for i in range(6)])
 def test_each_phase_runs_with_only_its_declared_secrets(lab, gates, phase):
     inv = config.load(lab.inventory_path)
-    blank = {ref.env: "" for ref in inv.secrets.values() if phase not in ref.needed_by}
+    # needed_by names markers: a secret is declared for the phase when it names a tag of one of its gates
+    markers = markers_of([sc for sc in scenarios() if phase in sc.tags])
+    blank = {ref.env: "" for ref in inv.secrets.values() if not set(ref.needed_by) & markers}
     state = "decommissioned" if phase in ("phase4", "phase5") else None
     if state:
         with lab.state(state):
