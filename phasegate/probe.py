@@ -56,6 +56,16 @@ def _finished(kube, ns: str, name: str):
     return None
 
 
+def _logs(kube, ns: str, job_name: str) -> str:
+    out = []
+    for pod in kube.pods(ns, selector=f"job-name={job_name}"):
+        try:
+            out.append(f"--- pod {pod.metadata.name}\n{kube.pod_log(ns, pod.metadata.name)[-2000:]}")
+        except Exception as e:  # diagnostics only: the verdict stands without them
+            out.append(f"--- pod {pod.metadata.name}: log unavailable ({type(e).__name__})")
+    return "\n".join(out)
+
+
 def run_once(kube, m: config.Metrics, *, timeout: float) -> ProbeRun:
     """Create a Job from the probe CronJob and wait until it finishes (a write: @writes only)."""
     started = time.time()
