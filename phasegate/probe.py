@@ -43,13 +43,15 @@ def remove_suite_jobs(kube, m: config.Metrics) -> list[str]:
 
 
 def _finished(kube, ns: str, name: str):
+    """("succeeded" | "failed", job) once the Job has an answer: a failed pod is one. The real probe Job
+    retries a failed pod (backoff_limit = 1, MON:470 @5d22b449; the API's default is 6): a probe that
+    failed once has not completed once, whatever a retry does later, so the gate does not wait it out."""
     for job in kube.jobs(ns):
         if job.metadata.name == name:
             st = job.status
             if st and (st.succeeded or 0) >= 1:
                 return ("succeeded", job)
-            if st and ((st.failed or 0) >= 1 and any(c.type == "Failed" and c.status == "True"
-                                                     for c in (st.conditions or []))):
+            if st and (st.failed or 0) >= 1:
                 return ("failed", job)
     return None
 
@@ -71,12 +73,16 @@ def run_once(kube, m: config.Metrics, *, timeout: float) -> ProbeRun:
     where = f"job {m.probe_namespace}/{name} (from cronjob {m.probe_cronjob})"
     done = kube.wait_for(lambda: _finished(kube, m.probe_namespace, name), what=where, timeout=timeout)
     if done is None:
-        raise GateFailed(expected=f"the probe Job finishes within {timeout:.0f}s", seen="still running (or never started)",
+        job = next((j for j in kube.jobs(m.probe_namespace) if j.metadata.name == name), None)
+        state = kube.job_outcome(job) if job is not None else "never created"
+        raise GateFailed(expected=f"the probe Job finishes within {timeout:.0f}s", seen=f"the Job is {state}",
                          where=where, evidence=_logs(kube, m.probe_namespace, name))
-    state, _job = done
+    state, job = done
     log = _logs(kube, m.probe_namespace, name)
     if state != "succeeded":
-        raise GateFailed(expected="the probe Job succeeds", seen="the Job failed", where=where, evidence=log)
+        # "failed (BackoffLimitExceeded ...)" or "failed N time(s), retrying (backoffLimit M)"
+        raise GateFailed(expected="the probe Job succeeds", seen=f"the Job {kube.job_outcome(job)}", where=where,
+                         evidence=log)
     return ProbeRun(m.probe_namespace, name, started, True, log)
 
 

@@ -251,13 +251,13 @@ class Cluster:
             {"name": "DRY_RUN", "value": "true"},  # as Phase 0 ships it (flipped on bake day 7)
             {"name": "FORGEJO_TOKEN", "valueFrom": {"secretKeyRef": {"name": "forgejo-cleanup-token",
                                                                      "key": "FORGEJO_TOKEN"}}},
-        ], concurrency="Forbid"))
+        ], concurrency="Forbid", backoff=1))  # backoff_limit = 1 (stacks/forgejo/cleanup.tf @6d5204db)
         api.put(_cronjob("forgejo-integrity-probe", "monitoring", "*/15 * * * *", "probe", LOCAL_IMAGES["probe"], [
             {"name": "REGISTRY_URL", "value": self.forgejo.url},
             {"name": "PUSHGATEWAY", "value": "http://prometheus-prometheus-pushgateway.monitoring:9091"},
             {"name": "REG_USER", "valueFrom": {"secretKeyRef": {"name": "forgejo-probe-credentials", "key": "REG_USER"}}},
             {"name": "REG_PASS", "valueFrom": {"secretKeyRef": {"name": "forgejo-probe-credentials", "key": "REG_PASS"}}},
-        ], concurrency="Forbid"))
+        ], concurrency="Forbid", backoff=1))  # backoff_limit = 1 (stacks/monitoring/modules/monitoring/main.tf:470 @5d22b449)
 
     def seed_projects(self, inv) -> None:
         """Every workload of every cutover project, in the real shape (WORKLOAD_SHAPES), cut over to the newest
@@ -363,11 +363,11 @@ def _node(name: str, address: str) -> dict:
                 "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}
 
 
-def _cronjob(name, ns, schedule, container, image, env, concurrency="Allow") -> dict:
+def _cronjob(name, ns, schedule, container, image, env, concurrency="Allow", backoff=0) -> dict:
     return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": ns},
             "spec": {"schedule": schedule, "concurrencyPolicy": concurrency,
                      "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
-                     "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {
+                     "jobTemplate": {"spec": {"backoffLimit": backoff, "template": {"spec": {
                          "restartPolicy": "Never",
                          "containers": [{"name": container, "image": image, "imagePullPolicy": "IfNotPresent",
                                          "env": env}]}}}}}}
