@@ -206,52 +206,53 @@ def _spec_image(pod, init: bool, name: str) -> str:
     return next((c.image for c in containers if c.name == name), "")
 
 
-def pods(kube, inv, p) -> Findings:
-    f = Findings("pods")
+def _running_containers(kube, inv, p, f: Findings):
+    """(where, init, name, template image, pod, state) of every own container in the project's running
+    pods; a missing workload or a pod problem goes to `f.problems` on the way."""
     for label, w, obj, spec in Project(kube, inv, p).workloads():
         if obj is None:
             f.problems.append(f"{label}: no such {w.kind}")
             continue
         states, problems = _pod_states(kube, p, w, obj, spec)
         f.problems += problems
-        for label, (init, name), image, pod, s in states:
-            where = f"pod {pod.metadata.namespace}/{pod.metadata.name} ({label}) {'initContainer' if init else 'container'} {name}"
-            f.judged.append(where)
-            if s is None:
-                f.problems.append(f"{where}: no status")
-            elif s.waiting_reason:
-                cause = kube.last_pull_error(pod, name) if s.waiting_reason == "ImagePullBackOff" else ""
-                f.problems.append(f"{where}: {s.waiting_reason}: {s.message}"
-                                  + (f"; last ErrImagePull: {cause}" if cause else ""))
-            else:
-                # the pod's own spec, not status.image: containerd reports the first sorted tag of the image,
-                # which can be the other registry's name for the same bytes (pkg/cri/server/container_status.go)
-                spec_image = _spec_image(pod, init, name)
-                if spec_image != image:
-                    f.problems.append(f"{where}: the pod runs {spec_image or '(no such container)'}, the template "
-                                      f"names {image}")
+        for pod_label, (init, name), image, pod, s in states:
+            kind = "initContainer" if init else "container"
+            where = f"pod {pod.metadata.namespace}/{pod.metadata.name} ({pod_label}) {kind} {name}"
+            yield where, init, name, image, pod, s
+
+
+def pods(kube, inv, p) -> Findings:
+    f = Findings("pods")
+    for where, init, name, image, pod, s in _running_containers(kube, inv, p, f):
+        f.judged.append(where)
+        if s is None:
+            f.problems.append(f"{where}: no status")
+        elif s.waiting_reason:
+            cause = kube.last_pull_error(pod, name) if s.waiting_reason == "ImagePullBackOff" else ""
+            f.problems.append(f"{where}: {s.waiting_reason}: {s.message}"
+                              + (f"; last ErrImagePull: {cause}" if cause else ""))
+        else:
+            # the pod's own spec, not status.image: containerd reports the first sorted tag of the image,
+            # which can be the other registry's name for the same bytes (pkg/cri/server/container_status.go)
+            spec_image = _spec_image(pod, init, name)
+            if spec_image != image:
+                f.problems.append(f"{where}: the pod runs {spec_image or '(no such container)'}, the template "
+                                  f"names {image}")
     return f
 
 
 def digest(kube, inv, p, client) -> Findings:
     f = Findings("digest")
     served: dict[str, str] = {}
-    for label, w, obj, spec in Project(kube, inv, p).workloads():
-        if obj is None:
-            f.problems.append(f"{label}: no such {w.kind}")
-            continue
-        states, problems = _pod_states(kube, p, w, obj, spec)
-        f.problems += problems
-        for label, (init, name), image, pod, s in states:
-            where = f"pod {pod.metadata.namespace}/{pod.metadata.name} ({label}) {'initContainer' if init else 'container'} {name}"
-            if image not in served:
-                served[image] = _served_digest(client, inv, image)
-            want = served[image]
-            image_id = cri.ImageId.parse(s.image_id if s else "")
-            f.judged.append(f"{where}: imageID {image_id.raw or '(none)'}, Forgejo serves {image} as {want}")
-            if not want.startswith("sha256:") or not image_id.runs(want):
-                state = f" ({s.waiting_reason})" if s and s.waiting_reason else ""
-                f.problems.append(f"{where}: imageID {image_id.raw or '(none)'}{state}, Forgejo serves {image} as {want}")
+    for where, _init, _name, image, _pod, s in _running_containers(kube, inv, p, f):
+        if image not in served:
+            served[image] = _served_digest(client, inv, image)
+        want = served[image]
+        image_id = cri.ImageId.parse(s.image_id if s else "")
+        f.judged.append(f"{where}: imageID {image_id.raw or '(none)'}, Forgejo serves {image} as {want}")
+        if not want.startswith("sha256:") or not image_id.runs(want):
+            state = f" ({s.waiting_reason})" if s and s.waiting_reason else ""
+            f.problems.append(f"{where}: imageID {image_id.raw or '(none)'}{state}, Forgejo serves {image} as {want}")
     return f
 
 

@@ -23,7 +23,7 @@ import json
 import re
 import threading
 
-from phasegate.lab.loopback import Handler, LoopbackServer, Write
+from phasegate.lab.loopback import Handler, LoopbackStandin, Write
 
 NS = 1_000_000_000
 MAX_ENTRIES = 5000  # Loki's limits_config.max_entries_limit_per_query default
@@ -122,14 +122,13 @@ class _LokiHandler(Handler):
         self.send(204, b"")
 
 
-class LokiStandin:
+class LokiStandin(LoopbackStandin):
     name = "loki"
 
     def __init__(self):
         self.streams: dict[tuple, list[tuple[int, str]]] = {}
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._server: LoopbackServer | None = None
 
     # -- data ------------------------------------------------------------------
     def append(self, labels: dict, entries: list[tuple[int, str]]) -> None:
@@ -163,15 +162,7 @@ class LokiStandin:
 
     # -- component protocol ----------------------------------------------------
     def start(self, lab=None) -> None:
-        self._server = LoopbackServer(_LokiHandler, self, "loki").start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
+        self.serve(_LokiHandler, "loki")
 
     def inventory(self) -> dict:
         return {"loki": {"url": self.url}}

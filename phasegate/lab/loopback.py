@@ -74,3 +74,22 @@ class LoopbackServer:
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
+
+
+class LoopbackStandin:
+    """The lab component protocol every loopback stand-in shares: one server, stopped with the lab."""
+
+    _server: LoopbackServer | None = None
+
+    def serve(self, handler: type[Handler], name: str) -> None:
+        self._server = LoopbackServer(handler, self, name).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "the stand-in is not started"
+        return self._server.url
+

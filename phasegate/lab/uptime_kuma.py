@@ -25,7 +25,7 @@ import secrets as _secrets
 import threading
 import time
 
-from phasegate.lab.loopback import Handler, LoopbackServer, Write
+from phasegate.lab.loopback import Handler, LoopbackStandin, Write
 
 SEP = "\x1e"
 PING_INTERVAL_MS = 1000  # the real server's is 25000; a short one keeps the lab's long-polls short
@@ -81,7 +81,7 @@ class _KumaHandler(Handler):
         self.send(200, b"ok", "text/html")
 
 
-class UptimeKumaStandin:
+class UptimeKumaStandin(LoopbackStandin):
     name = "uptime_kuma"
 
     def __init__(self, username: str = "admin", password: str = ""):
@@ -93,7 +93,6 @@ class UptimeKumaStandin:
         self.requests: list[tuple[str, str]] = []
         self.refused_events: list[str] = []
         self._lock = threading.Lock()
-        self._server: LoopbackServer | None = None
 
     # -- data ------------------------------------------------------------------------
     def add_monitor(self, name: str, url: str, interval: int = 300, retries: int = 3) -> int:
@@ -159,15 +158,7 @@ class UptimeKumaStandin:
     def start(self, lab=None) -> None:
         if lab is not None:
             self.password = lab.secret("uptime_kuma_password")
-        self._server = LoopbackServer(_KumaHandler, self, "uptime-kuma").start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
+        self.serve(_KumaHandler, "uptime-kuma")
 
     def inventory(self) -> dict:
         return {"uptime_kuma": {"url": self.url}}
