@@ -32,6 +32,33 @@ def _clear_abandoned_labs(config, root: Path, pattern: str) -> None:
             reporter.write_line(f"lab: removed what the last lab in {old.resolve()} left behind: {swept.summary()}")
 
 
+# Parallel runs (`-n N`, pytest-xdist) give each worker its own lab under `<basetemp>/popen-gwN/`.
+# podman refuses a runroot path longer than 50 characters (phasegate/lab/vm.py), and pytest's
+# numbered `/tmp/pytest-of-root/pytest-NNN/popen-gwN/lab0/lab/vm/rr` passes that: a parallel run's
+# base is a short directory of its own instead, `/tmp/pgt-XXXX`, its earlier siblings' labs swept
+# like pytest's numbered ones and the oldest directories removed beyond the last three.
+SHORT_BASE_PREFIX = "pgt-"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    parallel = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if parallel and not config.option.basetemp:
+        import tempfile
+
+        root = Path(tempfile.gettempdir())
+        _clear_abandoned_labs(config, root, f"{SHORT_BASE_PREFIX}*/*/*/lab")
+        olds = sorted(root.glob(f"{SHORT_BASE_PREFIX}*"), key=lambda p: p.stat().st_mtime)
+        for old in olds[:-2]:
+            from phasegate.lab import procs
+
+            if not procs.lab_processes(old) and not procs.lab_mounts(old):
+                import shutil
+
+                shutil.rmtree(old, ignore_errors=True)
+        config.option.basetemp = tempfile.mkdtemp(prefix=SHORT_BASE_PREFIX, dir=root)
+
+
 def pytest_sessionstart(session):
     # a --basetemp given again is wiped by pytest before any fixture runs: what a killed lab left in it goes first
     given = session.config.option.basetemp
@@ -89,3 +116,15 @@ def serve():
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under `-n N --dist loadgroup` a module whose tests share a module-scoped fixture (a lab state,
+    a run of every gate against bad servers) runs on one worker, so the fixture is built once; every
+    other test goes to whichever worker is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info else []
+        if any(d[-1].scope == "module" for d in defs if d):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -45,6 +45,10 @@ def named(lab_dir: Path) -> list[str]:
             out.append(f"{pid}: {argv}")
     return out
 
+# Under `-n N` these run on one worker, one after another: each starts and kills whole labs and
+# waits for their shutdown, which other labs starting beside it would only slow past its limits.
+pytestmark = pytest.mark.xdist_group("whole-lab-kills")
+
 
 def mounts_under(lab_dir: Path) -> list[str]:
     return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
