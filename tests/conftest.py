@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import netguard
+from tests import REPO, netguard
 
 netguard.install()
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _clear_abandoned_labs(config, root: Path, pattern: str) -> None:

@@ -21,8 +21,8 @@ import tomli_w
 
 from phasegate import report
 from phasegate.lab.procs import Proc, free_port, wait_until
+from tests import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "tests" / "report_example"
 CANARY = "pgcanary"
 SECRETS = {
