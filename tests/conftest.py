@@ -72,6 +72,31 @@ def inventory_of():
     return lambda lab: config.load(lab.inventory_path)
 
 
+@pytest.fixture(scope="module")
+def pushgateway(tmp_path_factory):
+    """A real Prometheus Pushgateway on loopback for one test module, without a persistence file:
+    what an earlier run pushed is never served to this one."""
+    import shutil
+
+    import httpx
+
+    from phasegate.lab.procs import Proc, free_port, wait_until
+
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        pytest.fail("prometheus-pushgateway not installed: run scripts/setup.sh")
+    port = free_port()
+    proc = Proc("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+                tmp_path_factory.mktemp("pushgateway") / "log").start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, timeout=20,
+                   what="pushgateway", proc=proc)
+        yield url
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def serve():
     """serve(behaviour, **kw): a phasegate.lab.evil server on loopback, stopped after the test."""
