@@ -98,6 +98,20 @@ def pushgateway(tmp_path_factory):
 
 
 @pytest.fixture
+def closing():
+    """closing(client) -> client, closed after the test: for tests that build several clients."""
+    made = []
+
+    def keep(thing):
+        made.append(thing)
+        return thing
+
+    yield keep
+    for thing in made:
+        thing.close()
+
+
+@pytest.fixture
 def serve():
     """serve(behaviour, **kw): a phasegate.lab.evil server on loopback, stopped after the test."""
     from phasegate.lab import evil
