@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import netguard
+from tests import REPO, netguard
 
 netguard.install()
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _clear_abandoned_labs(config, root: Path, pattern: str) -> None:
@@ -99,6 +97,45 @@ def inventory_of():
     from phasegate import config
 
     return lambda lab: config.load(lab.inventory_path)
+
+
+@pytest.fixture(scope="module")
+def pushgateway(tmp_path_factory):
+    """A real Prometheus Pushgateway on loopback for one test module, without a persistence file:
+    what an earlier run pushed is never served to this one."""
+    import shutil
+
+    import httpx
+
+    from phasegate.lab.procs import Proc, free_port, wait_until
+
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        pytest.fail("prometheus-pushgateway not installed: run scripts/setup.sh")
+    port = free_port()
+    proc = Proc("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+                tmp_path_factory.mktemp("pushgateway") / "log").start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, timeout=20,
+                   what="pushgateway", proc=proc)
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def closing():
+    """closing(client) -> client, closed after the test: for tests that build several clients."""
+    made = []
+
+    def keep(thing):
+        made.append(thing)
+        return thing
+
+    yield keep
+    for thing in made:
+        thing.close()
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import tomli_w
 
 from phasegate import config
 from phasegate.cli import build_parser
+from tests import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SHIPPED = tomllib.loads(config.DEFAULT_INVENTORY.read_text())
 
 pytestmark = pytest.mark.timeout(120)

@@ -24,17 +24,8 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def client():
-    clients = []
-
-    def make(**kw):
-        c = http.client(SETTINGS, **kw)
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
+def client(closing):
+    return lambda **kw: closing(http.client(SETTINGS, **kw))
 
 
 def one_line(exc: BaseException) -> str:
@@ -278,17 +269,8 @@ OCI_CALLS = {
 
 
 @pytest.fixture
-def registry():
-    clients = []
-
-    def make(url: str) -> oci.RegistryClient:
-        c = oci.RegistryClient(url, settings=SETTINGS)
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
+def registry(closing):
+    return lambda url: closing(oci.RegistryClient(url, settings=SETTINGS))
 
 
 @pytest.mark.parametrize("call", list(OCI_CALLS))
@@ -429,18 +411,9 @@ FORGEJO_CALLS = {
 
 
 @pytest.fixture
-def forgejo_api():
-    apis = []
-
-    def make(url: str) -> forgejo.Forgejo:
-        f = forgejo.Forgejo.connect(url, Secret("pgcanary-forgejo-api-test-0123456789", "t"), SETTINGS,
-                                    owner="viktor", deletable={"smoketest"})
-        apis.append(f)
-        return f
-
-    yield make
-    for f in apis:
-        f.close()
+def forgejo_api(closing):
+    return lambda url: closing(forgejo.Forgejo.connect(url, Secret("pgcanary-forgejo-api-test-0123456789", "t"),
+                                                       SETTINGS, owner="viktor", deletable={"smoketest"}))
 
 
 @pytest.mark.parametrize("call", list(FORGEJO_CALLS))

@@ -190,19 +190,13 @@ def test_the_kubeconfig_token_is_redacted_wherever_it_appears(serve, kube, ca):
 
 
 @pytest.fixture
-def prometheus():
+def prometheus(closing):
     from phasegate.prometheus import Prometheus, Pushgateway
 
-    made = []
-
     def make(server: evil.EvilServer, kind: str = "prometheus", ca_bundle: str = ""):
-        c = (Prometheus if kind == "prometheus" else Pushgateway)(server.url, SETTINGS, ca_bundle=ca_bundle)
-        made.append(c)
-        return c
+        return closing((Prometheus if kind == "prometheus" else Pushgateway)(server.url, SETTINGS, ca_bundle=ca_bundle))
 
-    yield make
-    for c in made:
-        c.close()
+    return make
 
 
 def prom_ok(data: dict) -> bytes:

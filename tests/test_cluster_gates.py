@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from gherkin.parser import Parser
 
-REPO = Path(__file__).resolve().parent.parent
+from tests import REPO
+from tests.gherkin_walk import outline
 
 
 def test_phase3_rows_are_the_inventorys_cutover_order():
     from phasegate import config
 
-    doc = Parser().parse((REPO / "features" / "phase3_cutover.feature").read_text())
-    (outline,) = [c["scenario"] for c in doc["feature"]["children"] if c.get("scenario")]
-    rows = [r["cells"][0]["value"] for ex in outline["examples"] for r in ex["tableBody"]]
+    rows = [row["project"] for row in outline("phase3_cutover.feature").rows()]
     assert rows == [p.name for p in config.load().cutover_order()]
 
 
@@ -26,9 +24,7 @@ def test_each_cutover_row_runs_the_five_checks_then_the_order_with_stable_step_n
     """Issue 21: the matrix is drawn from these steps; a row judges its own project first, the order last."""
     from phasegate import cutover
 
-    doc = Parser().parse((REPO / "features" / "phase3_cutover.feature").read_text())
-    (outline,) = [c["scenario"] for c in doc["feature"]["children"] if c.get("scenario")]
-    steps = [s["text"] for s in outline["steps"][1:]]
+    steps = outline("phase3_cutover.feature").steps[1:]
     assert steps == [cutover.CHECK_STEPS[c] for c in (*cutover.CHECKS, "order")]
 
 

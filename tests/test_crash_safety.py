@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gherkin.parser import Parser
 
-REPO = Path(__file__).resolve().parent.parent
+from tests import REPO
+from tests.gherkin_walk import scenarios
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -29,23 +29,17 @@ def writing_scenarios() -> list[tuple[str, list[int]]]:
     scenario (the same Given/When steps) is not repeated, which keeps the test to minutes.
     """
     out, covered = [], set()
-    for path in sorted((REPO / "features").glob("*.feature")):
-        feature = Parser().parse(path.read_text())["feature"]
-        ftags = {t["name"] for t in feature["tags"]}
-        background = [st["text"] for c in feature["children"] if "background" in c for st in c["background"]["steps"]]
-        for child in feature["children"]:
-            sc = child.get("scenario")
-            if not sc or "@writes" not in ftags | {t["name"] for t in sc["tags"]} or sc.get("examples"):
-                continue
-            texts = background + [st["text"] for st in sc["steps"]]
-            points = []
-            for n in range(1, len(texts) + 1):
-                if tuple(texts[:n]) not in covered:
-                    covered.add(tuple(texts[:n]))
-                    points.append(n)
-            out.append((sc["name"], points))
-            tags = {t.lstrip("@") for t in ftags | {t["name"] for t in sc["tags"]}}
-            STATE[sc["name"]] = _main_job_state(tags)
+    for sc in scenarios():
+        if "writes" not in sc.tags or sc.node.get("examples"):
+            continue
+        texts = [*sc.background, *sc.steps]
+        points = []
+        for n in range(1, len(texts) + 1):
+            if tuple(texts[:n]) not in covered:
+                covered.add(tuple(texts[:n]))
+                points.append(n)
+        out.append((sc.name, points))
+        STATE[sc.name] = _main_job_state(set(sc.tags))
     return out
 
 

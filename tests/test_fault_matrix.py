@@ -6,9 +6,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from gherkin.parser import Parser
 
-REPO = Path(__file__).resolve().parent.parent
+from tests import REPO
+from tests.gherkin_walk import scenarios
+
 # tests/faults/<area>.toml, one file per area so areas do not edit one file.
 MATRIX = [
     dict(case, file=path.name)
@@ -19,25 +20,7 @@ MATRIX = [
 
 def feature_scenarios() -> dict[str, set[str]]:
     """scenario template name -> names it may appear under in the matrix (outline rows expanded)."""
-    out: dict[str, set[str]] = {}
-    for path in sorted((REPO / "features").glob("*.feature")):
-        doc = Parser().parse(path.read_text())
-        children = doc["feature"]["children"]
-        for child in children:
-            for sc in [child.get("scenario")] + [c.get("scenario") for c in child.get("rule", {}).get("children", [])]:
-                if not sc:
-                    continue
-                names = {sc["name"]}
-                for ex in sc.get("examples", []):
-                    header = [c["value"] for c in ex["tableHeader"]["cells"]] if ex.get("tableHeader") else []
-                    for row in ex.get("tableBody", []):
-                        values = dict(zip(header, [c["value"] for c in row["cells"]], strict=False))
-                        name = sc["name"]
-                        for k, v in values.items():
-                            name = name.replace(f"<{k}>", v)
-                        names.add(name)
-                out[sc["name"]] = names
-    return out
+    return {sc.name: sc.names() for sc in scenarios()}
 
 
 def test_every_scenario_has_a_red_case():

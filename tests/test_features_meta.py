@@ -5,9 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from tests import REPO
 from tests.gherkin_walk import scenarios
 
-REPO = Path(__file__).resolve().parent.parent
 MARKERS = {m.split(":")[0] for m in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]}
 PHASES = {f"phase{i}" for i in range(6)}
 

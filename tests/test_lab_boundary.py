@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests import REPO
+
 LAB_COMMAND_FUNCS = ("_lab_",)  # cli.py's `phasegate lab ...` handlers are named _lab_<verb>
 
 

@@ -24,8 +24,8 @@ import pytest
 from phasegate.lab import procs
 from phasegate.lab.core import Lab
 from phasegate.lab.procs import LabError
+from tests import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 GONE_WITHIN = 10.0      # seconds a killed lab's processes may take to go (a property, polled)
 POINT_WITHIN = 240.0    # seconds a start may take to reach a kill point before that is a failure
 

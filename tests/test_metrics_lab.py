@@ -17,8 +17,8 @@ from phasegate.http import HttpSettings
 from phasegate.lab import bake_history
 from phasegate.prometheus import Prometheus, PromQLError, iso
 from phasegate.verdict import GateFailed, Pending
+from tests import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CASES = tomllib.loads((REPO / "tests" / "faults" / "metrics.toml").read_text())["case"]
 # the bake faults of this area: each has exactly one Phase 2 gate of its own
 OWN = {c["fault"]: c["scenario"] for c in CASES

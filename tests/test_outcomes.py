@@ -17,51 +17,20 @@ import tomli_w
 
 from phasegate import report
 from phasegate.lab.procs import Proc, free_port, wait_until
+from tests import REPO
+from tests.example_project import example_project, run_example
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "tests" / "outcome_example"
 
 
-@pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory):
-    port = free_port()
-    d = tmp_path_factory.mktemp("pushgateway")
-    # no persistence file: a push of an earlier run must not be served to this one
-    proc = Proc("pushgateway", ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}",
-                                "--persistence.file="], d / "log").start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, timeout=20,
-                   what="pushgateway", proc=proc)
-        yield url
-    finally:
-        proc.stop()
-
-
 def _run(tmp: Path, pushgateway: str, markexpr: str) -> tuple[subprocess.CompletedProcess, dict]:
-    tmp.mkdir()
-    (tmp / "features").mkdir()
-    (tmp / "steps").mkdir()
-    shutil.copy(EXAMPLE / "outcome.feature", tmp / "features" / "outcome.feature")
-    shutil.copy(EXAMPLE / "outcome_steps.py", tmp / "steps" / "test_outcome.py")
-    (tmp / "pytest.ini").write_text(
-        "[pytest]\ntestpaths = steps\nbdd_features_base_dir = features/\nstrict_markers = true\n"
-        "markers =\n    phase2: p2\n    readonly: ro\n    red: red\n")
-    inv = tomllib.loads((REPO / "phasegate.toml").read_text())
-    inv["name"] = "outcome-example"
-    inv["report"]["results_dir"] = str(tmp / "results")
-    (tmp / "inventory.toml").write_text(tomli_w.dumps(inv))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "CI_"))}
-    env.update({"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update({ref["env"]: f"pgcanary-{key}" for key, ref in inv["secrets"].items()})  # gates may need them
-    argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "no:cacheprovider", "-m", markexpr,
-            "--inventory", str(tmp / "inventory.toml"), "--push-metrics", "--pushgateway", pushgateway]
-    proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
-    results = {}
-    for f in (tmp / "results").glob("*-result.json"):
-        d = json.loads(f.read_text())
-        results[d["name"]] = d
-    return proc, results
+    project = example_project(tmp, EXAMPLE, {"outcome.feature": "features/outcome.feature",
+                                             "outcome_steps.py": "steps/test_outcome.py"},
+                              {"phase2": "p2", "readonly": "ro", "red": "red"}, "outcome-example")
+    inv = tomllib.loads((project / "inventory.toml").read_text())
+    secrets = {ref["env"]: f"pgcanary-{key}" for key, ref in inv["secrets"].items()}  # gates may need them
+    run = run_example(project, pushgateway, secrets, ["-m", markexpr])
+    return run.proc, run.by_name
 
 
 def _states(pushgateway: str) -> dict[str, dict]:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from phasegate import config
-
-REPO = Path(__file__).resolve().parent.parent
+from tests import REPO
 
 
 def collect(*args: str) -> subprocess.CompletedProcess:

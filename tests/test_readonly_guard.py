@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import REPO
 from tests.test_gates_bad_servers import ALL_PHASES
 
-REPO = Path(__file__).resolve().parent.parent
 SAFE = ("GET", "HEAD", "OPTIONS")
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]

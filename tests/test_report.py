@@ -21,8 +21,9 @@ import tomli_w
 
 from phasegate import report
 from phasegate.lab.procs import Proc, free_port, wait_until
+from tests import REPO
+from tests.example_project import example_project, run_example
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "tests" / "report_example"
 CANARY = "pgcanary"
 SECRETS = {
@@ -35,60 +36,25 @@ SECRETS = {
 }
 
 
-@pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory):
-    binary = shutil.which("prometheus-pushgateway")
-    if binary is None:
-        pytest.fail("prometheus-pushgateway not installed: run scripts/setup.sh")
-    port = free_port()
-    d = tmp_path_factory.mktemp("pushgateway")
-    proc = Proc("pushgateway", [binary, f"--web.listen-address=127.0.0.1:{port}"], d / "log").start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, timeout=20,
-                   what="pushgateway", proc=proc)
-        yield url
-    finally:
-        proc.stop()
-
-
 def _project(tmp: Path) -> Path:
     """A throw-away gate project: features/, steps/, conftest.py and an inventory."""
-    (tmp / "features").mkdir()
-    (tmp / "steps").mkdir()
-    shutil.copy(EXAMPLE / "example.feature", tmp / "features" / "example.feature")
-    shutil.copy(EXAMPLE / "example_steps.py", tmp / "steps" / "test_example.py")
-    shutil.copy(EXAMPLE / "example_conftest.py", tmp / "conftest.py")
-    (tmp / "pytest.ini").write_text(
-        "[pytest]\ntestpaths = steps\nbdd_features_base_dir = features/\nstrict_markers = true\n"
-        "markers =\n    phase0: p0\n    phase2: p2\n    phase3: p3\n    readonly: ro\n    project: per project\n"
-    )
-    inv = tomllib.loads((REPO / "phasegate.toml").read_text())
-    inv["name"] = "report-example"
-    inv["report"]["results_dir"] = str(tmp / "results")
-    (tmp / "inventory.toml").write_text(tomli_w.dumps(inv))
-    return tmp
+    return example_project(tmp, EXAMPLE, {"example.feature": "features/example.feature",
+                                          "example_steps.py": "steps/test_example.py",
+                                          "example_conftest.py": "conftest.py"},
+                           {"phase0": "p0", "phase2": "p2", "phase3": "p3", "readonly": "ro", "project": "per project"},
+                           "report-example")
 
 
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory, pushgateway):
     """One run of the example gates: default results folder, --push-metrics, CI variables set."""
     tmp = _project(tmp_path_factory.mktemp("example"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "CI_"))}
-    env.update(SECRETS)
-    env.update({"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1",
-                "CI_PIPELINE_NUMBER": "42", "CI_PIPELINE_URL": "https://ci.lab.test/repos/7/pipeline/42",
-                "CI_REPO": "viktor/phasegate", "CI_SYSTEM_URL": "https://ci.lab.test", "CI_SYSTEM_NAME": "woodpecker"})
-    argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "no:cacheprovider", "-q",
-            "--inventory", str(tmp / "inventory.toml"), "--push-metrics", "--pushgateway", pushgateway]
-    proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
-    results = tmp / "results"
-    assert results.is_dir(), proc.stdout[-3000:] + proc.stderr[-2000:]
-    by_name = {}
-    for f in results.glob("*-result.json"):
-        d = json.loads(f.read_text())
-        by_name[d["name"]] = d
-    return {"dir": tmp, "results": results, "by_name": by_name, "proc": proc}
+    run = run_example(tmp, pushgateway, {**SECRETS, "CI_PIPELINE_NUMBER": "42",
+                                         "CI_PIPELINE_URL": "https://ci.lab.test/repos/7/pipeline/42",
+                                         "CI_REPO": "viktor/phasegate", "CI_SYSTEM_URL": "https://ci.lab.test",
+                                         "CI_SYSTEM_NAME": "woodpecker"}, ["-q"])
+    assert run.results.is_dir(), run.proc.stdout[-3000:] + run.proc.stderr[-2000:]
+    return {"dir": tmp, "results": run.results, "by_name": run.by_name, "proc": run.proc}
 
 
 def _labels(result: dict) -> dict[str, list[str]]:

@@ -33,9 +33,9 @@ import pytest
 import tomli_w
 
 from phasegate.lab.procs import free_port
+from tests import REPO
 from tests.canary import leaks_in_tree
 
-REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "reports"
 
 FAULT = "forgejo-puller-can-push"

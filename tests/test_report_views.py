@@ -30,10 +30,10 @@ import pytest
 import tomli_w
 
 from phasegate import charts, report
+from tests import REPO
 from tests.canary import leaks_in_tree
 from tests.test_report_browser import CHROMIUM_FLAGS, CHROMIUM_OWN, _RefusingProxy
 
-REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "reports" / "views"
 DOCS = REPO / "docs"
 DOCS_ENV = "PHASEGATE_DOCS_SCREENSHOTS"

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from phasegate import config
+from tests import REPO
 from tests.gherkin_walk import markers_of, scenarios
 
-REPO = Path(__file__).resolve().parent.parent
 PIPELINE_FILE = REPO / ".woodpecker" / "bake.yml"
 PVC_FILE = REPO / "deploy" / "bake-pvc.yaml"
 PIPELINE = yaml.safe_load(PIPELINE_FILE.read_text())
