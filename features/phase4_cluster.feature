@@ -1,8 +1,8 @@
 @phase4 @cluster
 Feature: Phase 4 - the cluster no longer depends on registry-private
-  After the decommission the pull secret names Forgejo only, no node keeps a
-  containerd mirror entry for registry-private, and every node still pulls a
-  fresh tag from Forgejo.
+  After the decommission the pull secret names Forgejo only, no node's containerd
+  registry configuration names registry-private (its config.toml and imports, every
+  hosts directory containerd reads), and every node still pulls a fresh tag from Forgejo.
 
   @writes
   Scenario: A fresh namespace receives a pull secret for Forgejo only
@@ -20,7 +20,7 @@ Feature: Phase 4 - the cluster no longer depends on registry-private
     Then every pod pulled the fresh tag from Forgejo
 
   @writes
-  Scenario: No node keeps a hosts.toml for registry-private
+  Scenario: No node's containerd registry configuration names registry-private
     Given a fresh namespace
-    When every node's hosts.toml for the registry-private hosts is read
-    Then no node has a hosts.toml for registry-private
+    When every node's containerd registry configuration is read
+    Then no node's containerd registry configuration names registry-private

@@ -433,6 +433,9 @@ class Cluster:
     # nodes: containerd's registry config, and where the Forgejo mirror must point
     nodes: list[str] = field(default_factory=list)  # empty = every node the API lists
     containerd_certs_dir: str = "/etc/containerd/certs.d"
+    # containerd's own config: cloud-init writes `containerd config default` there and sets config_path by sed
+    # (modules/create-template-vm/cloud_init.yaml:76, stacks/infra/main.tf:68 @5d22b449); phasegate.containerd_config
+    containerd_config: str = "/etc/containerd/config.toml"
     # in-cluster Traefik LB: 10.0.20.200 until 05-30, then 10.0.20.203 (infra-facts.md section 4)
     forgejo_mirrors: list[str] = field(default_factory=lambda: ["https://10.0.20.200", "https://10.0.20.203"])
     # what the suite creates (fresh namespaces, pods) carries this prefix and label, and only that is deleted

@@ -27,7 +27,6 @@ import secrets as _secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import urllib3
 from kubernetes import client as k8s
@@ -537,32 +536,44 @@ class Kube:
         return self.wait_for(settled, what=f"pod {ns}/{name}", timeout=timeout) or last.get("pod")
 
     # -- node files --------------------------------------------------------------
-    def read_node_files(self, ns: str, node: str, paths: list[str]) -> dict[str, str | None]:
-        """{path: content or None (absent)} of files on `node`, read by one short-lived pod each."""
+    # A reader pod mounts the node's `/` read-only at /host: a hostPath whose source is missing would be
+    # created by containerd's CRI (pkg/cri/opts/spec_linux.go:161-168 @ v1.6.20 `MkdirAll(src)`), so the suite
+    # never mounts a directory that may not exist.
+    def _node_reads(self, ns: str, node: str, commands: dict[str, list[str]]) -> dict[str, str | None]:
+        """{key: log, or None when the file or directory is absent} of one short-lived reader pod per command."""
+        pods = {key: self.create_pod(ns, "read", node=node, image=self.cluster.node_reader_image,
+                                     pull_policy="IfNotPresent", command=argv, host_path="/", mount_path="/host")
+                for key, argv in commands.items()}
         out: dict[str, str | None] = {}
-        root = self.cluster.containerd_certs_dir.rstrip("/")
-        pods = {}
-        for path in paths:
-            base = root if path.startswith(root + "/") else str(PurePosixPath(path).parent)
-            rel = path[len(base):]
-            mount = "/host" + base
-            pods[path] = self.create_pod(ns, "read", node=node, image=self.cluster.node_reader_image,
-                                         pull_policy="IfNotPresent", command=["cat", mount + rel],
-                                         host_path=base, mount_path=mount)
-        for path, pod_name in pods.items():
+        for key, pod_name in pods.items():
             pod = self.wait_pod_settled(ns, pod_name)
             phase = pod.status.phase if pod else "unknown"
             log = self.pod_log(ns, pod_name) if phase in ("Succeeded", "Failed") else ""
             if phase == "Succeeded":
-                out[path] = log
-            elif phase == "Failed" and "No such file" in log:
-                out[path] = None
+                out[key] = log
+            elif phase == "Failed" and ("No such file" in log or "Not a directory" in log):
+                out[key] = None
             else:
                 states = self.container_states(pod) if pod else []
                 detail = "; ".join(f"{s.waiting_reason}: {s.message}" for s in states if s.waiting_reason) or log.strip()
-                raise Broken(f"could not read {path} on node {node}: reader pod {ns}/{pod_name} is {phase}"
+                raise Broken(f"could not read {key} on node {node}: reader pod {ns}/{pod_name} is {phase}"
                              + (f" ({detail[:300]})" if detail else ""))
         return out
+
+    def read_node_files(self, ns: str, node: str, paths: list[str]) -> dict[str, str | None]:
+        """{path: content or None (absent)} of files on `node` (busybox `cat`)."""
+        return self._node_reads(ns, node, {p: ["cat", "/host" + p] for p in paths})
+
+    def list_node_dirs(self, ns: str, node: str, dirs: list[str]) -> dict[str, list[str] | None]:
+        """{directory: its entries, or None (absent)} on `node` (busybox `ls -1A`: names, one a line, sorted)."""
+        logs = self._node_reads(ns, node, {d: ["ls", "-1A", "/host" + d] for d in dirs})
+        return {d: (None if log is None else [x for x in log.splitlines() if x]) for d, log in logs.items()}
+
+    def node_runtimes(self) -> dict[str, str]:
+        """{node: status.nodeInfo.containerRuntimeVersion} (`containerd://1.7.27`; '' if not reported)."""
+        nodes = self.core.list_node(_request_timeout=self.timeout).items
+        return {n.metadata.name: (n.status.node_info.container_runtime_version or "")
+                if n.status and n.status.node_info else "" for n in nodes}
 
     # -- workloads ---------------------------------------------------------------
     def rollout_problem(self, d) -> str:

@@ -7,7 +7,7 @@ import secrets as _secrets
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from phasegate import cutover, images, nodepull, report
+from phasegate import containerd_config, cutover, images, nodepull, report
 from phasegate.http import GUARD
 from phasegate.kube import (
     Kube,
@@ -225,19 +225,12 @@ def pulled_from_forgejo(kube, pull_pods, fresh_tag):
           seen="; ".join(problems), where=f"namespace {pull_pods.namespace}, image {fresh_tag.image}")
 
 
-# -- node files: containerd hosts.toml ----------------------------------------------
+# -- node files: containerd hosts.toml (Phase 0) and every registry configuration (Phase 4) ------
 
 
-@when(parsers.parse("every node's hosts.toml for the {which} is read"), target_fixture="node_hosts")
-def read_hosts_toml(kube, namespace, inventory, which):
-    if which == "Forgejo host":
-        hosts = [inventory.forgejo.host]
-    elif which == "registry-private hosts":
-        p = inventory.private_registry
-        hosts = [p.host, *p.aliases]
-    else:
-        raise ValueError(f"unknown host set {which!r}")
-    return nodepull.read_hosts_tomls(kube, namespace, inventory, hosts)
+@when("every node's hosts.toml for the Forgejo host is read", target_fixture="node_hosts")
+def read_hosts_toml(kube, namespace, inventory):
+    return nodepull.read_hosts_tomls(kube, namespace, inventory, [inventory.forgejo.host])
 
 
 @then("every node has a hosts.toml for the Forgejo host")
@@ -258,12 +251,15 @@ def mirror_answers(node_hosts, kube, namespace, inventory, http_settings):
           where=f"{hosts_toml_path(inventory, inventory.forgejo.host)} on nodes {', '.join(sorted(node_hosts))}")
 
 
-@then("no node has a hosts.toml for registry-private")
-def no_private_hosts(node_hosts, inventory):
-    kept = [f"node {node}: {hosts_toml_path(inventory, h)}" for node, files in sorted(node_hosts.items())
-            for h, text in files.items() if text is not None]
-    check(not kept, expected="no hosts.toml for registry-private on any node", seen="; ".join(kept),
-          where=f"nodes {', '.join(sorted(node_hosts))}")
+@when("every node's containerd registry configuration is read", target_fixture="node_registry_configs")
+def read_registry_configs(kube, namespace, inventory):
+    return containerd_config.read_nodes(kube, namespace, inventory.cluster)
+
+
+@then("no node's containerd registry configuration names registry-private")
+def no_private_registry_config(node_registry_configs, inventory):
+    p = inventory.private_registry
+    containerd_config.judge_named_nowhere(node_registry_configs, [p.host, *p.aliases])
 
 
 # -- Phase 3: cutover (phasegate.cutover judges; one step per check, the order last) ----------

@@ -156,3 +156,18 @@ def test_a_projects_own_images_are_judged_wherever_hosted_and_others_ignored():
     assert not cutover.is_own_image("mcr.microsoft.com/playwright:v1.48.0-noble", p)
     assert not cutover.is_own_image("busybox:1.37", p)
     assert cutover.is_own_image("viktorbarzin/claude-memory-mcp:17", config.load().project("claude-memory-mcp"))
+
+
+@pytest.mark.lab
+def test_the_phase4_node_gate_is_green_after_the_decommission_and_red_before(lab, gates):
+    """Issue 15.4: the nodes' config.toml is the infra repository's (containerd config default, config_path set);
+    after the decommission nothing names registry-private; before it, its host directories do."""
+    scenario = "No node's containerd registry configuration names registry-private"
+    with lab.state("decommissioned"):
+        run = gates(scenario=scenario)
+    assert run.passed() == [scenario], run.summary()
+    run = gates(scenario=scenario)
+    assert run.failed() == [scenario], run.summary()
+    for node in ("k8s-node1", "k8s-node2", "k8s-node3"):
+        assert f"node {node}: /etc/containerd/certs.d/" in run.message(scenario)
+    assert "a host directory for localhost:" in run.message(scenario)

@@ -187,7 +187,15 @@ def test_node_files_are_read_through_a_hostpath_pod(lab, kube, namespace, invent
     assert files[path] == c.nodes["k8s-node3"].hosts_toml(inv.forgejo.host).read_text()
     assert files["/etc/containerd/certs.d/absent.test/hosts.toml"] is None
     readers = kube.pods(namespace)
-    assert readers and all(p.spec.volumes[0].host_path.path == "/etc/containerd/certs.d" for p in readers)
+    # the node's / read-only: a missing hostPath source would be created by containerd's CRI (MkdirAll)
+    assert readers and all(p.spec.volumes[0].host_path.path == "/" for p in readers)
+    assert all(p.spec.containers[0].volume_mounts[0].read_only for p in readers)
+    assert kube.read_node_files(namespace, "k8s-node3", ["/etc/containerd/config.toml"])[
+        "/etc/containerd/config.toml"] == c.nodes["k8s-node3"].config_toml.read_text()
+    listed = kube.list_node_dirs(namespace, "k8s-node3", ["/etc/containerd/certs.d", "/etc/docker/certs.d"])
+    assert listed == {"/etc/containerd/certs.d": sorted(p.name for p in c.nodes["k8s-node3"].certs_d.iterdir()),
+                      "/etc/docker/certs.d": None}
+    assert kube.node_runtimes()["k8s-node3"].startswith("containerd://")
 
 
 def test_rollout_restart_rolls_out_a_new_replicaset(lab, kube, writes, inventory_of):

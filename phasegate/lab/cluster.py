@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import json
 import secrets as _secrets
+import shutil
 import ssl
 from pathlib import Path
 
@@ -675,25 +676,44 @@ def _missing_layer(lab):
 # -- decommissioned (Phase 4) --------------------------------------------------
 
 
+@contextlib.contextmanager
+def _files_kept(*paths: Path):
+    """Put these files and directories back as they were (or remove them if they were not there) on exit."""
+    saved = {p: _snapshot(p) for p in paths}
+    try:
+        yield
+    finally:
+        for p, snap in saved.items():
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+            for rel, data in (snap or {}).items():
+                target = p / rel if rel else p
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+
+
+def _snapshot(p: Path) -> dict[str, bytes] | None:
+    if p.is_file():
+        return {"": p.read_bytes()}
+    if p.is_dir():
+        return {str(f.relative_to(p)): f.read_bytes() for f in p.rglob("*") if f.is_file()}
+    return None
+
+
 @state_part("decommissioned", component="cluster",
-            description="registry-credentials holds only the Forgejo entry; nodes have no registry-private hosts.toml")
+            description="registry-credentials holds only the Forgejo entry; nodes have no registry-private host "
+                        "directory in certs.d")
 def _decommission_cluster(lab):
     c = _cluster(lab)
-    with _restored(c, "Secret", PULL_SECRET, "kyverno"):
+    dirs = [node.certs_d / h for node in c.nodes.values() for h in c.private_hosts]
+    with _restored(c, "Secret", PULL_SECRET, "kyverno"), _files_kept(*dirs):
         c.set_pull_secret(c._credentials(private=False))
-        removed = {}
-        try:
-            for node in c.nodes.values():
-                for h in c.private_hosts:
-                    path = node.hosts_toml(h)
-                    if path.exists():
-                        removed[path] = path.read_text()
-                        path.unlink()
-            yield
-        finally:
-            for path, text in removed.items():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+        for d in dirs:
+            if d.exists():
+                shutil.rmtree(d)  # the whole directory: containerd configures a host from its certificates too
+        yield
 
 
 @fault("decommission-kept-private-auths", component="cluster",
@@ -710,14 +730,58 @@ def _kept_auths(lab):
 def _kept_hosts(lab):
     c = _cluster(lab)
     node = c.nodes[NODE_NAMES[2]]
-    path = node.hosts_toml(c.private_hosts[0])
-    existed = path.exists()
-    write_hosts_toml(node, c.private_hosts[0], c.private.url, [], lab.ca.bundle)
-    try:
+    with _files_kept(node.certs_d / c.private_hosts[0]):
+        write_hosts_toml(node, c.private_hosts[0], c.private.url, [], lab.ca.bundle)
         yield
-    finally:
-        if not existed:
-            path.unlink()
+
+
+@fault("decommission-node-config-inline-mirror", component="cluster",
+       description="after decommission, k8s-node2's config.toml still has an inline CRI mirror for registry-private "
+                   "(appended as scripts/node_registry_manager.sh adds one)")
+def _inline_mirror(lab):
+    c = _cluster(lab)
+    node = c.nodes[NODE_NAMES[1]]
+    host = c.private_hosts[0]
+    with _files_kept(node.config_toml):
+        # node_registry_manager.sh:40 @5d22b449 (`--add <url>`, its docker.io section for registry-private's host):
+        # echo -e "\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"$mirror_url\"]" >> config
+        with node.config_toml.open("a") as f:
+            f.write(f'\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors."{host}"]\n  endpoint = ["{c.private.url}"]\n')
+        yield
+
+
+@fault("decommission-node-default-hosts-toml", component="cluster",
+       description="after decommission, k8s-node1's certs.d/_default/hosts.toml sends every registry without a "
+                   "directory of its own to registry-private")
+def _default_hosts(lab):
+    c = _cluster(lab)
+    node = c.nodes[NODE_NAMES[0]]
+    path = node.certs_d / "_default" / "hosts.toml"
+    with _files_kept(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the shape of registry-private's own entry (stacks/infra/main.tf:81 @5d22b449), as a catch-all
+        path.write_text(f'[host."{c.private.url}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n')
+        yield
+
+
+@fault("decommission-node-imported-config", component="cluster",
+       description="after decommission, k8s-node3's config.toml imports /etc/containerd/conf.d/*.toml and one of "
+                   "them keeps an inline TLS config for registry-private")
+def _imported_config(lab):
+    c = _cluster(lab)
+    node = c.nodes[NODE_NAMES[2]]
+    conf_d = node.host_path("/etc/containerd/conf.d")
+    with _files_kept(node.config_toml, conf_d):
+        text = node.config_toml.read_text()
+        node.config_toml.write_text(text.replace("imports = []", 'imports = ["/etc/containerd/conf.d/*.toml"]', 1))
+        conf_d.mkdir(parents=True, exist_ok=True)
+        (conf_d / "10-gc.toml").write_text('version = 2\n\n[plugins."io.containerd.gc.v1.scheduler"]\n'
+                                           '  pause_threshold = 0.02\n')
+        # registry-private's wildcard certificate has no IP SAN (stacks/infra/main.tf:79 @5d22b449): skip_verify
+        (conf_d / "20-registry-private.toml").write_text(
+            f'version = 2\n\n[plugins."io.containerd.grpc.v1.cri".registry.configs."{c.private_hosts[1]}".tls]\n'
+            '  insecure_skip_verify = true\n')
+        yield
 
 
 # -- 403 Forbidden and namespace life cycle (issue 20) ---------------------------

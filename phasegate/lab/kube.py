@@ -16,7 +16,8 @@ Controllers run inside the stand-in:
   `imagePullSecrets` credentials, honours `imagePullPolicy`, and reports
   `containerStatuses` (`imageID`, or `ErrImagePull`/`ImagePullBackOff` with
   containerd's message). A container whose command is `cat FILE...` prints
-  those files from its hostPath volumes (how the suite reads node files);
+  those files from its hostPath volumes, `ls -1A DIR...` lists directories
+  (how the suite reads node files: phasegate.lab.nodes `busybox_ls`);
 - the deployment controller (ReplicaSets per pod template, surge rollout,
   status with observedGeneration/updated/ready/available replicas);
 - the job controller: a Job runs one pod; a Job owned by a CronJob updates
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from phasegate.lab.nodes import ContainerdNode, PullFailed, TLSServer
+from phasegate.lab.nodes import ContainerdNode, PullFailed, TLSServer, busybox_ls, pod_host_file
 from phasegate.lab.procs import free_port
 
 # (group, version, plural) -> (kind, namespaced)
@@ -834,6 +835,8 @@ class KubeStandin:
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         if argv and argv[0] in ("cat", "/bin/cat"):
             return self._cat(pod, c, node, argv[1:])
+        if argv and argv[0] in ("ls", "/bin/ls"):
+            return busybox_ls(pod, c, node, argv[1:])
         if job is None and pod["spec"].get("restartPolicy") == "Never":
             cid = f"{pod['metadata']['name']}-{c['name']}-{_secrets.token_hex(3)}"
             return node.run(normalise_ref(c["image"]), cid, argv)
@@ -861,17 +864,9 @@ class KubeStandin:
         return self.runners.get((ns, job["metadata"]["name"]))
 
     def _cat(self, pod: dict, c: dict, node: ContainerdNode, paths: list[str]) -> tuple[int, str]:
-        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
         out, code = [], 0
         for path in paths:
-            host_path = None
-            for m in sorted(c.get("volumeMounts") or [], key=lambda m: -len(m["mountPath"])):
-                mp = m["mountPath"].rstrip("/")
-                if path == mp or path.startswith(mp + "/"):
-                    hp = (volumes.get(m["name"]) or {}).get("hostPath")
-                    if hp:
-                        host_path = node.host_path(hp["path"].rstrip("/") + path[len(mp):])
-                    break
+            host_path = pod_host_file(pod, c, node, path)
             if host_path is None or not host_path.is_file():
                 out.append(f"cat: can't open '{path}': No such file or directory\n")
                 code = 1

@@ -8,6 +8,11 @@ through `ctr -n k8s.io images pull --hosts-dir <rootfs>/etc/containerd/certs.d`,
 which resolves mirrors exactly as the kubelet's CRI pull does (Debian ships no
 crictl). A hostPath volume of a lab pod maps into `rootfs/`.
 
+`rootfs/etc/containerd/config.toml` is the node's config.toml as the infra
+repository's cloud-init leaves it (`cloud_init_config_toml`): what the suite's
+node reader sees. The lab's containerd itself runs on a private config (its own
+root, state and sockets), so that file's contents never change what it pulls.
+
 `TraefikFront` is the in-cluster load balancer the Forgejo mirror entry points
 at: it forwards to Forgejo only when the request's Host matches one of its
 routers, and answers Traefik's `404 page not found` otherwise -- what the real
@@ -16,11 +21,13 @@ Traefik does for a bare IP without SNI (the 2026-06-10 pull hairpin).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
 import json
 import platform
+import re
 import shutil
 import ssl
 import subprocess
@@ -35,6 +42,7 @@ import httpx
 from phasegate.lab.procs import LabError, Proc, free_port, wait_until
 
 CERTS_D = "etc/containerd/certs.d"
+CONFIG_TOML = "etc/containerd/config.toml"
 PULL_TIMEOUT = 60.0
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
@@ -66,6 +74,11 @@ class ContainerdNode:
     def hosts_toml(self, host: str) -> Path:
         return self.certs_d / host / "hosts.toml"
 
+    @property
+    def config_toml(self) -> Path:
+        """The node's /etc/containerd/config.toml (read by the suite; not the lab containerd's own config)."""
+        return self.rootfs / CONFIG_TOML
+
     def host_path(self, path: str) -> Path:
         """A path on the node (absolute, as in a hostPath volume) inside the lab."""
         rel = Path("/" + path.lstrip("/")).resolve().relative_to("/")
@@ -75,6 +88,7 @@ class ContainerdNode:
         if shutil.which("containerd") is None or shutil.which("ctr") is None:
             raise LabError("containerd/ctr not found: run scripts/setup.sh (Debian package containerd)")
         self.certs_d.mkdir(parents=True, exist_ok=True)
+        self.config_toml.write_text(cloud_init_config_toml())
         cfg = self.dir / "config.toml"
         # A private instance: nothing shared with a system containerd (root, state, sockets).
         cfg.write_text(
@@ -200,6 +214,55 @@ class ContainerdNode:
         r = self._ctr(["images", "import", "-"], timeout=30, input=tar)
         if r.returncode != 0:
             raise LabError(f"{self.name}: image import failed: {r.stderr.decode(errors='replace')[-400:]}")
+
+
+@functools.cache
+def cloud_init_config_toml() -> str:
+    """/etc/containerd/config.toml as the infra repository's cloud-init leaves a node: the real
+    `containerd config default` (modules/create-template-vm/cloud_init.yaml:76 @5d22b449; this machine's
+    containerd, Debian 1.6.20: version 2, `config_path = ""`), then its edits in place:
+    - `sed -i 's|config_path = ""|config_path = "/etc/containerd/certs.d"|'` (stacks/infra/main.tf:68 @5d22b449);
+    - `sed -i 's/.*max_concurrent_downloads = 3/max_concurrent_downloads = 20/g'` (main.tf:96);
+    - the GC tuning patched in place, as k8s-node-containerd-setup.sh:89-95 @8ed427a7 does. The 5d22b449
+      template appended those three plugin tables instead (main.tf:100-116), which containerd 1.6.20 refuses
+      on top of its own `config default` ("duplicated tables", tried here); the later script's comment
+      (:92-93) blames containerd 2's defaults for the same failure.
+    """
+    r = subprocess.run(["containerd", "config", "default"], capture_output=True, timeout=30, check=True)
+    text = r.stdout.decode()
+    text = text.replace('config_path = ""', 'config_path = "/etc/containerd/certs.d"')
+    text = re.sub(r"(?m)^.*max_concurrent_downloads = 3", "max_concurrent_downloads = 20", text)
+    text = re.sub(r"(?m)^[ \t]*pause_threshold = .*", "  pause_threshold = 0.02", text)
+    text = re.sub(r"(?m)^[ \t]*schedule_delay = .*", "  schedule_delay = '1800s'", text)
+    text = re.sub(r"(?m)^[ \t]*exit_timeout = .*", "  exit_timeout = '5m'", text)
+    return text
+
+
+def pod_host_file(pod: dict, container: dict, node: ContainerdNode, path: str) -> Path | None:
+    """The lab file behind `path` as a pod's container sees it through its hostPath volumes (None: no volume)."""
+    volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+    for m in sorted(container.get("volumeMounts") or [], key=lambda m: -len(m["mountPath"])):
+        mp = m["mountPath"].rstrip("/")
+        if path == mp or path.startswith(mp + "/"):
+            hp = (volumes.get(m["name"]) or {}).get("hostPath")
+            return node.host_path(hp["path"].rstrip("/") + path[len(mp):]) if hp else None
+    return None
+
+
+def busybox_ls(pod: dict, container: dict, node: ContainerdNode, args: list[str]) -> tuple[int, str]:
+    """busybox `ls [-1A] DIR...` in a reader pod: each directory's entries, one a line, sorted by name; a missing
+    one is `ls: DIR: No such file or directory` and exit code 1."""
+    out, code = [], 0
+    for path in [a for a in args if not a.startswith("-")]:
+        d = pod_host_file(pod, container, node, path)
+        if d is None or not d.exists():
+            out.append(f"ls: {path}: No such file or directory\n")
+            code = 1
+        elif d.is_dir():
+            out += [e + "\n" for e in sorted(x.name for x in d.iterdir())]
+        else:
+            out.append(path + "\n")
+    return code, "".join(out)
 
 
 def write_hosts_toml(node: ContainerdNode, host: str, server: str, mirrors: list[str], ca: Path | None,
