@@ -8,9 +8,10 @@ setup:
 gates: setup
 	.venv/bin/phasegate lab run
 
-# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard; the linter and
+# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard, three at a time
+# (pytest-xdist: each worker its own lab; tests/conftest.py groups what must share a worker); the linter and
 # the library's type check first (configured in pyproject.toml).
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy --config-file pyproject.toml
-	.venv/bin/python -m pytest tests -p tests.netguard -q
+	.venv/bin/python -m pytest tests -p tests.netguard -q -n 3 --dist loadgroup
