@@ -13,6 +13,9 @@ Feature: Phase 2 bake exit criteria
   Background:
     Given the bake window from the inventory
 
+  Scenario: No image= line changed: no project container ran an image from Forgejo before the cutover
+    Then no container of a project workload ran an image from Forgejo during the bake, each Deployment seen by cAdvisor with no gap over 10 minutes
+
   Scenario: Zero integrity failures and zero RegistryManifestIntegrityFailure alerts for Forgejo
     Then the bake criterion "zero integrity failures and alerts" holds
 

@@ -2,8 +2,9 @@
 
 Sources, each the real environment's (docs/inventory.md, "Bake signals"):
 - Prometheus: only series the real scrape config keeps (the integrity probe's gauges via the
-  Pushgateway, cAdvisor's working set and OOM events, kube-state-metrics' limits, restarts, Jobs and
-  the CronJob's last success, the kubelet's volume stats);
+  Pushgateway, cAdvisor's working set and OOM events, and its containers' `image` for the projects'
+  workloads (phasegate.bake_images), kube-state-metrics' limits, restarts, Jobs and the CronJob's last
+  success, the kubelet's volume stats);
 - Loki: the retention job's own log lines (`Summary:`, `deleted`, `FAIL`): it pushes no metric;
 - Uptime Kuma: the external `/api/healthz` monitor's heartbeats.
 
@@ -43,6 +44,7 @@ MAX_LISTED = 12  # offending samples listed in a verdict (the rest are counted)
 SUMMARY = re.compile(r"^Summary: kept=(\d+) to_delete=(\d+) dry_run=(\S+)")  # cleanup.sh:109 @5d22b449
 DELETED = re.compile(r"^  deleted (\S+)")  # cleanup.sh:100
 FAIL = re.compile(r"^  FAIL (\S+) HTTP (\d+)")  # cleanup.sh:102 (the job still exits 0)
+NO_FORGEJO_IMAGE = "no Forgejo image before the cutover"  # phasegate.bake_images.CRITERION
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,15 @@ class BakeJudge:
             need = still_needed or f"the rest of the window, to {iso(self.window.end)}"
             raise _with(Pending(f"{data.criterion}: no violation so far; {self.window.so_far()}; "
                                 f"still needed: {need}"), data)
+
+    # -- no image= line changes (phasegate.bake_images) -------------------------------
+    def no_forgejo_images(self, max_gap_minutes: int | None = None) -> None:
+        """No container of a project workload ran an image from Forgejo in the window (cAdvisor's `image`);
+        a Deployment unseen for longer than `max_gap_minutes` (default: [bake] max_hole_minutes) is no data."""
+        from phasegate import bake_images
+
+        _opt_out(NO_FORGEJO_IMAGE, self.inv.bake.not_judged.get(NO_FORGEJO_IMAGE),
+                 lambda: bake_images.judge(self, max_gap_minutes))()
 
     # -- integrity ---------------------------------------------------------------
     def zero_integrity_failures(self) -> None:
@@ -642,6 +653,7 @@ class BakeJudge:
     def criteria(self) -> dict[str, Callable[[], None]]:
         """Every history-judged exit criterion by name, in the order of the plan (opt-outs: NotJudged)."""
         checks = {
+            NO_FORGEJO_IMAGE: self.no_forgejo_images,
             "zero integrity failures and alerts": self.zero_integrity_failures,
             "probe never stale": self.probe_never_stale,
             "forgejo never near OOM": self.never_near_oom,

@@ -96,7 +96,7 @@ class Forgejo:
 @dataclass(frozen=True)
 class MetricQueries:
     """PromQL templates of the bake gates; `$instance`, `$namespace`, `$container`, `$cronjob`,
-    `$alert`, `$pvc` are filled in from the inventory (string.Template). Every series named here is one
+    `$alert`, `$pvc` (and `$pods` per workload) are filled in from the inventory (string.Template). Every series named here is one
     the real Prometheus keeps (docs/inventory.md, "Bake signals"; phasegate/lab/scrape_config.py)."""
 
     failures: str = 'registry_manifest_integrity_failures{instance="$instance"}'
@@ -116,6 +116,11 @@ class MetricQueries:
     cronjob_last_success: str = 'kube_cronjob_status_last_successful_time{namespace="$namespace", cronjob="$cronjob"}'
     pvc_used: str = 'kubelet_volume_stats_used_bytes{namespace="$namespace", persistentvolumeclaim="$pvc"}'
     pvc_capacity: str = 'kubelet_volume_stats_capacity_bytes{namespace="$namespace", persistentvolumeclaim="$pvc"}'
+    # cAdvisor's containers of one project workload's pods ($pods: the pod-name regex of a Deployment's or a
+    # CronJob's pods, filled in by phasegate.bake_images), with the `image` containerd names (kept PCV:413)
+    workload_containers: str = (
+        'container_start_time_seconds{namespace="$namespace", pod=~"$pods", container!="", container!="POD"}'
+    )
 
 
 @dataclass(frozen=True)

@@ -40,16 +40,26 @@ def bake_window(prometheus, loki, inventory, http_settings):
                                   kuma=lambda: UptimeKuma.from_inventory(inventory, http_settings))
 
 
+def _judged(bake_judge: bake.BakeJudge, criterion: str, check) -> None:
+    try:
+        check()
+    finally:  # the chart data of what was judged, for the report (phasegate.bake.CriterionData)
+        if criterion in bake_judge.data:
+            report.attach_json("criterion-data", bake_judge.data[criterion].to_json())
+
+
 @then(parsers.parse('the bake criterion "{criterion}" holds'))
 def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
     checks = bake_judge.criteria()
     if criterion not in checks:
         raise KeyError(f"unknown bake criterion {criterion!r}; known: {', '.join(checks)}")
-    try:
-        checks[criterion]()
-    finally:  # the chart data of what was judged, for the report (phasegate.bake.CriterionData)
-        if criterion in bake_judge.data:
-            report.attach_json("criterion-data", bake_judge.data[criterion].to_json())
+    _judged(bake_judge, criterion, checks[criterion])
+
+
+@then(parsers.parse("no container of a project workload ran an image from Forgejo during the bake, "
+                    "each Deployment seen by cAdvisor with no gap over {minutes:d} minutes"))
+def no_forgejo_image_in_bake(bake_judge: bake.BakeJudge, minutes: int):
+    _judged(bake_judge, bake.NO_FORGEJO_IMAGE, lambda: bake_judge.no_forgejo_images(max_gap_minutes=minutes))
 
 
 @then("every bake exit criterion holds")

@@ -94,6 +94,7 @@ def _event_dates(lab, fault: str) -> list[str]:
 
 # fault -> the exit criterion (phasegate.bake.exit_checks) it must turn red, and no other
 OWN_CRITERION = {
+    "bake-forgejo-image-day6": "no Forgejo image before the cutover",
     "bake-integrity-failure-day9": "zero integrity failures and alerts",
     "bake-failure-sample-without-alert": "zero integrity failures and alerts",
     "bake-probe-silent-day5": "probe never stale",
@@ -393,6 +394,8 @@ def test_an_open_window_is_judged_so_far(lab):
 
 # criterion -> the event times (UTC) its verdict must name (infra-facts §12)
 REPLAY_RED = {
+    # no bake at all: every project workload ran its Forgejo image from Phase 3 (05-07) until ghcr (06-12/13)
+    "no Forgejo image before the cutover": ["first scraped 2026-06-06T00:00:40Z", "11 workload(s)"],
     "zero integrity failures and alerts": ["2026-06-10T04:", "firing from 2026-06-10T05:30"],  # orphaned kms-website children
     "forgejo never near OOM": ["2026-06-09T11:40", "2026-06-13T14:02"],  # push-storm OOMKills at 1Gi / 3Gi
     "PVC headroom": ["2026-06-09T12:00:00Z"],  # the PVC at its 50Gi autoresize cap

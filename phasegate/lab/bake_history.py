@@ -11,6 +11,9 @@ count from the bake start, times UTC); `REPLAY` is the real May-June 2026 histor
   `kube_job_status_succeeded`, `kube_job_status_completion_time`,
   `kube_pod_container_status_last_terminated_reason`, `container_spec_memory_limit_bytes`) are
   rendered as kube-state-metrics / cAdvisor expose them and then dropped, exactly as in production.
+- the projects' workloads: cAdvisor's `container_start_time_seconds` per main container with the image it
+  runs (`image`), the CronJobs' runs and last successes from kube-state-metrics (`_project_workloads`);
+  fault `bake-forgejo-image-day6` flips one Deployment to Forgejo, the replay has them all on Forgejo.
 - Loki: the retention job's own log lines (stacks/forgejo/files/cleanup.sh @ 5d22b449: :29-30, 52,
   73, 88, 95, 100, 102, 109), one stream per run's pod with Alloy's labels.
 - Uptime Kuma: the `[External] forgejo` monitor's heartbeats every 300 s (DOWN after 3 PENDING retries).
@@ -24,6 +27,7 @@ The lab's bake starts on a Monday, so the GC weekday (Sunday) is day 6 and 13.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import math
@@ -58,6 +62,9 @@ GREEN = {
     "dry_run_until_day": 6,  # DRY_RUN=true for days 0-6, false from day 7
     "healthz_every_seconds": 300,  # main.tf:449 @5d22b449
     "healthz_retries": 3,
+    # the projects' workloads (lab assumptions: how long a CronJob's run lasts, since when the pods run)
+    "cronjob_run_seconds": 100,  # under a */2 schedule's 2 minutes (concurrencyPolicy Forbid)
+    "pods_running_since_days": 2,
 }
 
 # name -> (description, events)
@@ -116,6 +123,11 @@ FAULTS: dict[str, tuple[str, list[dict]]] = {
         "Uptime Kuma recorded no heartbeat of the monitor for 48 hours from day 8 (monitor paused)",
         [{"what": "hole", "series": "healthz", "day": 8, "at": "00:01", "hours": 48}],
     ),
+    "bake-forgejo-image-day6": (
+        "job-hunter's Deployment flipped to its Forgejo image on bake day 6 (a premature Phase 3 image= flip): its "
+        "new pod runs forgejo/viktor/job-hunter",
+        [{"what": "image_flip", "workload": "job-hunter", "day": 6, "at": "10:00", "to": "forgejo"}],
+    ),
     "bake-pvc-at-autoresize-cap": (
         "the Forgejo PVC grew to its 50Gi autoresize cap on day 8 and filled to 46Gi",
         [{"what": "pvc", "day": 8, "at": "12:00", "capacity_gi": 50, "used_gi": 46}],
@@ -149,6 +161,30 @@ REPLAY: list[dict] = [
     {"what": "memory_limit", "t": _ts("2026-06-13 14:13"), "gi": 4},
     # the 6Gi attempt rejected by the 4Gi quota: 0 pods for ~6 minutes (msg@ba72621e)
     {"what": "healthz_down", "t": _ts("2026-06-13 14:06"), "hours": 0.1},
+    # no bake: every project workload named Forgejo from Phase 3 on (3148d15d 05-07 18:30; wealthfolio-sync f6e764a9
+    # 22:38; claude-memory 48e504bb 19:05), then ghcr (ADR-0002) at these commits (commit times; the applies are
+    # not recorded): stacks/*/main.tf @ 54dfaf6e, c16fe561, 72b5843e, 5d236c23, f18dfa4c, 8aba3a01, 2f3c58df,
+    # 3960eac7, eb8b5505 (chrome-service's novnc, TF-managed from then on)
+    {"what": "image_flip", "workload": "*", "t": _ts("2026-05-07 18:30"), "to": "forgejo"},
+    {"what": "image_flip", "workload": "job-hunter", "t": _ts("2026-06-12 23:06"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "music-viktor", "t": _ts("2026-06-12 23:37"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "music-emo", "t": _ts("2026-06-12 23:37"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "beadboard", "t": _ts("2026-06-12 23:52"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "payslip-ingest", "t": _ts("2026-06-13 00:03"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "actualbudget-payroll-sync", "t": _ts("2026-06-13 00:03"), "to": "ghcr",
+     "tag": "latest"},
+    {"what": "image_flip", "workload": "fire-planner", "t": _ts("2026-06-13 00:38"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "fire-planner-recompute", "t": _ts("2026-06-13 00:38"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "wealthfolio-sync", "t": _ts("2026-06-13 01:39"), "to": "ghcr", "tag": "latest"},
+    {"what": "image_flip", "workload": "claude-agent-service", "t": _ts("2026-06-13 01:47"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "beads-dispatcher", "t": _ts("2026-06-13 01:47"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "beads-reaper", "t": _ts("2026-06-13 01:47"), "to": "ghcr"},
+    {"what": "image_flip", "workload": "claude-memory", "t": _ts("2026-06-13 02:34"), "to": "ghcr", "tag": "latest"},
+    {"what": "image_flip", "workload": "chrome-service", "t": _ts("2026-06-13 09:49"), "to": "ghcr", "tag": "latest"},
+    # actualbudget-payroll-sync suspended 05-12 (0f8faca3, still at cdd60d90): no run in the window; its last
+    # success is not recorded: the lab puts it at the last run before its ExternalSecret broke (04-25, ibid.)
+    {"what": "cronjob_suspended", "workload": "actualbudget-payroll-sync", "t": _ts("2026-05-12 13:31"),
+     "last_success": _ts("2026-04-24 02:01")},
 ]
 
 
@@ -172,6 +208,18 @@ class Names:
     healthz_instance: str = ""
     failure_alert: str = "RegistryManifestIntegrityFailure"
     stale_alert: str = "RegistryIntegrityProbeStale"
+    workloads: tuple[Workload, ...] = ()  # the projects' workloads (cAdvisor's `image` per container)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A project workload as the history runs it (the lab fills these from its inventory's [[projects]])."""
+
+    kind: str  # Deployment | CronJob
+    namespace: str
+    name: str
+    containers: tuple[tuple[str, str, str], ...]  # (container, its image before the cutover, its Forgejo image)
+    node: str = "k8s-node1"
 
 
 @dataclass
@@ -190,6 +238,14 @@ class History:
             return
         key = tuple(sorted(labels.items()))
         self.families.setdefault(name, {}).setdefault(key, []).append((t, v))
+
+    def extend(self, job: str, name: str, labels: dict, samples: list[tuple[float, float]]) -> None:
+        """Many samples of one series at once (same rules as `add`)."""
+        if job != RULES and not scrape_config.kept(job, name):
+            self.dropped.setdefault(name, scrape_config.why_dropped(job, name))
+            return
+        if samples:
+            self.families.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), []).extend(samples)
 
     def openmetrics(self) -> str:
         out = []
@@ -264,6 +320,7 @@ def render(start: dt.date, days: int, names: Names, events: list[dict] | None = 
     _pvc(h, g, names, times, t0, of)
     _retention(h, g, names, times, t0, days, events, of, last)
     _healthz(h, g, t0, first, last, [(s, end) for _, s, end in spans("healthz_down")], in_hole)
+    _project_workloads(h, g, names, t0, first, last, events)
     return h
 
 
@@ -484,3 +541,150 @@ def _healthz(h: History, g, t0, first, last, down, in_hole) -> None:
                 failing = 0
                 h.beats.append((t, 1, "200 - OK"))
         t += every
+
+
+# -- the projects' workloads: what cAdvisor's `image` label shows of them -------------------------------------
+#
+# cAdvisor is scraped per node (PCV:386-414 @5d22b449); Prometheus staggers each target's scrapes inside the
+# interval (a per-target offset), so the lab gives each node its own phase: forgejo's node keeps the phase of
+# the other series, the projects' nodes are 40 s and 80 s later.
+NODE_OFFSETS = {"k8s-node1": 40, "k8s-node2": 0, "k8s-node3": 80}
+# k8s.io/apimachinery/pkg/util/rand: pod-template hashes and generated name suffixes use this alphabet
+SAFE = "bcdfghjklmnpqrstvwxz2456789"
+# the projects' CronJobs at 3148d15d: schedule (no timeZone: the controller's UTC), ttlSecondsAfterFinished
+# (None: none), successfulJobsHistoryLimit 3 for all: stacks/payslip-ingest/main.tf:337,339,349;
+# stacks/beads-server/main.tf:748,750,758 and :875,877,885; stacks/fire-planner/main.tf:270,272,282;
+# stacks/wealthfolio/main.tf:501,503
+PROJECT_CRONJOBS: dict[str, tuple[str, int | None]] = {
+    "actualbudget-payroll-sync": ("0 2 * * *", 86400),
+    "beads-dispatcher": ("*/2 * * * *", 600),
+    "beads-reaper": ("*/10 * * * *", 600),
+    "fire-planner-recompute": ("0 9 2 * *", 86400),
+    "wealthfolio-sync": ("0 8 1 * *", None),
+}
+JOBS_KEPT = 3  # successfulJobsHistoryLimit (the same lines)
+CRON_LOOKBACK_DAYS = 40  # a monthly CronJob's last success before the window
+
+
+def _safe(n: int, *parts) -> str:
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return "".join(SAFE[b % len(SAFE)] for b in digest[:n])
+
+
+def _scrapes(node: str, first: float, a: float, b: float) -> list[float]:
+    """The node's cAdvisor scrape times in [a, b) (every 2 minutes from the history's first, at its offset)."""
+    step = GREEN["scrape_seconds"]
+    base = first + NODE_OFFSETS.get(node, 0)
+    i = max(0, math.ceil((a - base) / step))
+    out = []
+    while base + i * step < b:
+        out.append(base + i * step)
+        i += 1
+    return out
+
+
+def _cron_field(spec: str, lo: int, hi: int) -> list[int]:
+    if spec == "*":
+        return list(range(lo, hi + 1))
+    if spec.startswith("*/"):
+        return list(range(lo, hi + 1, int(spec[2:])))
+    return [int(spec)]
+
+
+def cron_times(expr: str, a: float, b: float) -> list[float]:
+    """The times in [a, b) a cron schedule `m h dom * *` (UTC) fires at."""
+    minute, hour, dom, month, dow = expr.split()
+    if (month, dow) != ("*", "*"):
+        raise ValueError(f"unsupported schedule {expr!r}")
+    minutes, hours, days = _cron_field(minute, 0, 59), _cron_field(hour, 0, 23), set(_cron_field(dom, 1, 31))
+    out = []
+    day = dt.datetime.fromtimestamp(a, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day.timestamp() < b:
+        if day.day in days:
+            for hh in hours:
+                for mm in minutes:
+                    t = day.timestamp() + hh * HOUR + mm * MIN
+                    if a <= t < b:
+                        out.append(t)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _image(c: tuple[str, str, str], state: tuple[str, str]) -> str:
+    """The image a container runs in `state` (before | forgejo | ghcr, with an optional tag)."""
+    _, before, forgejo = c
+    to, tag = state
+    if to == "before" or before == forgejo:  # not the project's own image: never flipped
+        return before
+    if to == "forgejo":
+        return forgejo
+    repo, _, old_tag = forgejo.rsplit("/", 1)[-1].partition(":")
+    return f"ghcr.io/viktorbarzin/{repo}:{tag or old_tag}"
+
+
+def _project_workloads(h: History, g, names: Names, t0: float, first: float, last: float, events: list[dict]) -> None:
+    """cAdvisor's `container_start_time_seconds` of every main container of the projects' pods (init containers
+    exit within seconds and are rarely scraped; the lab leaves them out), with the real labels; kube-state-
+    metrics' Job start times and last-successful times of the projects' CronJobs."""
+    flips = sorted(((_at(t0, e), e) for e in events if e["what"] == "image_flip"), key=lambda x: x[0])
+    suspended = {e["workload"]: e for e in events if e["what"] == "cronjob_suspended"}
+    ksm_times = [first + i * g["scrape_seconds"] for i in range(int((last - first) // g["scrape_seconds"]) + 1)]
+
+    def state_at(name: str, t: float) -> tuple[str, str]:
+        state = ("before", "")
+        for at, e in flips:
+            if at <= t and e["workload"] in ("*", name):
+                state = (e["to"], e.get("tag", ""))
+        return state
+
+    for w in names.workloads:
+        node_labels = _node_labels(w.node, CADVISOR)
+
+        def container(pod: str, c: tuple[str, str, str], image: str, started: float, a: float, b: float,
+                      w=w, node_labels=node_labels) -> None:
+            cid = _hash(pod, c[0], started)[:64]
+            uid = _hash(pod)
+            labels = {**node_labels, "namespace": w.namespace, "pod": pod, "container": c[0], "image": image,
+                      "name": cid, "id": f"/kubepods/burstable/pod{uid[:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-"
+                                        f"{uid[20:32]}/{cid}"}
+            h.extend(CADVISOR, "container_start_time_seconds", labels,
+                     [(t, started) for t in _scrapes(w.node, first, max(a, first), min(b, last + 1))])
+
+        if w.kind == "Deployment":
+            # one pod per ReplicaSet (<deployment>-<pod-template-hash>-<5>); a flip rolls a new one out
+            changes = [first - g["pods_running_since_days"] * DAY]
+            changes += [at for at, e in flips if e["workload"] in ("*", w.name) and first < at <= last]
+            for i, at in enumerate(changes):
+                state = state_at(w.name, at)
+                pod = f"{w.name}-{_safe(10, w.name, state)}-{_safe(5, w.name, state, i)}"
+                end = changes[i + 1] + 45 if i + 1 < len(changes) else last + 1  # the old pod ends once the new runs
+                for c in w.containers:
+                    container(pod, c, _image(c, state), at + 15, at + 15, end)
+            continue
+        schedule, ttl = PROJECT_CRONJOBS[w.name]
+        stop = suspended.get(w.name)
+        runs = [s for s in cron_times(schedule, first - CRON_LOOKBACK_DAYS * DAY, last)
+                if stop is None or s < stop["t"]]
+        dones = [s + 3 + g["cronjob_run_seconds"] for s in runs]
+        for i, s in enumerate(runs):
+            started, done = s + 3, dones[i]
+            gone = min(done + ttl if ttl else math.inf, dones[i + JOBS_KEPT] if i + JOBS_KEPT < len(runs) else math.inf)
+            if gone < first:
+                continue
+            # the CronJob controller names a Job <cronjob>-<scheduled unix minutes>; its pod <job>-<5>
+            job = f"{w.name}-{int(s) // 60}"
+            jl = {**KSM_TARGET, "namespace": w.namespace, "job_name": job}
+            h.extend(KSM, "kube_job_status_start_time", jl,
+                     [(t, started) for t in ksm_times[bisect.bisect_left(ksm_times, s):bisect.bisect_right(ksm_times, gone)]])
+            state = state_at(w.name, s)
+            for c in w.containers:
+                container(f"{job}-{_safe(5, job)}", c, _image(c, state), started, started, done)
+        successes = sorted(dones) if stop is None or "last_success" not in stop else [stop["last_success"]]
+        cl = {**KSM_TARGET, "namespace": w.namespace, "cronjob": w.name}
+        points, j, value = [], 0, None
+        for t in ksm_times:
+            while j < len(successes) and successes[j] <= t:
+                value, j = successes[j], j + 1
+            if value is not None:
+                points.append((t, value))
+        h.extend(KSM, "kube_cronjob_status_last_successful_time", cl, points)

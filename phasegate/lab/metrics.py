@@ -217,9 +217,12 @@ class MetricsLab:
         forgejo = merged.get("forgejo", {})
         forgejo_host = forgejo.get("host", "forgejo.lab.test")
         forgejo_url = forgejo.get("url", f"https://{forgejo_host}")
-        private_host = merged.get("private_registry", {}).get("host", "registry-private.lab.test")
+        private = merged.get("private_registry", {})
+        private_host = private.get("host", "registry-private.lab.test")
         return bake_history.Names(forgejo_instance=forgejo_host, private_instance=private_host,
-                                  healthz_instance=f"{forgejo_url}/api/healthz")
+                                  healthz_instance=f"{forgejo_url}/api/healthz",
+                                  workloads=project_workloads(forgejo_host, forgejo.get("owner", "viktor"), private_host,
+                                                              (private.get("aliases") or [private_host])[0]))
 
     # -- histories -------------------------------------------------------------
     def _history_spec(self, history: str) -> tuple[dt.date, list[dict], float | None]:
@@ -350,6 +353,36 @@ class MetricsLab:
 
 def _norm(expr: str) -> str:
     return "".join(expr.split())
+
+
+# The images the projects' workloads ran before the cutover, where not registry-private's own name
+# (stacks @ 5d22b449): beadboard through the registry's :5050 name (stacks/beads-server/main.tf:570; the lab's
+# alias of registry-private stands for it), claude-memory-mcp from Docker Hub (stacks/claude-memory/main.tf:179)
+PRE_CUTOVER = {"beadboard": "alias", "claude-memory-mcp": "docker.io/viktorbarzin/claude-memory-mcp:17"}
+
+
+def project_workloads(forgejo_host: str, owner: str, private_host: str,
+                      private_alias: str) -> tuple[bake_history.Workload, ...]:
+    """The default inventory's [[projects]] workloads with their main containers (the cluster's shapes,
+    phasegate.lab.cluster.WORKLOAD_SHAPES) and the seeded tag: before the cutover on registry-private (or where
+    PRE_CUTOVER says), after it on Forgejo under the owner."""
+    from phasegate import config as _config
+    from phasegate.lab import cluster, seed
+
+    out = []
+    for p in _config.load(_config.DEFAULT_INVENTORY).projects:
+        tag = seed.sha_tag(p.image, 2)
+        before = PRE_CUTOVER.get(p.image, f"{private_host}/{p.image}:{tag}")
+        if before == "alias":
+            before = f"{private_alias}/{p.image}:{tag}"
+        for w in p.workloads:
+            shape = cluster.WORKLOAD_SHAPES.get(w.name, [(False, w.name, cluster.OWN)])
+            containers = tuple((name, before if img == cluster.OWN else img,
+                                f"{forgejo_host}/{owner}/{p.image}:{tag}" if img == cluster.OWN else img)
+                               for init, name, img in shape if not init)
+            out.append(bake_history.Workload(w.kind, p.workload_namespace(w), w.name, containers,
+                                             node=("k8s-node1", "k8s-node3")[len(out) % 2]))
+    return tuple(out)
 
 
 # -- faults: one per bake history, plus the alert rules and the exit date ----------
