@@ -35,7 +35,9 @@ from phasegate.prometheus import Prometheus, Result, Sample, iso
 from phasegate.verdict import GateFailed, NotJudged, Pending
 
 if TYPE_CHECKING:
+    from phasegate.forgejo import Forgejo
     from phasegate.loki import Loki
+    from phasegate.oci import RegistryClient
     from phasegate.uptime_kuma import UptimeKuma
 
 UTC = dt.UTC
@@ -689,12 +691,36 @@ def _series(res: Result) -> dict[str, list[tuple[float, float]]]:
     return {s.name: [(x.t, x.v) for x in s.samples] for s in res.series}
 
 
-def exit_checks(judge: BakeJudge, inv: config.Inventory, settings) -> dict[str, Callable[[], None]]:
+@dataclass
+class LiveClients:
+    """The clients the live exit criteria judge with, handed in (as `dual_push` is handed its own):
+    Forgejo's package API and registry as the puller, and its health endpoint without a token."""
+
+    packages: Forgejo
+    registry: RegistryClient
+    public: Forgejo
+
+    @classmethod
+    def from_inventory(cls, inv: config.Inventory, settings) -> LiveClients:
+        from phasegate.forgejo import Forgejo
+        from phasegate.oci import RegistryClient
+
+        f = inv.forgejo
+        return cls(Forgejo.from_inventory(inv, settings, user="puller"),
+                   RegistryClient.from_inventory(inv, registry="forgejo", user="puller"),
+                   Forgejo.connect(f.url, None, settings, owner=f.owner, ca_bundle=f.ca_bundle))
+
+    def close(self) -> None:
+        for c in (self.packages, self.registry, self.public):
+            c.close()
+
+
+def exit_checks(judge: BakeJudge, inv: config.Inventory, live: LiveClients) -> dict[str, Callable[[], None]]:
     """Every Phase 2 exit criterion: the history-judged ones and the live ones."""
     checks = dict(judge.criteria())
-    checks["healthz green now"] = lambda: healthz_now(inv, settings)
-    checks["retention keep-set safe"] = lambda: retention_safe(inv, settings)
-    checks["daily smoke check"] = lambda: smoke_check(inv, settings)
+    checks["healthz green now"] = lambda: healthz_now(inv, live.public)
+    checks["retention keep-set safe"] = lambda: retention_safe(inv, live.packages, live.registry)
+    checks["daily smoke check"] = lambda: smoke_check(inv, live.packages, live.registry)
     return checks
 
 
@@ -723,32 +749,25 @@ def exit_verdict(checks: dict[str, Callable[[], None]]) -> None:
                       + "\n".join(f"  [{n}] {e}" for n, e in waiting))
 
 
-def healthz_now(inv: config.Inventory, settings) -> None:
+def healthz_now(inv: config.Inventory, public: Forgejo) -> None:
     """Forgejo's own `/api/healthz` right now: 200 and status `pass`."""
-    from phasegate.forgejo import Forgejo
-
-    with Forgejo.connect(inv.forgejo.url, None, settings, owner=inv.forgejo.owner,
-                         ca_bundle=inv.forgejo.ca_bundle) as api:
-        h = api.health()
+    h = public.health()
     if not h.ok:
         raise GateFailed(expected='HTTP 200 with status "pass"',
                          seen=f"HTTP {h.http_status}, status {h.status!r}, failing checks: {', '.join(h.failing()) or 'none'}",
                          where=f"GET {inv.forgejo.url}/api/healthz")
 
 
-def retention_safe(inv: config.Inventory, settings) -> None:
-    """The forgejo-cleanup keep-set, computed from the live package list, orphans nothing a kept version needs."""
+def retention_safe(inv: config.Inventory, packages: Forgejo, registry: RegistryClient) -> None:
+    """The forgejo-cleanup keep-set, computed from the live package list (`packages`, as the puller),
+    orphans nothing a kept version needs (manifests read from `registry`)."""
     from phasegate import retention
-    from phasegate.forgejo import Forgejo
-    from phasegate.oci import RegistryClient
 
     r, f = inv.retention, inv.forgejo
-    with Forgejo.from_inventory(inv, settings, user="puller") as api:
-        versions = list(api.versions())
+    versions = list(packages.versions())
     sets = retention.keep_sets(versions, keep_last_n=r.keep_last_n, always_keep=r.always_keep,
                                keep_substring=r.keep_substring)
-    with RegistryClient.from_inventory(inv, registry="forgejo", user="puller") as client:
-        found = retention.orphans(client, f.owner, sets)
+    found = retention.orphans(registry, f.owner, sets)
     if found:
         deleted = sum(len(k.delete) for k in sets.values())
         lines = retention.grouped(found, f.owner)
@@ -762,23 +781,20 @@ def retention_safe(inv: config.Inventory, settings) -> None:
         )
 
 
-def smoke_check(inv: config.Inventory, settings) -> None:
-    """The plan's daily smoke check: pull a recent image from Forgejo as the puller and verify every byte."""
+def smoke_check(inv: config.Inventory, packages: Forgejo, registry: RegistryClient) -> None:
+    """The plan's daily smoke check: pull a recent image from Forgejo as the puller (`packages` lists
+    it, `registry` pulls it) and verify every byte."""
     from phasegate import integrity
-    from phasegate.forgejo import Forgejo
-    from phasegate.oci import RegistryClient
 
     f = inv.forgejo
-    with Forgejo.from_inventory(inv, settings, user="puller") as api:
-        tagged = [v for v in api.versions() if not v.untagged]
+    tagged = [v for v in packages.versions() if not v.untagged]
     if not tagged:
         raise GateFailed(expected=f"at least one tagged image under {f.host}/{f.owner}",
                          seen="no data: the package API lists no tagged container version",
                          where=f"GET {f.url}/api/v1/packages/{f.owner}?type=container")
     newest = max(tagged, key=lambda v: (v.created_at, v.id))
     repo = f"{f.owner}/{newest.name}"
-    with RegistryClient.from_inventory(inv, registry="forgejo", user="puller") as client:
-        result = integrity.check_image(client, repo, newest.version, mode="verify")
+    result = integrity.check_image(registry, repo, newest.version, mode="verify")
     if not result.ok:
         raise GateFailed(
             expected=f"{f.host}/{repo}:{newest.version} pulls with every manifest and blob intact",
@@ -788,13 +804,12 @@ def smoke_check(inv: config.Inventory, settings) -> None:
         )
 
 
-def full_verify_weekly(inv: config.Inventory, settings, now: float) -> None:
+def full_verify_weekly(inv: config.Inventory, registry: RegistryClient, now: float) -> None:
     """Once a week during the bake (inventory [bake] full_verify_weekday, by Prometheus' clock): the
     integrity check in verify mode over every Forgejo image (every tag, every manifest and blob byte),
     judged like the daily smoke check; the probe only HEADs the last five tags' children. Other days
     are Pending, naming the next run."""
     from phasegate import integrity
-    from phasegate.oci import RegistryClient
 
     f, b = inv.forgejo, inv.bake
     today = dt.datetime.fromtimestamp(now, UTC).date()
@@ -803,8 +818,7 @@ def full_verify_weekly(inv: config.Inventory, settings, now: float) -> None:
         nxt = today + dt.timedelta(days=(weekday - today.weekday()) % 7)
         raise Pending(f"every byte, weekly: runs on {b.full_verify_weekday.capitalize()}s; next on {nxt.isoformat()} "
                       f"(today {today.isoformat()}; the daily smoke check covers the newest image meanwhile)")
-    with RegistryClient.from_inventory(inv, registry="forgejo", user="puller") as client:
-        result = integrity.check_registry(client, mode="verify")
+    result = integrity.check_registry(registry, mode="verify")
     if not result.ok:
         raise GateFailed(
             expected=f"every image under {f.host} pulls with every manifest and blob intact (verify mode)",

@@ -646,3 +646,48 @@ def split_reference(ref: str) -> tuple[str, str]:
         name, _, tag = last.rpartition(":")
         return (f"{head}/{name}" if head else name), tag
     return ref, "latest"
+
+
+# --------------------------------------------------------------------------
+# The registry login, as the wire saw it
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Login:
+    """What a `/v2/` login did: the challenge, the token realm's answer, the authenticated ping."""
+
+    registry: str  # host:port
+    challenge: str  # WWW-Authenticate of the first 401 ("" if none)
+    token_url: str  # the realm asked (redacted URL), "" if none was asked
+    token_status: int | None
+    ping_status: int | None
+
+    @property
+    def scheme(self) -> str:
+        return self.challenge.split(" ", 1)[0].lower()
+
+    @property
+    def params(self) -> dict:
+        return parse_challenge(self.challenge)[1] if self.challenge else {}
+
+
+def registry_login(client) -> Login:
+    """Log in to a registry the way `docker login` does (ping, answer the challenge, ping again)
+    with a phasegate.oci.RegistryClient, and report the exchanges from the transcript.
+
+    A token realm that refuses the credentials raises phasegate.verdict.AuthError;
+    transport trouble raises the other Broken verdicts."""
+    mark = http.TRANSCRIPT.mark()
+    client.ping()
+    seen = http.TRANSCRIPT.since(mark)
+    v2 = [e for e in seen if httpx.URL(e.url).path.rstrip("/") == "/v2" and e.status is not None]
+    challenge = next((e.response_headers.get("www-authenticate", "") for e in v2 if e.status == 401), "")
+    token = [e for e in seen if e not in v2 and e.status is not None]
+    return Login(
+        registry=client.host,
+        challenge=challenge,
+        token_url=token[-1].url if token else "",
+        token_status=token[-1].status if token else None,
+        ping_status=v2[-1].status if v2 else None,
+    )

@@ -13,6 +13,7 @@ Only GET is used: the daily bake job never writes to Prometheus.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -222,7 +223,8 @@ def _parse_result(promql: str, at: float | None, data: dict) -> Result:
 
 
 class Pushgateway:
-    """Read side of a Pushgateway (`/api/v1/metrics`): what the last pushes left there."""
+    """A Pushgateway: what the last pushes left there (`/api/v1/metrics`), and a push that replaces
+    one group (PUT `/metrics/job/.../<label>/<value>`)."""
 
     def __init__(self, url: str, settings: http.HttpSettings, *, ca_bundle: str = ""):
         self.url = url.rstrip("/")
@@ -243,6 +245,20 @@ class Pushgateway:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise MalformedAnswer(f"Pushgateway /api/v1/metrics: malformed answer from {self.url} "
                                   f"({type(e).__name__})") from None
+
+
+    def replace_group(self, job: str, labels: dict[str, str], body: str, *, what: str) -> None:
+        """PUT `body` (text exposition format) as the group {job, **labels}: every metric of the group
+        is replaced. Values go base64 (URL-safe) in the path: gate names have spaces and slashes; the
+        empty value is "=" (Pushgateway README, "URL")."""
+        path = f"/metrics/job@base64/{_b64(job)}" + "".join(f"/{k}@base64/{_b64(v)}" for k, v in labels.items())
+        r = self._http.put(path, content=body.encode(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        if r.status_code >= 300:
+            raise http.status_error(r, what)
+
+
+def _b64(v: str) -> str:
+    return base64.urlsafe_b64encode(v.encode()).decode() if v else "="
 
 
 def _groups(doc: dict) -> list[dict]:

@@ -230,6 +230,7 @@ class ReportPlugin:
 
     def _push(self) -> int:
         from phasegate import http
+        from phasegate.prometheus import Pushgateway
 
         verdicts = [report.Verdict(g.phase, g.name, g.project, outcome)
                     for g, outcome in self.outcomes.values() if outcome in report.STATES]
@@ -237,10 +238,13 @@ class ReportPlugin:
             return 0
         metrics = getattr(self.inv, "metrics", None)
         settings = http.HttpSettings.from_timeouts(self.inv.timeouts)
-        with http.client(settings, ca_bundle=getattr(metrics, "ca_bundle", "") or "") as c, \
-                GUARD.writes_allowed("--push-metrics: gate verdicts to the Pushgateway"):
-            return report.push_verdicts(c, _pushgateway_url(self.config, self.inv), self.inv.report.push_job,
-                                        verdicts, run_timestamp=self.started)
+        gateway = Pushgateway(_pushgateway_url(self.config, self.inv), settings,
+                              ca_bundle=getattr(metrics, "ca_bundle", "") or "")
+        try:
+            with GUARD.writes_allowed("--push-metrics: gate verdicts to the Pushgateway"):
+                return report.push_verdicts(gateway, self.inv.report.push_job, verdicts, run_timestamp=self.started)
+        finally:
+            gateway.close()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.results_dir:

@@ -21,7 +21,6 @@ No pytest here: the pytest plugin and the CLI call these functions.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import html
@@ -35,9 +34,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phasegate.secrets import redact
+
+if TYPE_CHECKING:
+    from phasegate.prometheus import Pushgateway
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 # Allure 3 and Allure 2 live in project-local npm prefixes (scripts/setup.sh installs them).
@@ -580,28 +582,13 @@ def mark_open_outcomes(results_dir: Path, since: float | None = None) -> int:
     return n
 
 
-def _group_path(job: str, **labels: str) -> str:
-    # base64 (URL-safe) for every value: gate names have spaces and slashes; "=" is the empty value
-    parts = [f"/metrics/job@base64/{_b64(job)}"]
-    for k, v in labels.items():
-        parts.append(f"/{k}@base64/{_b64(v)}")
-    return "".join(parts)
-
-
-def _b64(v: str) -> str:
-    return base64.urlsafe_b64encode(v.encode()).decode() if v else "="
-
-
-def push_verdicts(client, base_url: str, job: str, verdicts: Iterable[Verdict], run_timestamp: float | None = None) -> int:
+def push_verdicts(gateway: Pushgateway, job: str, verdicts: Iterable[Verdict], run_timestamp: float | None = None) -> int:
     """Each verdict in its own Pushgateway group {job, phase, gate, project}, replaced (PUT) on
     every run, so a gate keeps its last verdict until it is judged again: `phasegate_gate_state{state}`
     (one-hot over STATES) and, for judged gates only, `phasegate_gate_passed`; plus
     `phasegate_run_timestamp` per phase. Returns the number of groups pushed. The caller opens
     the write guard (pushing is the one write a read-only run makes, and only on request)."""
-    from phasegate.http import status_error
-
     ts = time.time() if run_timestamp is None else run_timestamp
-    base = base_url.rstrip("/")
     pushed = 0
     phases: set[str] = set()
     for v in verdicts:
@@ -613,20 +600,15 @@ def push_verdicts(client, base_url: str, job: str, verdicts: Iterable[Verdict], 
             body += ("# HELP phasegate_gate_passed 1 if the gate passed in its last run, 0 if it failed or broke.\n"
                      "# TYPE phasegate_gate_passed gauge\n"
                      f"phasegate_gate_passed {1 if v.passed else 0}\n")
-        path = _group_path(job, phase=v.phase, gate=redact(v.gate), project=v.project)
-        r = client.put(base + path, content=body.encode(), headers={"Content-Type": "text/plain; version=0.0.4"})
-        if r.status_code >= 300:
-            raise status_error(r, f"push of {v.gate!r} to the Pushgateway")
+        gateway.replace_group(job, {"phase": v.phase, "gate": redact(v.gate), "project": v.project}, body,
+                              what=f"push of {v.gate!r} to the Pushgateway")
         pushed += 1
         phases.add(v.phase)
     for phase in sorted(phases):
         body = ("# HELP phasegate_run_timestamp Unix time of the last phasegate run of this phase.\n"
                 "# TYPE phasegate_run_timestamp gauge\n"
                 f"phasegate_run_timestamp {ts:.3f}\n")
-        r = client.put(base + _group_path(job, phase=phase), content=body.encode(),
-                       headers={"Content-Type": "text/plain; version=0.0.4"})
-        if r.status_code >= 300:
-            raise status_error(r, "push of phasegate_run_timestamp to the Pushgateway")
+        gateway.replace_group(job, {"phase": phase}, body, what="push of phasegate_run_timestamp to the Pushgateway")
     return pushed
 
 

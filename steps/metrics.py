@@ -32,6 +32,14 @@ def loki(inventory, http_settings: HttpSettings):
         yield client
 
 
+@pytest.fixture(scope="session")
+def bake_live(inventory, http_settings):
+    """The clients of the live exit criteria (phasegate.bake.LiveClients)."""
+    live = bake.LiveClients.from_inventory(inventory, http_settings)
+    yield live
+    live.close()
+
+
 @given("the bake window from the inventory", target_fixture="bake_judge")
 def bake_window(prometheus, loki, inventory, http_settings):
     from phasegate.uptime_kuma import UptimeKuma
@@ -63,13 +71,13 @@ def no_forgejo_image_in_bake(bake_judge: bake.BakeJudge, minutes: int):
 
 
 @then("every bake exit criterion holds")
-def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, http_settings):
-    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, http_settings))
+def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, bake_live):
+    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, bake_live))
 
 
 @then("Forgejo's /api/healthz answers green now")
-def healthz_green_now(inventory, http_settings):
-    bake.healthz_now(inventory, http_settings)
+def healthz_green_now(inventory, bake_live):
+    bake.healthz_now(inventory, bake_live.public)
 
 
 @then("Prometheus' rules API lists every registry integrity alert, instance-aware")
@@ -94,18 +102,18 @@ def alerts_instance_aware(prometheus: Prometheus, inventory):
 
 
 @then("the retention job's keep-set deletes no manifest that a kept version needs")
-def retention_keeps_children(inventory, http_settings):
-    bake.retention_safe(inventory, http_settings)
+def retention_keeps_children(inventory, bake_live):
+    bake.retention_safe(inventory, bake_live.packages, bake_live.registry)
 
 
 @then("once a week, every Forgejo image passes the integrity check in verify mode")
-def full_verify_weekly(prometheus, inventory, http_settings):
-    bake.full_verify_weekly(inventory, http_settings, now=prometheus.now())
+def full_verify_weekly(prometheus, inventory, bake_live):
+    bake.full_verify_weekly(inventory, bake_live.registry, now=prometheus.now())
 
 
 @then("the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact")
-def smoke_pull(inventory, http_settings):
-    bake.smoke_check(inventory, http_settings)
+def smoke_pull(inventory, bake_live):
+    bake.smoke_check(inventory, bake_live.packages, bake_live.registry)
 
 
 # -- Phase 0: the probe runs once and pushes; the retention CronJob ---------------------

@@ -7,9 +7,9 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from phasegate import integrity
-from phasegate.forgejo import SmokePackage, registry_login
+from phasegate.forgejo import SmokePackage
 from phasegate.http import GUARD
-from phasegate.oci import NotFound, RegistryClient
+from phasegate.oci import NotFound, RegistryClient, registry_login
 from phasegate.verdict import AuthError, GateFailed, check
 
 ROLES = ("pusher", "puller", "cleaner")  # accounts of [forgejo] in the inventory

@@ -125,14 +125,19 @@ def _judge_all(lab, live: bool = True) -> tuple[dict[str, str], dict[str, str], 
             Loki(inv.loki.url, HttpSettings()) as loki:
         judge = bake.BakeJudge.connect(p, inv, loki=loki, kuma=lambda: UptimeKuma.from_inventory(inv, HttpSettings()))
         red, pending = {}, {}
-        checks = bake.exit_checks(judge, inv, HttpSettings()) if live else judge.criteria()
-        for name, check in checks.items():
-            try:
-                check()
-            except GateFailed as e:
-                red[name] = str(e)
-            except Pending as e:
-                pending[name] = str(e)
+        clients = bake.LiveClients.from_inventory(inv, HttpSettings()) if live else None
+        checks = bake.exit_checks(judge, inv, clients) if clients else judge.criteria()
+        try:
+            for name, check in checks.items():
+                try:
+                    check()
+                except GateFailed as e:
+                    red[name] = str(e)
+                except Pending as e:
+                    pending[name] = str(e)
+        finally:
+            if clients:
+                clients.close()
         return red, pending, judge
 
 
@@ -419,7 +424,7 @@ def test_the_weekly_full_verify_is_pending_on_other_days_naming_the_next_run():
     inv = config.load(REPO / "phasegate.toml")
     saturday = dt.datetime(2026, 6, 13, 7, 0, tzinfo=dt.UTC).timestamp()
     with pytest.raises(Pending, match="runs on Sundays; next on 2026-06-14"):
-        bake.full_verify_weekly(inv, HttpSettings(), now=saturday)
+        bake.full_verify_weekly(inv, registry=object(), now=saturday)  # no request on other days: any use would raise
 
 
 def test_holes_are_found_anywhere_and_at_the_edges():
