@@ -186,7 +186,7 @@ def files(stage: str, breaks: set[str], h: dict[str, str]) -> dict[str, str]:
         "infra/.woodpecker/drift-detection.yml": _wp_drift(img("infra-ci-drift", "infra-ci")),
         "infra/.woodpecker/build-cli.yml": _wp_build_cli(img("infra-ci", "infra-ci"), h, cut),
         "infra/.woodpecker/build-ci-image.yml": _wp_build_ci(h, new_prefix),
-        # the retention CronJob's script (its ConfigMap is file() of it); run by phasegate.lab.forgejo_cleanup
+        # the retention CronJob's script (its ConfigMap is file() of it); run by phasegate.lab.forgejo.cleanup
         "infra/stacks/forgejo/files/cleanup.sh": _forgejo_cleanup_sh(),
         "CLAUDE.md": _monorepo_claude(cut and "claude-md-old-install-url" not in breaks, h),
         "infra/stacks/infra/main.tf": _cloud_init(h, old_entries=not decom, alias_entry=not decom or "cloud-init-writes-old-hosts-toml" in breaks,
@@ -1198,21 +1198,7 @@ If only Forgejo is down, pipelines still pull `{alias}/infra-ci` from `{c}`.
     return d
 
 
-
-@fault("infra-apply-failed-after-flip", component="forgejo_repos",
-       description="the newest push to viktor/infra after the infra-ci flip failed its apply (default pipeline)")
-def _infra_apply_failed(lab):
-    repo = next(r for r in lab["forgejo_repos"].repos.values() if r.full_name.endswith("/infra"))
-    newest = next(c for c in repo.commits if "ci/woodpecker/push/default" in c.statuses)
-    before = dict(newest.statuses)
-    newest.statuses["ci/woodpecker/push/default"] = "failure"
-    try:
-        yield
-    finally:
-        newest.statuses.clear()
-        newest.statuses.update(before)
-
 def _forgejo_cleanup_sh() -> str:
-    from phasegate.lab.forgejo_cleanup import CLEANUP_SH
+    from phasegate.lab.forgejo.cleanup import CLEANUP_SH
 
     return CLEANUP_SH

@@ -594,7 +594,7 @@ def retention_orphans_children(lab):
     m = lab["metrics"]
     forgejo = m.forgejo()
     if not m.retention_dates:  # the seed's push history keeps every needed child: build the 06-10 keep-set
-        from phasegate.lab.forgejo_faults import _retention_20260610
+        from phasegate.lab.forgejo.packages_faults import _retention_20260610
 
         yield from _retention_20260610(lab)
         return
