@@ -39,12 +39,12 @@ from phasegate.secrets import register
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
     "registries": "phasegate.lab.registries:Registries",
-    "vm": "phasegate.lab.vm:RegistryVm",
+    "vm": "phasegate.lab.vm:RegistryVmLab",
     "github": "phasegate.lab.github:GitHubStandin",
     "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
     "forgejo_repos": "phasegate.lab.forgejo.repos:ForgejoReposStandin",
-    "cluster": "phasegate.lab.cluster:Cluster",
+    "cluster": "phasegate.lab.cluster:ClusterLab",
     # pod logs (Alloy's labels) and the external healthz monitor; metrics fills them with the bake's history
     "loki": "phasegate.lab.loki:LokiStandin",
     "uptime_kuma": "phasegate.lab.uptime_kuma:UptimeKumaStandin",
