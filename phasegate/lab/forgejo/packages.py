@@ -20,7 +20,7 @@ import urllib.parse
 
 from phasegate.lab.forgejo.auth import GHOST, PERMISSION_TEXT, Accounts, Principal, User
 from phasegate.lab.forgejo.knobs import Knobs
-from phasegate.lab.forgejo.store import PackageVersion, Store
+from phasegate.lab.forgejo.store import Store, VersionRecord
 from phasegate.lab.forgejo.wire import (
     API_DEFAULT_LIMIT,
     API_MAX_LIMIT,
@@ -45,7 +45,7 @@ class Packages:
         return self.accounts.root_url
 
     # -- the REST API ----------------------------------------------------------------
-    def _package_json(self, v: PackageVersion) -> dict:
+    def _package_json(self, v: VersionRecord) -> dict:
         owner = self.accounts.users.get(v.owner) or User(v.owner, 0)
         creator = self.accounts.users.get(v.creator) or GHOST
         name_q = urllib.parse.quote(v.name, safe="")
@@ -113,7 +113,7 @@ class Packages:
             links += [f'{url(1)}; rel="first"', f'{url(page - 1)}; rel="prev"']
         return ",".join(links)
 
-    def _target(self, req: Request, mode: str) -> PackageVersion:
+    def _target(self, req: Request, mode: str) -> VersionRecord:
         # PackageAssignmentAPI looks the version up (404) before reqPackageAccess judges the
         # caller (403): services/context/package.go packageAssignment, Forgejo v11
         # routers/api/v1/packages/package.go:71-90
@@ -194,7 +194,7 @@ class Packages:
         return digest
 
     def run_cleanup_packages(self, older_than: dt.timedelta = dt.timedelta(hours=24),
-                             now: dt.datetime | None = None) -> list[PackageVersion]:
+                             now: dt.datetime | None = None) -> list[VersionRecord]:
         """Forgejo >= 9's `cleanup_packages` cron ([cron.cleanup_packages] @midnight, OLDER_THAN 24h;
         services/packages/container/cleanup_sha256.go cleanupSHA256, Forgejo PRs 4698 and 5430):
         delete every untagged `sha256:` version older than `older_than` whose digest no *tagged*

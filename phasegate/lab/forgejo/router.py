@@ -35,7 +35,7 @@ from phasegate.lab.forgejo.blobs import Blobs
 from phasegate.lab.forgejo.knobs import Knobs
 from phasegate.lab.forgejo.manifests import Manifests
 from phasegate.lab.forgejo.packages import Packages
-from phasegate.lab.forgejo.store import PackageVersion, Store
+from phasegate.lab.forgejo.store import Store, VersionRecord
 from phasegate.lab.forgejo.wire import (
     IMAGE_NAME,
     HttpError,
@@ -204,7 +204,7 @@ class ForgejoStandin:
                 self.delete_version(repository, version)
 
     # -- the package model (packages.py, store.py; also for lab scenarios) -----------
-    def versions(self, owner: str | None = None) -> list[PackageVersion]:
+    def versions(self, owner: str | None = None) -> list[VersionRecord]:
         return self.store.versions(owner)
 
     def set_created_at(self, repository: str, version: str, when: dt.datetime) -> None:
@@ -229,7 +229,7 @@ class ForgejoStandin:
         return self.store.delete_version(repository, version)
 
     def run_cleanup_packages(self, older_than: dt.timedelta = dt.timedelta(hours=24),
-                             now: dt.datetime | None = None) -> list[PackageVersion]:
+                             now: dt.datetime | None = None) -> list[VersionRecord]:
         return self.packages.run_cleanup_packages(older_than, now)
 
     # -- dispatch -----------------------------------------------------------------

@@ -30,7 +30,7 @@ from phasegate.lab.forgejo.wire import DIGEST, HttpError, now, registry_response
 
 
 @dataclass(frozen=True)
-class PackageVersion:
+class VersionRecord:
     """One package version as Forgejo lists it."""
 
     id: int
@@ -138,7 +138,7 @@ class Store:
             self._next_id += 1
         return m
 
-    def versions(self, owner: str | None = None) -> list[PackageVersion]:
+    def versions(self, owner: str | None = None) -> list[VersionRecord]:
         with self.lock:
             out = []
             for repo in self.repositories():
@@ -150,11 +150,11 @@ class Store:
                 for tag, (digest, link) in sorted(tags.items()):
                     tagged.add(digest)
                     m = self._meta_for(repo, tag, digest, link)
-                    out.append(PackageVersion(m.id, o, name, tag, digest, m.created_at, m.creator))
+                    out.append(VersionRecord(m.id, o, name, tag, digest, m.created_at, m.creator))
                 for digest, link in sorted(self.revisions(repo).items()):
                     if digest not in tagged:
                         m = self._meta_for(repo, digest, digest, link)
-                        out.append(PackageVersion(m.id, o, name, digest, digest, m.created_at, m.creator))
+                        out.append(VersionRecord(m.id, o, name, digest, digest, m.created_at, m.creator))
             return out
 
     def record_push(self, repo: str, version: str, digest: str, creator: str) -> None:
@@ -199,7 +199,7 @@ class Store:
         self.http.close()
 
     # -- what deleting a version does ------------------------------------------------
-    def find(self, repository: str, version: str) -> PackageVersion | None:
+    def find(self, repository: str, version: str) -> VersionRecord | None:
         owner = repository.split("/", 1)[0]
         for v in self.versions(owner):
             if v.repository == repository and v.version == version.lower():
