@@ -1,5 +1,6 @@
 """What each module of the lab's split stand-ins may import, pinned the way go-containerregistry's
-pkg/registry pins its dependencies (depcheck_test.go).
+pkg/registry pins its dependencies (pkg/registry/depcheck_test.go @ 8066ab41: `AssertOnlyDependencies`,
+the standard library and a named list).
 
 The Forgejo stand-in (phasegate/lab/forgejo/), the Kubernetes stand-in (phasegate/lab/kube/) and the infra
 checkout (phasegate/lab/infra_checkout/) are split by resource. The rules the table below holds:
