@@ -8,7 +8,7 @@ import pytest
 
 from phasegate import config, dual_push
 from phasegate.forgejo_repos import Commit
-from phasegate.lab.forgejo_repos import pipeline_yaml
+from phasegate.lab.forgejo.repos import pipeline_yaml
 from phasegate.verdict import GateFailed
 
 

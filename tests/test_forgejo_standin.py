@@ -149,7 +149,7 @@ def test_token_endpoint_issues_a_24h_hs256_jwt_with_the_pat_scope(fj, client):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     assert list(r.json()) == ["token"]
-    claims = jwt.decode(r.json()["token"], fj._jwt_key, algorithms=["HS256"])
+    claims = jwt.decode(r.json()["token"], fj.accounts.jwt_key, algorithms=["HS256"])
     assert claims["exp"] - claims["nbf"] == 24 * 3600
     assert claims["UserID"] == fj.users["viktor"].id
     assert claims["Scope"] == "write:package"
@@ -595,8 +595,8 @@ def test_repository_api_combined_status_and_default_page(fj):
     from types import SimpleNamespace
 
     from phasegate.forgejo_repos import ForgejoRepos
-    from phasegate.lab.forgejo_repos import ForgejoRepos as LabRepos
-    from phasegate.lab.forgejo_repos import LabCommit, LabRepo
+    from phasegate.lab.forgejo.repos import ForgejoReposStandin as LabRepos
+    from phasegate.lab.forgejo.repos import LabCommit, LabRepo
 
     t0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     states = {"a" * 40: {"ci/x": "success", "ci/y": "warning"}, "b" * 40: {"ci/x": "pending", "ci/y": "warning"},

@@ -208,11 +208,11 @@ class Names:
     healthz_instance: str = ""
     failure_alert: str = "RegistryManifestIntegrityFailure"
     stale_alert: str = "RegistryIntegrityProbeStale"
-    workloads: tuple[Workload, ...] = ()  # the projects' workloads (cAdvisor's `image` per container)
+    workloads: tuple[RunningWorkload, ...] = ()  # the projects' workloads (cAdvisor's `image` per container)
 
 
 @dataclass(frozen=True)
-class Workload:
+class RunningWorkload:
     """A project workload as the history runs it (the lab fills these from its inventory's [[projects]])."""
 
     kind: str  # Deployment | CronJob

@@ -87,7 +87,7 @@ def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
-class Cluster:
+class ClusterLab:
     name = "cluster"
 
     def __init__(self):
@@ -384,16 +384,16 @@ def _ref(obj: dict) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def _cluster(lab) -> Cluster:
+def _cluster(lab) -> ClusterLab:
     return lab["cluster"]
 
 
-def _first_node(c: Cluster) -> ContainerdNode:
+def _first_node(c: ClusterLab) -> ContainerdNode:
     return c.nodes[NODE_NAMES[1]]
 
 
 @contextlib.contextmanager
-def _restored(c: Cluster, kind: str, name: str, namespace: str):
+def _restored(c: ClusterLab, kind: str, name: str, namespace: str):
     """A fault's undo: the object as it is now is put back on exit, also when the fault fails half-way."""
     before = c.api.get(kind, name, namespace)
     try:
@@ -538,7 +538,7 @@ def _buffering(lab):
         yield
 
 
-def _project(c: Cluster, name: str):
+def _project(c: ClusterLab, name: str):
     return c.inv.project(name)
 
 
@@ -547,7 +547,7 @@ def _workload(p, name: str):
 
 
 @contextlib.contextmanager
-def _flipped(c: Cluster, project: str, workload: str, *, old: bool = True, **images_of: str):
+def _flipped(c: ClusterLab, project: str, workload: str, *, old: bool = True, **images_of: str):
     """Workload `workload` of `project` on registry-private (every own container, or those in `images_of`
     given as "old"), rolled out; put back on Forgejo after."""
     p = _project(c, project)

@@ -38,22 +38,22 @@ from phasegate.secrets import register
 
 # name -> "module:Class"; order is start order.
 COMPONENTS: dict[str, str] = {
-    "registries": "phasegate.lab.registries:Registries",
-    "vm": "phasegate.lab.vm:RegistryVm",
+    "registries": "phasegate.lab.registries:RegistriesLab",
+    "vm": "phasegate.lab.vm:RegistryVmLab",
     "github": "phasegate.lab.github:GitHubStandin",
     "report": "phasegate.lab.report:ReportLab",
     "infra_checkout": "phasegate.lab.infra_checkout:InfraCheckoutComponent",
-    "forgejo_repos": "phasegate.lab.forgejo_repos:ForgejoRepos",
-    "cluster": "phasegate.lab.cluster:Cluster",
+    "forgejo_repos": "phasegate.lab.forgejo.repos:ForgejoReposStandin",
+    "cluster": "phasegate.lab.cluster:ClusterLab",
     # pod logs (Alloy's labels) and the external healthz monitor; metrics fills them with the bake's history
     "loki": "phasegate.lab.loki:LokiStandin",
     "uptime_kuma": "phasegate.lab.uptime_kuma:UptimeKumaStandin",
     # after cluster: it registers the probe CronJob's lab runner on the Kubernetes stand-in
     "metrics": "phasegate.lab.metrics:MetricsLab",
     # after cluster: the retention CronJob's pods run the infra checkout's cleanup.sh
-    "forgejo_cleanup": "phasegate.lab.forgejo_cleanup:ForgejoCleanupJob",
+    "forgejo_cleanup": "phasegate.lab.forgejo.cleanup:ForgejoCleanupJob",
     # after metrics: adds its scrape jobs (the stand-in's working set, limit, restarts) to the lab Prometheus
-    "forgejo_metrics": "phasegate.lab.forgejo_metrics:ForgejoMetrics",
+    "forgejo_metrics": "phasegate.lab.forgejo.metrics:ForgejoMetrics",
 }
 
 # The main job (`phasegate lab run`): which gates run in which lab state.

@@ -32,9 +32,13 @@ FAULT_MODULES = [
     "phasegate.lab.vm",
     "phasegate.lab.github",
     "phasegate.lab.infra_checkout",
-    "phasegate.lab.forgejo_repos",
-    "phasegate.lab.forgejo_faults",
-    "phasegate.lab.forgejo_metrics",
+    "phasegate.lab.forgejo.repos",
+    "phasegate.lab.forgejo.router_faults",
+    "phasegate.lab.forgejo.auth_faults",
+    "phasegate.lab.forgejo.blobs_faults",
+    "phasegate.lab.forgejo.store_faults",
+    "phasegate.lab.forgejo.packages_faults",
+    "phasegate.lab.forgejo.metrics",
     "phasegate.lab.cluster",
 ]
 

@@ -362,7 +362,7 @@ PRE_CUTOVER = {"beadboard": "alias", "claude-memory-mcp": "docker.io/viktorbarzi
 
 
 def project_workloads(forgejo_host: str, owner: str, private_host: str,
-                      private_alias: str) -> tuple[bake_history.Workload, ...]:
+                      private_alias: str) -> tuple[bake_history.RunningWorkload, ...]:
     """The default inventory's [[projects]] workloads with their main containers (the cluster's shapes,
     phasegate.lab.cluster.WORKLOAD_SHAPES) and the seeded tag: before the cutover on registry-private (or where
     PRE_CUTOVER says), after it on Forgejo under the owner."""
@@ -380,7 +380,7 @@ def project_workloads(forgejo_host: str, owner: str, private_host: str,
             containers = tuple((name, before if img == cluster.OWN else img,
                                 f"{forgejo_host}/{owner}/{p.image}:{tag}" if img == cluster.OWN else img)
                                for init, name, img in shape if not init)
-            out.append(bake_history.Workload(w.kind, p.workload_namespace(w), w.name, containers,
+            out.append(bake_history.RunningWorkload(w.kind, p.workload_namespace(w), w.name, containers,
                                              node=("k8s-node1", "k8s-node3")[len(out) % 2]))
     return tuple(out)
 
@@ -627,7 +627,7 @@ def retention_orphans_children(lab):
     m = lab["metrics"]
     forgejo = m.forgejo()
     if not m.retention_dates:  # the seed's push history keeps every needed child: build the 06-10 keep-set
-        from phasegate.lab.forgejo_faults import _retention_20260610
+        from phasegate.lab.forgejo.packages_faults import _retention_20260610
 
         yield from _retention_20260610(lab)
         return

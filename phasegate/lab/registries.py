@@ -33,7 +33,7 @@ FORGEJO_PATS = [
 ]
 
 
-class Registries:
+class RegistriesLab:
     name = "registries"
 
     def __init__(self):

@@ -89,7 +89,7 @@ def _compose(private_enabled: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-class RegistryVm:
+class RegistryVmLab:
     name = "vm"
 
     def __init__(self):

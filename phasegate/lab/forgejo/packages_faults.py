@@ -1,9 +1,6 @@
-"""Faults of the Forgejo stand-in (lab component `registries`).
-
-Transport and behaviour faults turn the stand-in's knobs (phasegate.lab.forgejo.Knobs);
-the on-disk faults break the seeded integrity targets in the Forgejo engine with
-the same generic helpers registry-private uses (phasegate.lab.seed).
-"""
+"""Faults of the Forgejo stand-in's package API and package list (lab component `registries`): DELETE
+refused or ignored, and the retention history (what the package list looks like after real pushes and
+clean-ups, issue 20)."""
 
 from __future__ import annotations
 
@@ -15,36 +12,11 @@ from pathlib import Path
 from phasegate.lab import seed
 from phasegate.lab.faults import fault
 from phasegate.lab.procs import LabError
-from phasegate.lab.registries import FORGEJO_CI_USER, FORGEJO_CLEANER, FORGEJO_OWNER, FORGEJO_PULLER, FORGEJO_PUSHER
+from phasegate.lab.registries import FORGEJO_OWNER, FORGEJO_PUSHER
 
 
 def _forgejo(lab):
     return lab["registries"].forgejo
-
-
-@fault("forgejo-pusher-token-revoked", component="registries",
-       description="Forgejo: the pusher's write:package PAT is revoked (the environment holds a dead token)")
-def _pusher_token_revoked(lab):
-    pat = _forgejo(lab).pat(FORGEJO_PUSHER, "push")
-    pat.revoked = True
-    try:
-        yield
-    finally:
-        pat.revoked = False
-
-
-@fault("forgejo-answers-500", component="registries",
-       description="Forgejo answers every request with HTTP 500 and an empty body")
-def _answers_500(lab):
-    with _forgejo(lab).fault(mode="error500"):
-        yield
-
-
-@fault("forgejo-hangs", component="registries",
-       description="Forgejo accepts connections and requests and never answers")
-def _hangs(lab):
-    with _forgejo(lab).fault(mode="hang"):
-        yield
 
 
 @fault("forgejo-delete-ignored", component="registries",
@@ -59,76 +31,6 @@ def _delete_ignored(lab):
 def _delete_refused(lab):
     with _forgejo(lab).fault(delete_mode="refuse"):
         yield
-
-
-@contextlib.contextmanager
-def _token_of(lab, user: str, name: str, *, owner: str, scopes=None):
-    """The PAT behind an inventory secret belongs to `owner` (and has `scopes`) for the block."""
-    pat = _forgejo(lab).pat(user, name)
-    before = (pat.user, pat.scopes)
-    pat.user, pat.scopes = owner, frozenset(scopes) if scopes is not None else pat.scopes
-    try:
-        yield
-    finally:
-        pat.user, pat.scopes = before
-
-
-@fault("forgejo-cleaner-not-owner", component="registries",
-       description="the cleanup secret holds ci-pusher's write:package PAT, as from 2026-05-07 to 06-09: "
-                   "Forgejo refuses its DELETEs of viktor/* (403), which the dry run hid for a month")
-def _cleaner_not_owner(lab):
-    # stacks/forgejo/cleanup.tf:7-9 @ 6d5204db (a 3rd PAT on ci-pusher); :7-17 @ e0452611 (the 403)
-    with _token_of(lab, FORGEJO_CLEANER, "cleanup", owner=FORGEJO_CI_USER):
-        yield
-
-
-@fault("forgejo-puller-can-push", component="registries",
-       description="the pull secret holds the owner's write:package PAT (the push token copied into "
-                   "forgejo_pull_token): the puller's identity can push")
-def _puller_can_push(lab):
-    with _token_of(lab, FORGEJO_PULLER, "pull", owner=FORGEJO_OWNER, scopes={"write:package"}):
-        yield
-
-
-@fault("forgejo-owner-private", component="registries",
-       description="viktor's profile visibility set to private: other users (cluster-puller) may no "
-                   "longer read his packages (reqPackageAccess 401 on every pull)")
-def _owner_private(lab):
-    owner = _forgejo(lab).owners[FORGEJO_OWNER]
-    before = owner.visibility
-    owner.visibility = "private"
-    try:
-        yield
-    finally:
-        owner.visibility = before
-
-
-@fault("forgejo-blobs-unreadable", component="registries",
-       description="Forgejo answers 404 BLOB_UNKNOWN for every blob it stores (file lost behind its database row)")
-def _blobs_unreadable(lab):
-    with _forgejo(lab).fault(blobs_unreadable=True):
-        yield
-
-
-@fault("forgejo-unhealthy", component="registries",
-       description="Forgejo's /api/healthz reports database:ping fail (HTTP 424)")
-def _unhealthy(lab):
-    with _forgejo(lab).fault(healthy=False):
-        yield
-
-
-def _on_disk(name: str, helper):
-    @fault(f"forgejo-{name}", component="registries",
-           description=f"Forgejo engine: the seeded {name} target broken on disk ({helper.__doc__.splitlines()[0]})")
-    def _make(lab):
-        with helper(lab["registries"].forgejo_engine, namespace=f"{FORGEJO_OWNER}/"):
-            yield
-
-    return _make
-
-
-for _name, _helper in seed.FAULT_HELPERS.items():
-    _on_disk(_name, _helper)
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Lab component `forgejo_repos`: Forgejo's repository API on the Forgejo stand-in.
 
-Mounted with the stand-in's route table (phasegate.lab.forgejo): the
+Mounted with the stand-in's route table (phasegate.lab.forgejo.router): the
 projects' source repositories answer
   GET /api/v1/repos/{owner}/{repo}/commits            (newest first; limit, sha, path; X-Total-Count)
   GET /api/v1/repos/{owner}/{repo}/commits/{sha}/status (combined state + statuses by context)
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from phasegate.lab import seed
 from phasegate.lab.faults import fault
+from phasegate.lab.forgejo.wire import HttpError, Response
 
 READER = "viktor"
 TOKEN_KEY = "forgejo_repo_token"
@@ -51,7 +52,7 @@ def _sha(prefix: str, *parts) -> str:
     return prefix + hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[: 40 - len(prefix)]
 
 
-class ForgejoRepos:
+class ForgejoReposStandin:
     name = "forgejo_repos"
 
     def __init__(self):
@@ -162,8 +163,6 @@ class ForgejoRepos:
 
     # -- handlers ----------------------------------------------------------
     def _repo(self, req) -> LabRepo:
-        from phasegate.lab.forgejo import HttpError, Response
-
         standin = self._lab["registries"].forgejo
         standin.api_principal(req, "repository")
         repo = self.repos.get(f"{req.params['owner']}/{req.params['repo']}")
@@ -185,8 +184,6 @@ class ForgejoRepos:
         }
 
     def _commits(self, req):
-        from phasegate.lab.forgejo import Response
-
         repo = self._repo(req)
         # utils.GetListOptions: limit <= 0 is the default page (30); capped at [git] COMMITS_RANGE_SIZE 50
         # (routers/api/v1/repo/commits.go GetAllCommits)
@@ -204,8 +201,6 @@ class ForgejoRepos:
                              headers=[("X-Total-Count", str(len(commits))), ("X-HasMore", "true" if more else "false")])
 
     def _status(self, req):
-        from phasegate.lab.forgejo import Response
-
         repo = self._repo(req)
         c = next((c for c in repo.commits if c.sha.startswith(req.params["sha"])), None)
         statuses = [] if c is None else [
@@ -222,8 +217,6 @@ class ForgejoRepos:
                               "total_count": len(statuses), "statuses": statuses})
 
     def _raw(self, req):
-        from phasegate.lab.forgejo import HttpError, Response
-
         repo = self._repo(req)
         path = urllib.parse.unquote(req.params["path"])
         if path not in repo.files:
@@ -354,3 +347,17 @@ def _single_registry(lab):
 def _clear_text(lab):
     with _pipeline(lab, "beads-server", clear_text=True):
         yield
+
+
+@fault("infra-apply-failed-after-flip", component="forgejo_repos",
+       description="the newest push to viktor/infra after the infra-ci flip failed its apply (default pipeline)")
+def _infra_apply_failed(lab):
+    repo = next(r for r in lab["forgejo_repos"].repos.values() if r.full_name.endswith("/infra"))
+    newest = next(c for c in repo.commits if "ci/woodpecker/push/default" in c.statuses)
+    before = dict(newest.statuses)
+    newest.statuses["ci/woodpecker/push/default"] = "failure"
+    try:
+        yield
+    finally:
+        newest.statuses.clear()
+        newest.statuses.update(before)
