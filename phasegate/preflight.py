@@ -68,13 +68,19 @@ def flips(co: InfraCheckout, stack_file: str, images: list[str]) -> tuple[list[F
 
 
 def _places(group: list[Flip]) -> str:
-    """`stacks/x/main.tf:12, :40` (every line that pulls the reference, file named once)."""
+    """`stacks/x/main.tf:12, :40` (every line that pulls the reference, each once, file named once; a
+    for_each resource pulls it once per item from one line)."""
     out, last_file = [], ""
-    for f in group:
-        file, _, line = f.where.rpartition(":")
-        out.append(f.where if file != last_file else f":{line}")
+    for where in dict.fromkeys(f.where for f in group):
+        file, _, line = where.rpartition(":")
+        out.append(where if file != last_file else f":{line}")
         last_file = file
     return ", ".join(out)
+
+
+def _line_key(f: Flip) -> tuple[str, int]:
+    file, _, line = f.where.rpartition(":")
+    return file, int(line) if line.isdigit() else 0
 
 
 def _digest(client: RegistryClient, repository: str, reference: str, head: Head) -> str:
@@ -95,7 +101,8 @@ def check(co: InfraCheckout, stack_file: str, images: list[str], forgejo: Regist
     for f in refs:
         groups.setdefault((f.name, f.tag), []).append(f)
     ok: list[str] = []
-    places = [stack_file] if problems else []
+    places: list[str] = [stack_file] if problems else []
+    red: list[Flip] = []
     for group in groups.values():
         f = group[0]
         at = f"{'pulled' if f.flipped else 'pulled after the flip'} at {_places(group)}"
@@ -115,13 +122,13 @@ def check(co: InfraCheckout, stack_file: str, images: list[str], forgejo: Regist
                        + f"; {at}") if broken else ""
         if problem:
             problems.append(problem)
-            places.append(_places(group))
+            red += group
         else:
             ok.append(f"{f.label} {fd}" + ("" if ph.status == 200 else " (not on registry-private: Forgejo alone)"))
     if problems:
         raise GateFailed(expected=f"every image {stack_file} pulls after the flip on Forgejo "
                                   f"({co.new_host}/{co.owner}/...), with registry-private's digest, intact",
-                         seen="\n  " + "\n  ".join(problems), where=", ".join(dict.fromkeys(places)),
+                         seen="\n  " + "\n  ".join(problems), where=", ".join([*places, _places(sorted(red, key=_line_key))] if red else places),
                          evidence="ready: " + (", ".join(ok) or "none"))
     return ok
 

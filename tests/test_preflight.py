@@ -101,6 +101,29 @@ def test_an_already_flipped_stack_is_judged_as_written(tmp_path):
     assert "; pulled at stacks/app/main.tf:13, :16" in e.value.seen  # not "after the flip": it names Forgejo
 
 
+def test_a_for_each_resource_pulls_from_one_line_named_once(tmp_path):
+    """beads-server's shape: two CronJobs from one for_each map, one `image =` line (lab stack and real one)."""
+    p = tmp_path / "stacks/app/main.tf"
+    p.parent.mkdir(parents=True)
+    p.write_text(textwrap.dedent(f'''
+        locals {{
+          jobs = {{ dispatcher = "*/5 * * * *", reaper = "0 * * * *" }}
+        }}
+        resource "kubernetes_cron_job_v1" "jobs" {{
+          for_each = local.jobs
+          spec {{
+            container {{
+              image = "{OLD}/app:2fd7670d"
+            }}
+          }}
+        }}
+    '''))
+    co = InfraCheckout(tmp_path, old_hosts=[OLD], old_names=["registry-private"], new_host=NEW, owner="viktor")
+    with pytest.raises(GateFailed) as e:
+        preflight.check(co, "stacks/app/main.tf", ["app"], Registry({}), Registry({("app", "2fd7670d"): "sha256:aa"}))
+    assert e.value.seen.endswith("pulled after the flip at stacks/app/main.tf:9") and e.value.where == "stacks/app/main.tf:9"
+
+
 def test_after_the_flip_and_the_decommission_forgejo_is_judged_alone(tmp_path):
     co = _stack(tmp_path, f"{NEW}/viktor/app")
     assert preflight.check(co, "stacks/app/main.tf", ["app"], Registry({("viktor/app", "latest"): "sha256:aa"}),
