@@ -143,7 +143,7 @@ def gate_every_stack(co: InfraCheckout, specs, forgejo: RegistryClient, private:
     A stack that cannot be judged is listed too; with nothing red it makes the whole verdict Broken."""
     if not specs:
         raise Broken("inventory: no [[infra_repo.stacks]] rows: no stack to pre-flight")
-    ready, red, unjudged, where = [], [], [], []
+    ready, red, unjudged, where, kinds = [], [], [], [], []
     for spec in specs:
         try:
             ready += [f"{spec.project}: {r}" for r in gate_stack(co, spec, forgejo, private)]
@@ -152,12 +152,13 @@ def gate_every_stack(co: InfraCheckout, specs, forgejo: RegistryClient, private:
             where.append(e.where)
         except Broken as e:
             unjudged.append(f"{spec.project}: could not judge: {e}")
+            kinds.append(type(e))
             where.append(spec.path)
     if red:
         raise GateFailed(expected="before Phase 3, every image each cutover stack pulls after its flip on Forgejo "
                                   f"({co.new_host}/{co.owner}/...), with registry-private's digest, intact",
                          seen=f"{len(red)} reference(s) not ready:\n  " + "\n  ".join(red + unjudged),
                          where="; ".join(where), evidence="ready: " + (", ".join(ready) or "none"))
-    if unjudged:
-        raise Broken("; ".join(unjudged))
+    if unjudged:  # one kind (all unreachable, all timed out) keeps its kind in the verdict
+        raise (kinds[0] if len(set(kinds)) == 1 else Broken)("; ".join(unjudged))
     return ready

@@ -11,7 +11,7 @@ import pytest
 from phasegate import config, preflight
 from phasegate.infra_repo import InfraCheckout
 from phasegate.oci import Head
-from phasegate.verdict import Broken, GateFailed
+from phasegate.verdict import Broken, GateFailed, TimedOut
 
 OLD, NEW = "registry.example.test", "forgejo.example.test"
 
@@ -158,6 +158,12 @@ def test_a_missing_stack_file_is_broken_and_every_stack_is_listed(tmp_path):
     assert "gone: could not judge: stacks/gone/main.tf (stack file)" in e.value.seen
     with pytest.raises(Broken, match="gone: could not judge"):  # nothing red, one stack unjudged: never green
         preflight.gate_every_stack(co, specs, Registry({("viktor/app", "latest"): "sha256:aa"}), private)
+
+    class Hangs:
+        def head_manifest(self, repository, reference):
+            raise TimedOut(f"HEAD {repository}:{reference}: no answer within the timeout")
+    with pytest.raises(TimedOut, match="app: could not judge: HEAD viktor/app:latest"):  # the kind survives
+        preflight.gate_every_stack(co, specs[:1], Hangs(), private)
 
 
 # -- the real repository: the flip the migration made, against what its script had copied ----------------
