@@ -3,7 +3,8 @@
 The Phase 3/4/5 gates read files, not the cluster: what the repository says
 the cluster should become. Terraform is read with a real HCL parser
 (python-hcl2) and image values are *resolved*: `image = local.image` follows
-`locals`, `${var.image_tag}` follows the variable's default, `each.value`
+`locals`, `${var.image_tag}` follows the stack's terragrunt `inputs` (what terragrunt passes as
+TF_VAR_image_tag) or else the variable's default, `each.value`
 follows the enclosing `for_each`, `<name>.value` follows a `dynamic` block's
 `for_each`. A regex on `image =` lines would miss `local.image` and any image
 built from a map; that is the whole point of resolving.
@@ -180,6 +181,17 @@ class TerraformModule:
                 for name, body in block.items():
                     if isinstance(body, dict) and "default" in body:
                         self.variables[_unquote_key(name)] = (body["default"], rel)
+        # Terragrunt passes its `inputs` as TF_VAR_<name>, which beat a variable's default: the value
+        # terraform applies (stacks/payslip-ingest/terragrunt.hcl:20-24 @3148d15d pins image_tag =
+        # "4f70681d" over main.tf's default "latest"). Only the stack's own terragrunt.hcl: the root one
+        # has no inputs there; its `required_var_files` (config.tfvars, git-crypt'ed) is not read.
+        self.inputs: dict[str, tuple[object, str]] = {}  # name -> (raw, relative terragrunt.hcl)
+        terragrunt = directory / "terragrunt.hcl"
+        if terragrunt.is_file():
+            inputs = parse_hcl(terragrunt).get("inputs")
+            for name, raw in (inputs.items() if isinstance(inputs, dict) else []):
+                if not _is_meta(name):
+                    self.inputs[_unquote_key(name)] = (raw, self.rel(terragrunt))
         self.locator = Locator(root)
 
     def rel(self, path: Path) -> str:
@@ -224,6 +236,10 @@ class TerraformModule:
         steps = [a or b or (int(c) if c else None) for a, b, c in _STEP.findall(m.group("path"))]
         if root in ("local", "var") and steps and isinstance(steps[0], str):
             name, rest = steps[0], steps[1:]
+            if root == "var" and name in self.inputs:
+                raw, rel = self.inputs[name]
+                origins.append(Origin(f"var.{name} terragrunt input", rel, self.locator.attribute_line(rel, name, raw)))
+                return _walk(self.evaluate(raw, Scope(), origins, depth + 1), rest, expr)
             table = self.locals if root == "local" else self.variables
             if name not in table:
                 return Unresolved("${" + expr + "}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then
 
-from phasegate import infra_repo
+from phasegate import infra_repo, preflight
 from phasegate.verdict import Broken
 
 
@@ -16,6 +16,19 @@ def infra_checkout(inventory):
 @then(parsers.parse('the cutover stack of "{project}" resolves its images to the Forgejo registry'))
 def stack_on_forgejo(infra_checkout, inventory, project):
     infra_repo.gate_stack_on_forgejo(infra_checkout, infra_repo.stack_spec(inventory, project))
+
+
+@then(parsers.parse('every image the stack of "{project}" pulls after its flip is on Forgejo with '
+                    "registry-private's digest and intact"))
+def preflight_stack(infra_checkout, inventory, dual_push_registries, project):
+    private, forgejo = dual_push_registries
+    print("\n".join(preflight.gate_stack(infra_checkout, infra_repo.stack_spec(inventory, project), forgejo, private)))
+
+
+@then("every image every cutover stack pulls after its flip is on Forgejo with registry-private's digest and intact")
+def preflight_every_stack(infra_checkout, inventory, dual_push_registries):
+    private, forgejo = dual_push_registries
+    print("\n".join(preflight.gate_every_stack(infra_checkout, inventory.infra_repo.stacks, forgejo, private)))
 
 
 @then("the infra pipelines use the infra-ci image from the Forgejo registry")

@@ -66,6 +66,9 @@ def _expected_rows(inv) -> dict[tuple[str, str], tuple[str, list[str]]]:
             ("project", [p.name for p in inv.cutover_order()]),
         ("phase3_infra_repo.feature", "The <project> stack resolves its images to Forgejo"):
             ("project", [s.project for s in inv.infra_repo.stacks]),
+        ("phase3_preflight.feature", "Before its cutover, every image <project>'s flipped stack pulls is on Forgejo "
+                                     "with registry-private's digest and intact"):
+            ("project", [s.project for s in inv.infra_repo.stacks]),
         ("phase3_github_archived.feature", "<project>'s GitHub repository is archived"):
             ("project", list(inv.github.archived_after_cutover)),
         ("phase1_github_workflow.feature", "<project>'s GitHub Actions workflows are disabled"):

@@ -67,6 +67,48 @@ def test_locals_and_variable_default_interpolation(tmp_path):
     assert "stacks/app/main.tf:" in refs[0].where and "local.image" in refs[0].where
 
 
+def test_a_terragrunt_input_beats_the_variable_default(tmp_path):
+    """What terraform applies: terragrunt passes `inputs` as TF_VAR_*, over the default
+    (stacks/payslip-ingest/terragrunt.hcl:20-24 @3148d15d: image_tag = "4f70681d", main.tf default "latest")."""
+    p = write(tmp_path, "stacks/app/main.tf", """
+        variable "image_tag" {
+          default = "latest"
+        }
+        variable "other_tag" {
+          default = "1"
+        }
+        resource "kubernetes_deployment" "app" {
+          spec {
+            template {
+              spec {
+                container {
+                  image = "registry.example.test/app:${var.image_tag}"
+                }
+                container {
+                  image = "registry.example.test/other:${var.other_tag}"
+                }
+              }
+            }
+          }
+        }
+    """)
+    tg = write(tmp_path, "stacks/app/terragrunt.hcl", """
+        include "root" {
+          path = find_in_parent_folders()
+        }
+
+        inputs = {
+          # bump on every deploy
+          image_tag = "4f70681d"
+        }
+    """)
+    refs = TerraformModule(tmp_path, p.parent).images()
+    assert [r.value for r in refs] == ["registry.example.test/app:4f70681d", "registry.example.test/other:1"]
+    assert [(o.what, o.file, o.line) for o in refs[0].origins] == [
+        ("var.image_tag terragrunt input", "stacks/app/terragrunt.hcl", line_of(tg, 'image_tag = "4f70681d"'))]
+    assert "var.other_tag default" in refs[1].where
+
+
 def test_split_image_and_tag_locals_and_unresolved_variable(tmp_path):
     p = write(tmp_path, "stacks/agent/main.tf", """
         variable "tag" {}

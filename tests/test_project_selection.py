@@ -42,7 +42,10 @@ def ids(run) -> list[str]:
     ("beads-server", ["test_phase1_github_workflow.py::test_projects_github_actions_workflows_are_disabled[beads-server]",
                       "test_phase3_github_archived.py::test_projects_github_repository_is_archived[beads-server]",
                       "test_phase3_infra_repo.py::test_the_project_stack_resolves_its_images_to_forgejo[beads-server]",
-                      "test_phase3_cutover.py::test_project_is_cut_over_to_forgejo[beads-server]"]),
+                      "test_phase3_cutover.py::test_project_is_cut_over_to_forgejo[beads-server]",
+                      # its pre-flight: beadboard:17a38e43 and claude-agent-service:2fd7670d on Forgejo before the flip
+                      "test_phase3_preflight.py::test_before_its_cutover_every_image_projects_flipped_stack_pulls_is_on_"
+                      "forgejo_with_registryprivates_digest_and_intact[beads-server]"]),
 ])
 def test_project_selects_every_gate_about_it(project, expected):
     run = collect(f"--project={project}")

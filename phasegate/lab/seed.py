@@ -12,6 +12,9 @@ What a seeded registry holds:
   several tags), in every manifest type: OCI index with attestation children,
   Docker manifest list, OCI manifest, Docker schema 2, and a nested index;
 - `infra-ci` with more tags than one page (n=100), all sharing one manifest;
+- the tags the lab checkout's stacks pin (`PINNED`: claude-agent-service:2fd7670d, chrome-service-novnc:v4,
+  beadboard:17a38e43, the real stacks' values), each another tag of the project's newest build, in both
+  registries (so the cutover pre-flight is green; faults take them off Forgejo or repoint them);
 - three dedicated fault targets (`integrity-orphaned-child:1`,
   `integrity-missing-layer:1`, `integrity-bitrot:1`) whose blobs belong to
   them alone, so a fault breaks exactly one thing.
@@ -47,6 +50,18 @@ PROJECTS = _project_images()
 PAGINATED = "infra-ci" if "infra-ci" in PROJECTS else PROJECTS[-1]
 PAGINATED_TAGS = 101  # latest included: more than one page of 100
 KINDS = ["oci-index", "docker-manifest", "oci-manifest", "docker-list", "nested-index"]
+
+# Tags the stacks pin rather than `latest`, as the lab checkout's stacks pin them (phasegate.lab.infra_checkout
+# _claude_agent, _chrome, _beads), with the real values: claude-agent-service `local.image_tag = "2fd7670d"`
+# (stacks/claude-agent-service/main.tf:14 @5d22b449, :15 @3148d15d; stacks/beads-server/main.tf:15-17),
+# chrome-service-novnc `:v4` (stacks/chrome-service/main.tf:273 @5d22b449), beadboard `17a38e43`
+# (stacks/beads-server/main.tf:6-8). The real payslip-ingest and job-hunter stacks pin 4f70681d / 92afc38d
+# through terragrunt inputs (terragrunt.hcl:23 / :25 @3148d15d), which the lab checkout does not carry yet.
+# Each is another tag of the project's newest build: the build its pods run.
+PINNED = {"claude-agent-service": ["2fd7670d"], "chrome-service-novnc": ["v4"], "beadboard": ["17a38e43"]}
+# What scripts/forgejo-migrate-orphan-images.sh:39-48 @c2f8a300 copied to Forgejo besides `:latest`: only novnc's
+# `:v4` (its fault `forgejo-only-latest-copied` takes every other pinned tag off Forgejo).
+PINNED_COPIED_BY_SCRIPT = {("chrome-service-novnc", "v4")}
 
 ORPHANED_CHILD = "orphaned-index-child"
 MISSING_LAYER = "missing-layer"
@@ -116,6 +131,8 @@ def plan(namespace: str = "") -> list[Repo]:
         repo.tags[sha_tag(project, 1)] = build(old_kind, f"{project}/1")
         repo.tags[sha_tag(project, 2)] = build(kind, f"{project}/2")
         repo.tags["latest"] = repo.tags[sha_tag(project, 2)]
+        for tag in PINNED.get(project, []):
+            repo.tags[tag] = repo.tags[sha_tag(project, 2)]
         if project == PAGINATED:
             shared = repo.tags["latest"]
             for n in range(PAGINATED_TAGS - len(repo.tags)):
@@ -304,3 +321,43 @@ def bitrot_layer(registry, namespace: str = ""):
 
 
 FAULT_HELPERS = {ORPHANED_CHILD: orphaned_index_child, MISSING_LAYER: missing_layer, BITROT_LAYER: bitrot_layer}
+
+
+# --------------------------------------------------------------------------
+# Tag faults (generic over a DistributionRegistry): a tag gone, a tag naming another build
+# --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tags_removed(registry, refs: list[tuple[str, str]]):
+    """The tags' directories set aside (the manifests stay, reachable by digest): `repo:tag` answers 404."""
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for repository, tag in refs:
+            d = registry.tag_dir(repository, tag)
+            aside = registry.dir / "fault-aside" / "tags" / repository / tag
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(aside, ignore_errors=True)
+            shutil.move(str(d), str(aside))
+            moved.append((d, aside))
+        yield refs
+    finally:
+        for d, aside in reversed(moved):
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.move(str(aside), str(d))
+
+
+@contextlib.contextmanager
+def tag_repointed(registry, repository: str, tag: str, digest: str):
+    """The tag names another manifest of its repository (the links distribution writes on a PUT by tag)."""
+    d = registry.tag_dir(repository, tag)
+    aside = registry.dir / "fault-aside" / "retag" / repository / tag
+    shutil.rmtree(aside, ignore_errors=True)
+    shutil.copytree(d, aside)
+    try:
+        distribution_retag(registry)(repository, tag, digest)
+        yield digest
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(aside, d)
+        shutil.rmtree(aside, ignore_errors=True)

@@ -108,3 +108,32 @@ def _first_pushes_pruned(lab):
     finally:
         for d, dst in reversed(moved):
             shutil.move(str(dst), str(d))
+
+
+# --------------------------------------------------------------------------
+# The cutover pre-flight (issue 16.3): what a flipped stack pulls, missing or another build on Forgejo
+# --------------------------------------------------------------------------
+
+
+@fault("forgejo-only-latest-copied", component="registries",
+       description="only `:latest` (and novnc's `:v4`) was copied to Forgejo, as scripts/forgejo-migrate-orphan-images.sh "
+                   "did (:39-48 @c2f8a300): the tags the stacks pin (claude-agent-service:2fd7670d, "
+                   "beadboard:17a38e43) are not on Forgejo, registry-private still serves them")
+def _only_latest_copied(lab):
+    refs = [(f"{FORGEJO_OWNER}/{image}", tag) for image, tags in seed.PINNED.items() for tag in tags
+            if (image, tag) not in seed.PINNED_COPIED_BY_SCRIPT]
+    with seed.tags_removed(lab["registries"].forgejo_engine, refs):
+        yield
+
+
+PINNED_REBUILT = ("chrome-service-novnc", "v4")  # a hand-made tag, the one a rebuild would reuse
+
+
+@fault("forgejo-pinned-tag-other-build", component="registries",
+       description="Forgejo's chrome-service-novnc:v4 names another build than registry-private's (a rebuild pushed "
+                   "under the same tag to Forgejo only): the flip would change what the pods run")
+def _pinned_tag_other_build(lab):
+    image, tag = PINNED_REBUILT
+    older = next(r for r in seed.plan("") if r.name == image).tags[seed.sha_tag(image, 1)].digest
+    with seed.tag_repointed(lab["registries"].forgejo_engine, f"{FORGEJO_OWNER}/{image}", tag, older):
+        yield
