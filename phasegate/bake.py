@@ -686,6 +686,21 @@ def exit_checks(judge: BakeJudge, inv: config.Inventory, settings) -> dict[str, 
     return checks
 
 
+def judge_criterion(judge: BakeJudge, name: str) -> None:
+    """One exit criterion by its name (`BakeJudge.criteria()`), its chart data (`CriterionData`) attached to the
+    report as "criterion-data" whatever the verdict."""
+    from phasegate import report
+
+    checks = judge.criteria()
+    if name not in checks:
+        raise KeyError(f"unknown bake criterion {name!r}; known: {', '.join(checks)}")
+    try:
+        checks[name]()
+    finally:  # the chart data of what was judged, for the report
+        if name in judge.data:
+            report.attach_criterion_data(judge.data[name])
+
+
 def exit_verdict(checks: dict[str, Callable[[], None]]) -> None:
     """Run every criterion: red with all the red ones; else Pending while any is pending (the exit is never
     green before the window is complete); else green."""
