@@ -255,3 +255,20 @@ def test_the_meta_test_sees_a_drifted_number():
                  "storage_grace_days is 14", "'50Gi' where the inventory's bake.pvc_storage_limit",
                  "14 days after", "every 5 minutes", '"*/5 * * * *"'):
         assert what in found, (what, found)
+
+
+def test_said_compares_as_the_inventory_writes_the_value():
+    import pytest
+
+    from phasegate import config
+    from phasegate.verdict import Broken
+
+    inv = config.load(REPO / "phasegate.toml")
+    assert inv.said("registry_vm.breakglass.max_age_hours", 192.0) == 192.0  # a float key, parsed as a number
+    assert inv.said("registry_vm.storage_grace_days", "7") == "7"
+    assert inv.said("retention.phase0_dry_run", "true") == "true"
+    assert inv.said("push_storm.enabled", "false") == "false"  # a bool key in its TOML spelling
+    with pytest.raises(Broken, match="'1024Mi' where the inventory's cluster.forgejo_memory is '1Gi'"):
+        inv.said("cluster.forgejo_memory", "1024Mi")  # said as the inventory says it, or not at all
+    with pytest.raises(Broken, match="storage_grace_days"):
+        inv.said("registry_vm.storage_grace_days", "a week")
