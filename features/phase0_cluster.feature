@@ -14,18 +14,18 @@ Feature: Phase 0 - the cluster is ready to pull from Forgejo's registry
   @readonly
   Scenario: Forgejo runs with the planned memory and the packages settings
     Given the Forgejo Deployment
-    Then its Forgejo container requests and is limited to at least the inventory's Forgejo memory
+    Then its Forgejo container requests and is limited to at least "1Gi" of memory
     And its Forgejo container sets the inventory's packages environment variables
 
   @readonly
   Scenario: Forgejo's volume holds at least the planned size
     Given the Forgejo PVC
-    Then the PVC requests and has at least the inventory's minimum size
+    Then the PVC requests and has at least "15Gi" of storage
 
   @readonly
   Scenario: The Forgejo ingress buffers request bodies up to the planned size
     Given the Forgejo ingress
-    Then the ingress carries a Traefik buffering middleware allowing the inventory's body size
+    Then the ingress carries a Traefik buffering middleware allowing request bodies of "5g"
 
   @writes
   Scenario: A fresh namespace receives a pull secret for Forgejo and registry-private that authenticates

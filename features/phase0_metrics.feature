@@ -15,4 +15,4 @@ Feature: Phase 0 metrics: the Forgejo integrity probe, instance-aware alerts and
 
   @readonly
   Scenario: The retention CronJob exists with schedule 0 4 * * * and DRY_RUN=true
-    Then the retention CronJob has the inventory's schedule and DRY_RUN for Phase 0
+    Then the retention CronJob has schedule "0 4 * * *" and DRY_RUN "true" for Phase 0

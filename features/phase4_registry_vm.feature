@@ -18,4 +18,4 @@ Feature: registry-private is decommissioned on the registry VM
     Then no old registry endpoint answers /v2/ as a registry
 
   Scenario: registry-private's blob storage is freed a week after the decommission
-    Then the registry VM holds no blob storage of the old registry once the purge is due
+    Then the registry VM holds no blob storage of the old registry once the purge is due, 7 days after the decommission

@@ -724,6 +724,24 @@ def exit_checks(judge: BakeJudge, inv: config.Inventory, live: LiveClients) -> d
     return checks
 
 
+def judge_criterion(judge: BakeJudge, name: str, check: Callable[[], None] | None = None) -> None:
+    """One exit criterion by its name (`BakeJudge.criteria()`, or `check` where the scenario text gives the
+    criterion's numbers), its chart data (`CriterionData`) attached to the report as "criterion-data"
+    whatever the verdict."""
+    from phasegate import report
+
+    if check is None:
+        checks = judge.criteria()
+        if name not in checks:
+            raise KeyError(f"unknown bake criterion {name!r}; known: {', '.join(checks)}")
+        check = checks[name]
+    try:
+        check()
+    finally:  # the chart data of what was judged, for the report
+        if name in judge.data:
+            report.attach_criterion_data(judge.data[name])
+
+
 def exit_verdict(checks: dict[str, Callable[[], None]]) -> None:
     """Run every criterion: red with all the red ones; else Pending while any is pending (the exit is never
     green before the window is complete); else green."""

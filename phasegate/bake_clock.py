@@ -63,3 +63,14 @@ def cross_check(declared: dt.date, starts: dict[str, dt.datetime], where: str) -
                  f"would be counted from before {last_project} pushed to both registries",
             where=where, evidence=check.render())
     return check
+
+
+def judge(inv, repos) -> ClockCheck:
+    """The inventory's `bake.last_dual_push` is not before the last project started dual-pushing, as the projects'
+    repositories on Forgejo show it (`repos`: ForgejoRepos); the clock attached to the report."""
+    from phasegate.report import attach_text
+
+    check = cross_check(inv.bake.last_dual_push, observed_starts(inv, repos),
+                        where=f"inventory [bake] last_dual_push against the projects' repositories on {inv.forgejo.url}")
+    attach_text("bake clock", check.render())
+    return check

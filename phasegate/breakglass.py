@@ -10,13 +10,14 @@ docker-archive manifest out of it. Nothing is copied here.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import json
 import posixpath
 import re
 from dataclasses import dataclass
 
 from phasegate.config import Breakglass, BreakglassCopy
-from phasegate.verdict import Broken
+from phasegate.verdict import Broken, GateFailed, check
 from phasegate.vmhost import RemoteHost
 
 # prints the host's clock, then one line per directory entry: type, mtime, name, symlink target
@@ -134,3 +135,99 @@ def names_image_and_tag(manifest: list[dict], image: str, tag: str) -> bool:
         if t == tag and repo.rsplit("/", 1)[-1] == image:
             return True
     return False
+
+
+# -- the gates of one copy (features/phase1_breakglass.feature) ----------------------------------------
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class View:
+    """One copy as read once over SSH: its listing and its tarballs, newest first."""
+
+    reader: BreakglassCopyReader
+    listing: Listing
+    tarballs: builtins.list[Tarball]
+
+    @classmethod
+    def read(cls, inventory, copy: str) -> View:
+        reader = BreakglassCopyReader.from_inventory(inventory, copy)
+        listing = reader.list()
+        return cls(reader, listing, reader.tarballs(listing))
+
+    @property
+    def newest(self) -> Tarball:
+        if not self.tarballs:
+            raise GateFailed(expected=f"a tarball named {self.reader.cfg.file_template}",
+                             seen="no break-glass tarball at all", where=self.listing.where())
+        return self.tarballs[0]
+
+
+def newest_build(api, inv):
+    """The newest build tag (`tag_pattern`) of the break-glass image in Forgejo, from `api` (the package API)."""
+    cfg = inv.registry_vm.breakglass
+    pattern = re.compile(cfg.tag_pattern)
+    builds = [v for v in api.package_versions(cfg.image) if pattern.match(v.version)]
+    where = f"{inv.forgejo.url} package {inv.forgejo.owner}/{cfg.image}"
+    check(bool(builds), expected=f"at least one build tag matching {cfg.tag_pattern}", seen="none", where=where)
+    # ties in created_at (one-second resolution) go to the later version id, as Forgejo assigns them
+    return max(builds, key=lambda v: (v.created_at, v.id))
+
+
+def judge_newest_is_build(bg: View, build) -> None:
+    cfg = bg.reader.cfg
+    expected = cfg.file_template.format(tag=build.version)
+    newest = bg.newest
+    check(newest.tag == build.version,
+          expected=f"newest tarball {expected} (Forgejo's newest {cfg.image} build {build.version}, "
+                   f"pushed {build.created_at:%Y-%m-%d %H:%M}Z)",
+          seen=f"newest tarball is {newest.name} (mtime {_when(newest.mtime)}): wrong tag"
+               + ("" if expected in bg.listing.entries else f"; {expected} is missing"),
+          where=bg.listing.where(newest.name))
+
+
+def judge_latest_link(bg: View) -> None:
+    name = bg.reader.cfg.latest_link
+    entry = bg.listing.entries.get(name)
+    newest = bg.newest
+    if entry is None:
+        raise GateFailed(expected=f"symlink {name} -> {newest.name}", seen=f"no {name} symlink (missing)",
+                         where=bg.listing.where(name))
+    check(entry.kind == "l", expected=f"symlink {name} -> {newest.name}",
+          seen=f"{name} is not a symlink (type {entry.kind})", where=bg.listing.where(name))
+    target = entry.target.rstrip("/").rsplit("/", 1)[-1]
+    check(target == newest.name, expected=f"symlink {name} -> {newest.name}", seen=f"{name} -> {entry.target}",
+          where=bg.listing.where(name))
+
+
+def judge_gzip(bg: View) -> None:
+    ok, err = bg.reader.gzip_test(bg.newest.name)
+    check(ok, expected="gzip -t passes", seen=f"gzip -t failed: {err or 'non-zero exit'}",
+          where=bg.listing.where(bg.newest.name))
+
+
+def judge_manifest(bg: View, build) -> None:
+    image = bg.reader.cfg.image
+    newest = bg.newest
+    where = bg.listing.where(newest.name) + " manifest.json"
+    try:
+        manifest = bg.reader.manifest(newest.name)
+    except ManifestUnreadable as e:
+        raise GateFailed(expected=f"a docker-archive manifest.json naming {image}:{build.version}",
+                         seen=str(e), where=where) from None
+    check(names_image_and_tag(manifest, image, build.version),
+          expected=f"RepoTags naming {image}:{build.version}",
+          seen=f"RepoTags {repo_tags(manifest)} (wrong tag)", where=where)
+
+
+def judge_fresh(bg: View, max_age_hours: float) -> None:
+    """The newest tarball is at most `max_age_hours` old by the host's own clock."""
+    newest = bg.newest
+    age_h = (bg.listing.now - newest.mtime) / 3600
+    check(age_h <= max_age_hours, expected=f"newest tarball at most {max_age_hours:g} h old",
+          seen=f"{newest.name} is {age_h:.1f} h old (stale: written {_when(newest.mtime)}, "
+               f"host clock {_when(bg.listing.now)})",
+          where=bg.listing.where(newest.name))

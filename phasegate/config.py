@@ -23,6 +23,8 @@ from pathlib import Path
 
 from phasegate.secrets import Secret
 
+T = typing.TypeVar("T")
+
 DEFAULT_INVENTORY = Path(__file__).resolve().parent.parent / "phasegate.toml"
 INVENTORY_ENV = "PHASEGATE_INVENTORY"
 
@@ -543,6 +545,24 @@ class Inventory:
         raise InventoryError(f"inventory: no [[projects]] entry named {name!r} "
                              f"(known: {', '.join(p.name for p in self.projects)})")
 
+    def said(self, key: str, text: T) -> T:
+        """A value the scenario text gives a gate to judge by (a threshold, a schedule), checked against the
+        inventory's `key` (a dotted path, e.g. "cluster.forgejo_memory") and returned as the text says it.
+
+        The text is what a reader of the scenario and its report sees; the inventory is the environment's
+        record. When the two disagree the gate cannot judge (Broken), never silently takes one of them
+        (tests/test_features_meta.py ties the features' values to the shipped inventory)."""
+        value: object = self
+        for part in key.split("."):
+            value = getattr(value, part)
+        if not _same(text, value):
+            from phasegate.verdict import Broken
+
+            raise Broken(f"the scenario text says {text!r} where the inventory's {key} is {value!r}: the number a "
+                         f"gate judges by must be the same in both (edit the feature or the inventory"
+                         f"{f' {self.source}' if self.source else ''})")
+        return text
+
     def cutover_order(self) -> list[Project]:
         """Projects with a Phase 3 cutover, in the plan's order ([[projects]] order)."""
         return [p for p in self.projects if p.cutover]
@@ -554,6 +574,19 @@ class Inventory:
             if set(ref.needed_by) & markers and not os.environ.get(ref.env):
                 lines.append(f"{key} (set {ref.env})")
         return lines
+
+
+def _same(text: object, value: object) -> bool:
+    """The scenario's value and the inventory's are the same: numbers by value ("192" is 192.0), booleans by
+    their TOML spelling ("true"), everything else as written ("1Gi" is not "1024Mi": say it as the inventory does)."""
+    if isinstance(value, bool):
+        return str(text).strip().lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(str(text).strip()) == float(value)
+        except ValueError:
+            return False
+    return str(text).strip() == str(value)
 
 
 # --------------------------------------------------------------------------

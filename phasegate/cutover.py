@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from phasegate import cri, integrity
+from phasegate import cri, integrity, report
 from phasegate.kube import image_ref_parts
 from phasegate.oci import NotFound
+from phasegate.verdict import NotJudged, check
 
 CHECKS = ("template", "rollout", "pods", "digest", "integrity")
 # The Phase 3 row's step per check (features/phase3_cutover.feature), in the row's order: the cutover matrix
@@ -308,9 +309,43 @@ def order(kube, inv, p, client) -> Findings:
             f.ignored.append(f"{q.name}: no cluster workload (judged by the static gates)")
             continue
         f.judged.append(q.name)
-        for check in CHECKS:
-            r = run_check(check, kube, inv, q, client)
+        for each in CHECKS:
+            r = run_check(each, kube, inv, q, client)
             if not r.ok:
-                f.problems.append(f"{q.name} ({check}): {'; '.join(r.problems)}")
+                f.problems.append(f"{q.name} ({each}): {'; '.join(r.problems)}")
                 break
     return f
+
+
+# -- a row's step: one check judged (the steps of features/phase3_cutover.feature call `gate`) -------------
+
+
+def _expected(name: str, inv, p) -> str:
+    if name == "template":
+        return (f"every container and init container running {', '.join(p.own_images)} names "
+                f"{forgejo_prefix(inv)}")
+    if name == "order":
+        names = [q.name for q in inv.cutover_order()]
+        upto = names[: names.index(p.name) + 1] if p.name in names else names
+        return f"projects before {p.name} cut over (cutover order {' > '.join(upto)})"
+    return {
+        "rollout": "every Deployment rolled out; every CronJob's newest Job ran the template and succeeded",
+        "pods": "running pods (phase Running, no deletionTimestamp) with every own container started from the "
+                "template",
+        "digest": "every own container's imageID digest = the digest Forgejo serves for the template's tag",
+        "integrity": "every manifest and blob of the project's images present on Forgejo",
+    }[name]
+
+
+def gate(name: str, kube, inv, p, client=None) -> None:
+    """The check `name` (CHECKS, or "order") of project `p`, as its row's step judges it: what was judged and
+    ignored attached to the report, problems a failed verdict. A project that lists no cluster workload is
+    not judged by the five checks (an explicit opt-out: its static gates judge it), the order still is."""
+    if name != "order" and not p.in_cluster():
+        where = p.stack or "files outside the cluster"
+        raise NotJudged(f"{p.name}: inventory [[projects]] lists no cluster workload (cut over in {where}: "
+                        f"judged by the Phase 3 static gates, run them with --project {p.name})")
+    findings = order(kube, inv, p, client) if name == "order" else run_check(name, kube, inv, p, client)
+    report.attach_text(f"{findings.check}: judged and ignored", findings.evidence() or "(nothing)")
+    check(findings.ok, expected=_expected(name, inv, p), seen="; ".join(findings.problems), where=f"project {p.name}",
+          evidence=findings.evidence())

@@ -21,7 +21,8 @@ import posixpath
 from dataclasses import dataclass
 
 from phasegate import http
-from phasegate.verdict import Broken, GateFailed, Pending, Unreachable
+from phasegate.dockerhost import ContainerState, DockerHost
+from phasegate.verdict import Broken, GateFailed, Pending, Unreachable, check
 from phasegate.vmhost import RemoteHost
 
 REGISTRY_HEADER = "Docker-Distribution-API-Version"
@@ -85,6 +86,63 @@ def judge_purge(left: StorageLeft, keep: list[str], decommissioned_on: dt.date |
     raise GateFailed(expected=f"{where} holds nothing but {', '.join(keep)} from {due_on.isoformat()} "
                               f"({grace_days} days after the decommission of {decommissioned_on.isoformat()})",
                      seen=seen, where=where)
+
+
+# -- the gates of features/phase4_registry_vm.feature: each receives what it reads (containers, a host) -----
+
+
+@dataclass(frozen=True)
+class VmContainers:
+    """The registry VM's containers as its Docker API listed them (`docker ps -a`)."""
+
+    url: str  # the VM (ssh://...)
+    states: dict[str, ContainerState]
+
+    @classmethod
+    def read(cls, docker: DockerHost, url: str) -> VmContainers:
+        return cls(url, docker.containers())
+
+
+def judge_stopped(containers: VmContainers, name: str) -> None:
+    state = containers.states.get(name)
+    check(state is None or not state.running, expected=f"container {name} not running (stopped or removed)",
+          seen=f"{state.describe() if state else ''}: still running", where=f"docker ps on {containers.url}")
+
+
+def judge_running(containers: VmContainers, names: list[str]) -> None:
+    bad = []
+    for name in names:
+        state = containers.states.get(name)
+        if state is None or not state.running:
+            bad.append(state.describe() if state else f"{name}: no such container")
+    check(not bad, expected=f"running: {', '.join(names)}",
+          seen="; ".join(f"{b} (stopped)" for b in bad), where=f"docker ps -a on {containers.url}")
+
+
+def judge_compose_without(host: RemoteHost, vm, container: str) -> None:
+    """The VM's compose file (read there) has no active service that runs `container`."""
+    r = host.run(["cat", vm.compose_file])
+    if not r.ok:
+        raise Broken(f"cannot read {vm.compose_file} on {vm.url}: {r.stderr}")
+    service = service_for_container(compose_services(r.text, where=f"{vm.url}:{vm.compose_file}"), container)
+    check(service is None, expected=f"no active compose service runs {container} (commented out or removed)",
+          seen=f"service {service!r} still defines it: `docker compose up` would start it again",
+          where=f"{vm.url}:{vm.compose_file}")
+
+
+def judge_endpoints_dead(urls: list[str], settings: http.HttpSettings, ca_bundle: str = "") -> None:
+    answers = [probe_registry(url, settings, ca_bundle) for url in urls]
+    serving = [a for a in answers if a.serves_registry]
+    check(not serving, expected="no registry answers at the old endpoints",
+          seen="; ".join(f"{a.url} still serves a registry ({a.seen})" for a in serving),
+          where=", ".join(a.url for a in serving))
+
+
+def judge_storage(host: RemoteHost, vm, grace_days: int, today: dt.date | None = None) -> None:
+    """registry-private's blob storage on the VM, judged by `judge_purge` with `grace_days`."""
+    left = storage_left(host, vm.storage_path, vm.storage_keep)
+    judge_purge(left, vm.storage_keep, vm.decommissioned_on, grace_days, where=f"{vm.url}:{vm.storage_path}",
+                today=today)
 
 
 @dataclass(frozen=True)

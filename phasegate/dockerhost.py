@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from phasegate.config import SshOptions
 from phasegate.secrets import Secret, redact
-from phasegate.verdict import Broken, TimedOut, Unreachable
+from phasegate.verdict import Broken, TimedOut, Unreachable, check
 from phasegate.vmhost import SshTarget, SshWrapper
 
 T = TypeVar("T")
@@ -202,6 +202,37 @@ class DockerHost:
             status = e.response.status_code if e.response is not None else None
             raise LoginRefused(f"{_reason(e)}", status) from None
         return str((answer or {}).get("Status", ""))
+
+
+# -- the docker login gate (features/phase0_docker_login.feature) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """`docker login <host>` through an engine: its status line, or why it was refused."""
+
+    engine: str  # the Docker API's URL
+    host: str
+    user: str
+    status: str = ""
+    refused: LoginRefused | None = None
+
+
+def log_in(docker: DockerHost, inv) -> LoginAttempt:
+    """The engine logs in to Forgejo's registry as the inventory's pusher (a refusal is kept for the verdict)."""
+    f = inv.forgejo
+    try:
+        return LoginAttempt(docker.url, f.host, f.pusher.username,
+                            status=docker.login(f.host, f.pusher.username, inv.secret(f.pusher.secret)))
+    except LoginRefused as e:
+        return LoginAttempt(docker.url, f.host, f.pusher.username, refused=e)
+
+
+def judge_login(attempt: LoginAttempt) -> None:
+    refused = attempt.refused
+    check(refused is None, expected=f"docker login {attempt.host} as {attempt.user} succeeds",
+          seen=f"login refused (HTTP {refused.status if refused else ''}): {refused}",
+          where=f"POST /auth on the Docker API {attempt.engine}")
 
 
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"

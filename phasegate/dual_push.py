@@ -108,6 +108,42 @@ def check_dual_push(inv, p, repos: ForgejoRepos, private, forgejo) -> DualPush:
     return DualPush(p.name, commit, tag, priv_ref, fj_ref, ph.digest, fh.digest)
 
 
+@dataclass(frozen=True)
+class Registries:
+    """Both registries, read-only: phasegate.oci.RegistryClient for registry-private and for Forgejo."""
+
+    private: object
+    forgejo: object
+
+
+def judge_project(inv, name: str, repos: ForgejoRepos, registries: Registries) -> DualPush:
+    """The newest build of project `name` is in both registries with one digest, intact in each."""
+    return check_dual_push(inv, project(inv, name), repos, registries.private, registries.forgejo)
+
+
+def judge_every_project(inv, repos: ForgejoRepos, registries: Registries) -> list[DualPush]:
+    """Every dual-push project of the inventory dual-pushes its newest build; red with every one that does not."""
+    done, failed = [], []
+    for p in dual_push_projects(inv):
+        try:
+            done.append(check_dual_push(inv, p, repos, registries.private, registries.forgejo))
+        except GateFailed as e:
+            failed.append(f"{p.name}: {e.seen} ({e.where})")
+    if failed:
+        raise GateFailed(expected="every project of the inventory dual-pushes its newest build",
+                         seen=f"{len(done)} dual-push, {len(failed)} do not:\n  " + "\n  ".join(failed),
+                         where=", ".join(f.split(":")[0] for f in failed))
+    return done
+
+
+def judge_pipeline(inv, name: str, repos: ForgejoRepos) -> str:
+    """Project `name`'s pipeline file, read through Forgejo's raw file endpoint, pushes to both registries with
+    from_secret logins (`check_pipeline`); the name of its build-and-push step."""
+    p = project(inv, name)
+    repo = source_repo(inv, p)
+    return check_pipeline(inv, p, repos.raw(repo, p.pipeline), f"{repo}/{p.pipeline}")
+
+
 def dual_push_projects(inv) -> list:
     return [p for p in inv.projects if p.dual_push]
 

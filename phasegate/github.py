@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from phasegate import http
-from phasegate.verdict import Broken
+from phasegate.verdict import Broken, GateFailed, check
 
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
@@ -114,3 +114,54 @@ def _list_workflows(self: GitHub, full_name: str) -> list[Workflow] | None:
     return out
 
 
+
+
+# -- the gates (features/phase1_github_workflow.feature, phase3_github_archived.feature) ----------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What GitHub answered about one project's repository: the repository, or its workflows (None: 404)."""
+
+    full_name: str  # owner/repo
+    api_url: str
+    repository: Repository | None = None
+    workflows: list[Workflow] | None = None
+
+
+def _repo_of(listed: dict[str, str], project: str, key: str) -> str:
+    if project not in listed:
+        raise Broken(f"no GitHub repository for {project!r} in github.{key} ({', '.join(listed) or 'empty'})")
+    return listed[project]
+
+
+def read_repository(gh: GitHub, g, project: str) -> Seen:
+    """The repository of `project` in [github] archived_after_cutover, as GitHub serves it."""
+    full_name = _repo_of(g.archived_after_cutover, project, "archived_after_cutover")
+    return Seen(full_name, g.api_url, repository=gh.repository(full_name))
+
+
+def read_workflows(gh: GitHub, g, project: str) -> Seen:
+    """The Actions workflows of `project`'s repository in [github] workflows_disabled."""
+    full_name = _repo_of(g.workflows_disabled, project, "workflows_disabled")
+    return Seen(full_name, g.api_url, workflows=gh.workflows(full_name))
+
+
+def judge_archived(seen: Seen) -> None:
+    where = f"GET {seen.api_url}/repos/{seen.full_name}"
+    repo = seen.repository
+    if repo is None:
+        raise GateFailed(expected="archived: true", seen="404 (no such public repository)", where=where)
+    check(repo.archived, expected="archived: true", seen=f"archived: false ({repo.html_url} not archived)",
+          where=where)
+
+
+def judge_workflows_disabled(seen: Seen) -> None:
+    where = f"GET {seen.api_url}/repos/{seen.full_name}/actions/workflows"
+    workflows = seen.workflows
+    check(workflows is not None, expected="the repository's workflow list", seen="404 (no such public repository)",
+          where=where)
+    active = [w for w in workflows or [] if w.runs]
+    check(not active, expected="every GitHub Actions workflow disabled (state disabled_manually), so only "
+                               "Woodpecker pushes the image",
+          seen="; ".join(f"{w.path} ({w.name}): state {w.state}" for w in active), where=where)

@@ -941,6 +941,14 @@ def gate_doc(co: InfraCheckout, doc, spec) -> None:
     _fail(what, findings)
 
 
+def gate_doc_named(co: InfraCheckout, spec, path: str) -> None:
+    """`gate_doc` for the [[infra_repo.docs]] row of `path` (as the Phase 5 Examples table names it)."""
+    row = next((d for d in spec.docs if d.path == path), None)
+    if row is None:
+        raise Broken(f"inventory: no [[infra_repo.docs]] row for {path!r}")
+    gate_doc(co, row, spec)
+
+
 # -- the history of one declared value (the bake's DRY_RUN cross-check) ------------------------------
 
 

@@ -9,6 +9,7 @@ any runtime's imageID form).
 
 from __future__ import annotations
 
+import secrets as _secrets
 from dataclasses import dataclass
 
 from phasegate import cri, mirror
@@ -34,6 +35,41 @@ def run_on_every_node(kube, namespace: str, tag: FreshTag, pull_secret: str) -> 
     names = {node: kube.create_pod(namespace, "pull", node=node, image=tag.image, pull_secret=pull_secret)
              for node in nodes}
     return NodePods(namespace, {node: kube.wait_pod_settled(namespace, name) for node, name in names.items()})
+
+
+def push_fresh_tag(inv, settings, at_teardown) -> FreshTag:
+    """A never-seen tag of the smoke package, pushed as the pusher: the smoke program (linux/amd64 + arm64)
+    with unique bytes, so no node can serve it from its content store. Its removal (the tag and its children,
+    as the cleaner) is registered with `at_teardown(fn, what)` before the push; a crashed run's leftovers are
+    swept first."""
+    from phasegate import images
+    from phasegate.forgejo import Forgejo
+    from phasegate.oci import RegistryClient
+
+    f = inv.forgejo
+    repository = f"{f.owner}/{f.smoke_image}"
+    tag = f"{FRESH_TAG_PREFIX}{_secrets.token_hex(4)}"
+    api = Forgejo.from_inventory(inv, settings, user="cleaner", deletable={f.smoke_image})
+    image = images.build_smoke(f"phasegate fresh pull {tag} {_secrets.token_hex(8)}")
+
+    def cleanup():
+        try:
+            remove_fresh_tag(api, f.smoke_image, tag, [c.digest for c in image.children])
+        finally:
+            api.close()
+
+    at_teardown(cleanup, f"{repository}:{tag}")  # registered before the push
+    sweep_fresh_tags(api, f.smoke_image)  # leftovers of a crashed run
+    with RegistryClient.from_inventory(inv, "forgejo", "pusher") as pusher:
+        digest = pusher.push(repository, image, tag=tag)
+    return FreshTag(f"{f.host}/{repository}:{tag}", f"{f.host}/{repository}", digest)
+
+
+def judge_pulls(kube, pods: NodePods, tag: FreshTag) -> None:
+    """Every node ran the fresh tag to exit code 0, with the digest pushed."""
+    found = problems(kube, pods, tag)
+    check(not found, expected=f"every node ran {tag.repository}@{tag.digest} to exit code 0",
+          seen="; ".join(found), where=f"namespace {pods.namespace}, image {tag.image}")
 
 
 def problems(kube, pods: NodePods, tag: FreshTag) -> list[str]:
@@ -65,28 +101,83 @@ def problems(kube, pods: NodePods, tag: FreshTag) -> list[str]:
     return out
 
 
-def read_hosts_tomls(kube, namespace: str, inv, hosts: list[str]) -> dict[str, dict[str, str | None]]:
-    """{node: {host: hosts.toml text or None}} for every node."""
+@dataclass(frozen=True)
+class NodeHosts:
+    """Every node's containerd hosts.toml for a set of registry hosts, as read from the node."""
+
+    namespace: str  # where the reader pods ran (node files are read through a hostPath pod's log)
+    files: dict[str, dict[str, str | None]]  # node -> registry host -> hosts.toml text (None: no such file)
+
+    def nodes(self) -> str:
+        return ", ".join(sorted(self.files))
+
+
+HOST_SETS = ("Forgejo host", "registry-private hosts")  # as the steps name them
+
+
+def host_set(inv, which: str) -> list[str]:
+    if which == "Forgejo host":
+        return [inv.forgejo.host]
+    if which == "registry-private hosts":
+        p = inv.private_registry
+        return [p.host, *p.aliases]
+    raise ValueError(f"unknown host set {which!r} (known: {', '.join(HOST_SETS)})")
+
+
+def read_hosts_tomls(kube, namespace: str, inv, which: str) -> NodeHosts:
+    """Every node's hosts.toml for the host set `which` (HOST_SETS)."""
     from phasegate.kube import hosts_toml_path
 
+    hosts = host_set(inv, which)
     out = {}
     for node in kube.node_names():
         files = kube.read_node_files(namespace, node, [hosts_toml_path(inv, h) for h in hosts])
         out[node] = dict(zip(hosts, files.values(), strict=False))
-    return out
+    return NodeHosts(namespace, out)
 
 
-def mirror_problems(kube, namespace: str, inv, node_hosts: dict, settings) -> list[str]:
+def judge_hosts_toml_present(node_hosts: NodeHosts, inv) -> None:
+    from phasegate.kube import hosts_toml_path
+
+    host = inv.forgejo.host
+    missing = [node for node, files in sorted(node_hosts.files.items()) if files.get(host) is None]
+    check(not missing, expected=f"{hosts_toml_path(inv, host)} on every node",
+          seen=f"missing on node {', '.join(missing)}", where=f"nodes {node_hosts.nodes()}")
+
+
+def judge_mirrors(kube, node_hosts: NodeHosts, inv, settings) -> None:
+    from phasegate.kube import hosts_toml_path
+
+    found = mirror_problems(kube, node_hosts, inv, settings)
+    allowed = sorted(m.rstrip("/") for m in inv.cluster.forgejo_mirrors)
+    check(not found, expected=f"every node's {inv.forgejo.host} mirror in {allowed} answering /v2/ as "
+                              "the registry, probed as containerd would (hosts.toml TLS settings)",
+          seen="; ".join(found),
+          where=f"{hosts_toml_path(inv, inv.forgejo.host)} on nodes {node_hosts.nodes()}")
+
+
+def judge_no_hosts_toml(node_hosts: NodeHosts, inv) -> None:
+    """No node keeps a hosts.toml for any host read (Phase 4: the registry-private hosts)."""
+    from phasegate.kube import hosts_toml_path
+
+    kept = [f"node {node}: {hosts_toml_path(inv, h)}" for node, files in sorted(node_hosts.files.items())
+            for h, text in files.items() if text is not None]
+    check(not kept, expected="no hosts.toml for registry-private on any node", seen="; ".join(kept),
+          where=f"nodes {node_hosts.nodes()}")
+
+
+def mirror_problems(kube, node_hosts: NodeHosts, inv, settings) -> list[str]:
     """Every node's Forgejo hosts.toml: its pull hosts are inventory mirrors answering as the registry, probed the
     way containerd would (phasegate.mirror: skip_verify, ca read from the node, the mirror's own Host)."""
     from phasegate.kube import hosts_toml_path
 
+    namespace = node_hosts.namespace
     host = inv.forgejo.host
     path = hosts_toml_path(inv, host)
     allowed = {m.rstrip("/") for m in inv.cluster.forgejo_mirrors}
     answers: dict = {}
     out = []
-    for node, files in sorted(node_hosts.items()):
+    for node, files in sorted(node_hosts.files.items()):
 
         def answer(entry: mirror.HostEntry, node=node):
             ca_files = tuple(mirror.ca_path(path, c) for c in entry.ca)

@@ -9,6 +9,7 @@ then holds for the Forgejo instance. The Job carries the suite's label, so
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -64,6 +65,14 @@ def _logs(kube, ns: str, job_name: str) -> str:
         except Exception as e:  # diagnostics only: the verdict stands without them
             out.append(f"--- pod {pod.metadata.name}: log unavailable ({type(e).__name__})")
     return "\n".join(out)
+
+
+def run_clean(kube, m: config.Metrics, at_teardown) -> ProbeRun:
+    """`run_once` within the inventory's probe_job_timeout, the suite's Jobs of the CronJob removed at teardown
+    (registered with `at_teardown(fn, what)` before the Job exists) and swept first (a crashed run's)."""
+    at_teardown(lambda: remove_suite_jobs(kube, m), f"the suite's Jobs of cronjob {m.probe_namespace}/{m.probe_cronjob}")
+    remove_suite_jobs(kube, m)
+    return run_once(kube, m, timeout=m.probe_job_timeout)
 
 
 def run_once(kube, m: config.Metrics, *, timeout: float) -> ProbeRun:
@@ -127,8 +136,10 @@ def check_pushed(pgw: Pushgateway, m: config.Metrics, run: ProbeRun) -> None:
                          evidence=run.log)
 
 
-def check_retention_cronjob(kube, r: config.Retention) -> None:
-    """The retention CronJob exists with its schedule and, in Phase 0, DRY_RUN=true."""
+def check_retention_cronjob(kube, r: config.Retention, *, schedule: str = "", dry_run: str = "") -> None:
+    """The retention CronJob exists with `schedule` and, in Phase 0, DRY_RUN=`dry_run` (by default the
+    inventory's schedule and phase0_dry_run)."""
+    r = dataclasses.replace(r, schedule=schedule or r.schedule, phase0_dry_run=dry_run or r.phase0_dry_run)
     where = f"cronjob {r.namespace}/{r.cronjob}"
     cj = kube.cronjob(r.namespace, r.cronjob)
     if cj is None:

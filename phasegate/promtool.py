@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from phasegate.prometheus import AlertRule
-from phasegate.verdict import Broken
+from phasegate.verdict import Broken, check
 
 PROMTOOL = "promtool"
 INTERVAL_S = 60
@@ -140,6 +140,27 @@ def test_instance_awareness(rules: list[AlertRule], alerts: list[str], queries: 
         raise Broken(f"promtool test rules could not run the rules (exit {proc.returncode}): {output[-800:]}")
     problems += _failures(output)
     return RuleTest(proc.returncode == 0 and not problems, output, problems, eval_minutes)
+
+
+def gate_instance_awareness(prometheus, m) -> RuleTest:
+    """The live alert rules (Prometheus' rules API) of `m.integrity_alerts` are instance-aware for both registry
+    instances, judged by promtool; promtool's report attached whatever the verdict."""
+    from phasegate.report import attach_text
+
+    q = m.queries
+    result = test_instance_awareness(
+        prometheus.alert_rules(), m.integrity_alerts,
+        {"failures": q.failures, "catalog_accessible": q.catalog_accessible, "last_run": q.last_run},
+        [m.forgejo_instance, m.private_instance], m.probe_push_job)
+    attach_text("promtool test rules", result.output)
+    check(result.passed,
+          expected=f"{', '.join(m.integrity_alerts)} each fire once per registry instance "
+                   f"({m.forgejo_instance}, {m.private_instance}) carrying its instance label, name it in an "
+                   "annotation, and stay quiet when the probe is healthy",
+          seen=f"{len(result.problems)} problem(s): {result.summary()}",
+          where=f"GET {m.prometheus_url}/api/v1/rules?type=alert, judged by promtool test rules",
+          evidence="promtool:\n" + result.output)
+    return result
 
 
 def _static_labels(rules: list[AlertRule], alert: str) -> dict:

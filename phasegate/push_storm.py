@@ -23,7 +23,7 @@ from string import Template
 
 from phasegate.prometheus import Prometheus, duration, iso
 from phasegate.units import size_bytes
-from phasegate.verdict import Broken, GateFailed
+from phasegate.verdict import Broken, GateFailed, NotJudged, check
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -120,6 +120,66 @@ def run_storm(make_client, repository: str, *, pushes: int, layers: int, layer_s
         for c in clients:
             c.close()
     return storm
+
+
+def require_enabled(inv) -> None:
+    """The storm runs only where the inventory opts in ([push_storm] enabled): otherwise the gate is not judged."""
+    if not inv.push_storm.enabled:
+        raise NotJudged("[push_storm] enabled = false in the inventory: the storm puts real load on Forgejo (opt-in)")
+
+
+def clean_slate(inv, settings, at_teardown) -> None:
+    """No version of the storm's package left: its removal registered first (`at_teardown(fn, what)`: it runs
+    also when the storm or a verdict fails), then a crashed run's leftovers removed."""
+    from phasegate.forgejo import Forgejo
+
+    image = inv.push_storm.image
+    api = Forgejo.from_inventory(inv, settings, user="pusher", deletable={image})
+
+    def cleanup():
+        try:
+            remove(api, image)
+        finally:
+            api.close()
+
+    at_teardown(cleanup, f"{inv.forgejo.owner}/{image}")
+    remove(api, image)
+
+
+def run_inventory_storm(inv) -> Storm:
+    """The inventory's storm ([push_storm]: pushes, layers, sizes), as the pusher."""
+    import secrets
+
+    from phasegate.oci import RegistryClient
+
+    s, f = inv.push_storm, inv.forgejo
+    return run_storm(lambda: RegistryClient.from_inventory(inv, "forgejo", "pusher"), f"{f.owner}/{s.image}",
+                     pushes=s.pushes, layers=s.layers, layer_size=s.layer_size, chunk_size=s.chunk_size,
+                     run_id=f"storm-{secrets.token_hex(3)}")
+
+
+def judge_pushes(storm: Storm, inv) -> None:
+    failed = storm.failed()
+    check(not failed, expected=f"all {len(storm.pushes)} pushes succeed",
+          seen=f"{len(failed)} failed: " + "; ".join(f"{p.tag}: {p.error}" for p in failed[:3]),
+          where=f"{inv.forgejo.host}/{storm.repository}", evidence=storm.summary())
+
+
+def judge_working_set(prom: Prometheus, inv, storm: Storm, *, percent: int, wait_seconds: float) -> Pressure:
+    """Forgejo's peak working set during the storm stayed below `percent` % of its memory limit; what Prometheus
+    saw is returned for the restart verdict."""
+    f = inv.forgejo
+    p = pressure(prom, inv.metrics.queries, namespace=f.namespace, container=f.container, storm=storm,
+                 wait_seconds=wait_seconds)
+    check(p.ratio < percent / 100, expected=f"working set below {percent}% of the {p.limit / 2**20:.0f} MiB limit",
+          seen=f"peak {p.peak / 2**20:.0f} MiB ({p.ratio:.0%}) at {iso(p.peak_at)}",
+          where=f"PromQL {p.promql['working_set']} / {p.promql['memory_limit']}", evidence=storm.summary())
+    return p
+
+
+def judge_no_restart(p: Pressure, storm: Storm) -> None:
+    check(p.restarts == 0, expected="no restart of Forgejo's container during the storm",
+          seen=f"{p.restarts:g} restart(s)", where=f"PromQL {p.promql['restarts']}", evidence=storm.summary())
 
 
 def remove(api, image: str) -> list[str]:

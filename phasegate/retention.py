@@ -250,3 +250,15 @@ def judge_dry_run(run: DryRun, versions: list, client: RegistryClient, owner: st
             ks.keep.append(v)
             ks.why[v.version] = "kept by the job"
     return orphans(client, owner, sets)
+
+
+def gate_dry_run(run: DryRun, api, client: RegistryClient, owner: str) -> None:
+    """The dry run's 'would DELETE' lines name no manifest that a version the job keeps needs. `api`: Forgejo's
+    package API (the versions as the script saw them), `client`: Forgejo's registry (the manifests)."""
+    found = judge_dry_run(run, list(api.versions()), client, owner)
+    lines = grouped(found, owner)
+    if found:
+        raise GateFailed(
+            expected=f"the job's 'would DELETE' lines name no manifest a version it keeps needs ({run.summary})",
+            seen=f"{len(lines)} needed manifest(s) on its delete list; first: {lines[0]}",
+            where=f"job {run.job}", evidence="\n".join(lines) + "\n--- the job's log\n" + run.log)

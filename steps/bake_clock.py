@@ -9,10 +9,4 @@ from phasegate import bake_clock
 
 @then("the inventory's last dual-push date is not before the last project started dual-pushing")
 def last_dual_push_observed(inventory, forgejo_repo_reader):
-    from phasegate.report import attach_text
-
-    starts = bake_clock.observed_starts(inventory, forgejo_repo_reader)
-    check = bake_clock.cross_check(inventory.bake.last_dual_push, starts,
-                                   where=f"inventory [bake] last_dual_push against the projects' repositories on "
-                                         f"{inventory.forgejo.url}")
-    attach_text("bake clock", check.render())
+    bake_clock.judge(inventory, forgejo_repo_reader)

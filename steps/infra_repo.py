@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then
 
-from phasegate import infra_repo, preflight
-from phasegate.verdict import Broken
+from phasegate import infra_ci, infra_repo, preflight
 
 
 @given("the infra repository checkout", target_fixture="infra_checkout")
@@ -21,14 +20,14 @@ def stack_on_forgejo(infra_checkout, inventory, project):
 @then(parsers.parse('every image the stack of "{project}" pulls after its flip is on Forgejo with '
                     "registry-private's digest and intact"))
 def preflight_stack(infra_checkout, inventory, dual_push_registries, project):
-    private, forgejo = dual_push_registries
-    print("\n".join(preflight.gate_stack(infra_checkout, infra_repo.stack_spec(inventory, project), forgejo, private)))
+    regs = dual_push_registries
+    print("\n".join(preflight.gate_stack(infra_checkout, infra_repo.stack_spec(inventory, project), regs.forgejo, regs.private)))
 
 
 @then("every image every cutover stack pulls after its flip is on Forgejo with registry-private's digest and intact")
 def preflight_every_stack(infra_checkout, inventory, dual_push_registries):
-    private, forgejo = dual_push_registries
-    print("\n".join(preflight.gate_every_stack(infra_checkout, inventory.infra_repo.stacks, forgejo, private)))
+    regs = dual_push_registries
+    print("\n".join(preflight.gate_every_stack(infra_checkout, inventory.infra_repo.stacks, regs.forgejo, regs.private)))
 
 
 @then("the infra pipelines use the infra-ci image from the Forgejo registry")
@@ -62,17 +61,13 @@ def old_probe_gone(infra_checkout, inventory):
 
 @then(parsers.parse('the document "{doc}" says what it must now say and mentions registry-private only as history'))
 def doc_history_only(infra_checkout, inventory, doc):
-    spec = inventory.infra_repo
-    row = next((d for d in spec.docs if d.path == doc), None)
-    if row is None:
-        raise Broken(f"inventory: no [[infra_repo.docs]] row for {doc!r}")
-    infra_repo.gate_doc(infra_checkout, row, spec)
+    infra_repo.gate_doc_named(infra_checkout, inventory.infra_repo, doc)
 
 
 @then(parsers.parse('the Forgejo PVC in the infra repository autoresizes up to "{cap}"'))
 def pvc_autoresize_cap(infra_checkout, inventory, cap):
     infra_repo.gate_pvc_autoresize_cap(infra_checkout, inventory.infra_repo.forgejo_stack,
-                                       inventory.cluster.forgejo_pvc, cap)
+                                       inventory.cluster.forgejo_pvc, inventory.said("bake.pvc_storage_limit", cap))
 
 
 @then(parsers.parse('the monitoring stack\'s CronJob "{name}" runs on schedule "{schedule}"'))
@@ -95,7 +90,5 @@ def compose_template(infra_checkout, inventory):
 
 @then(parsers.parse('the newest apply of the repository of "{project}" succeeded'))
 def newest_apply(repos, inventory, project):
-    from phasegate import infra_ci
-
-    p = inventory.project(project)
-    infra_ci.judge_next_apply(repos, p.repo, inventory.infra_repo.apply_context, inventory.dual_push.commit_window)
+    infra_ci.judge_next_apply(repos, inventory.project(project).repo, inventory.infra_repo.apply_context,
+                              inventory.dual_push.commit_window)

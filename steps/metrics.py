@@ -1,24 +1,18 @@
-"""Steps about Prometheus, the Pushgateway and the Phase 2 bake (thin: phasegate.bake does the judging)."""
+"""Steps about Prometheus, the Pushgateway and the Phase 2 bake (thin: phasegate.bake, probe, promtool judge)."""
 
 from __future__ import annotations
 
 import pytest
 from pytest_bdd import given, parsers, then, when
 
-from phasegate import bake, report
+from phasegate import bake, probe, promtool
 from phasegate.http import HttpSettings
-from phasegate.prometheus import Prometheus, Pushgateway
-from phasegate.verdict import check
-
-
-@pytest.fixture(scope="session")
-def prometheus(inventory, http_settings: HttpSettings):
-    with Prometheus(inventory.metrics.prometheus_url, http_settings, ca_bundle=inventory.metrics.ca_bundle) as p:
-        yield p
 
 
 @pytest.fixture(scope="session")
 def pushgateway(inventory, http_settings: HttpSettings):
+    from phasegate.prometheus import Pushgateway
+
     p = Pushgateway(inventory.metrics.pushgateway_url, http_settings, ca_bundle=inventory.metrics.ca_bundle)
     yield p
     p.close()
@@ -48,26 +42,17 @@ def bake_window(prometheus, loki, inventory, http_settings):
                                   kuma=lambda: UptimeKuma.from_inventory(inventory, http_settings))
 
 
-def _judged(bake_judge: bake.BakeJudge, criterion: str, check) -> None:
-    try:
-        check()
-    finally:  # the chart data of what was judged, for the report (phasegate.bake.CriterionData)
-        if criterion in bake_judge.data:
-            report.attach_json("criterion-data", bake_judge.data[criterion].to_json())
 
 
 @then(parsers.parse('the bake criterion "{criterion}" holds'))
 def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
-    checks = bake_judge.criteria()
-    if criterion not in checks:
-        raise KeyError(f"unknown bake criterion {criterion!r}; known: {', '.join(checks)}")
-    _judged(bake_judge, criterion, checks[criterion])
+    bake.judge_criterion(bake_judge, criterion)
 
 
 @then(parsers.parse("no container of a project workload ran an image from Forgejo during the bake, "
                     "each Deployment seen by cAdvisor with no gap over {minutes:d} minutes"))
 def no_forgejo_image_in_bake(bake_judge: bake.BakeJudge, minutes: int):
-    _judged(bake_judge, bake.NO_FORGEJO_IMAGE, lambda: bake_judge.no_forgejo_images(max_gap_minutes=minutes))
+    bake.judge_criterion(bake_judge, bake.NO_FORGEJO_IMAGE, lambda: bake_judge.no_forgejo_images(max_gap_minutes=minutes))
 
 
 @then("every bake exit criterion holds")
@@ -81,24 +66,8 @@ def healthz_green_now(inventory, bake_live):
 
 
 @then("Prometheus' rules API lists every registry integrity alert, instance-aware")
-def alerts_instance_aware(prometheus: Prometheus, inventory):
-    from phasegate import promtool
-    from phasegate.report import attach_text
-
-    m = inventory.metrics
-    q = m.queries
-    result = promtool.test_instance_awareness(
-        prometheus.alert_rules(), m.integrity_alerts,
-        {"failures": q.failures, "catalog_accessible": q.catalog_accessible, "last_run": q.last_run},
-        [m.forgejo_instance, m.private_instance], m.probe_push_job)
-    attach_text("promtool test rules", result.output)
-    check(result.passed,
-          expected=f"{', '.join(m.integrity_alerts)} each fire once per registry instance "
-                   f"({m.forgejo_instance}, {m.private_instance}) carrying its instance label, name it in an "
-                   "annotation, and stay quiet when the probe is healthy",
-          seen=f"{len(result.problems)} problem(s): {result.summary()}",
-          where=f"GET {m.prometheus_url}/api/v1/rules?type=alert, judged by promtool test rules",
-          evidence="promtool:\n" + result.output)
+def alerts_instance_aware(prometheus, inventory):
+    promtool.gate_instance_awareness(prometheus, inventory.metrics)
 
 
 @then("the retention job's keep-set deletes no manifest that a kept version needs")
@@ -120,32 +89,16 @@ def smoke_pull(inventory, bake_live):
 
 
 @when("a Job created from the integrity probe CronJob runs to completion", target_fixture="probe_run")
-def probe_job_runs(kube, inventory, request):
-    from phasegate import probe
-
-    m = inventory.metrics
-    # cleanup registered before the Job exists: every Job of this CronJob carrying the suite's label
-    request.addfinalizer(lambda: _as_cleanup(request, lambda: probe.remove_suite_jobs(kube, m)))
-    probe.remove_suite_jobs(kube, m)  # a crashed earlier run's leftovers
-    return probe.run_once(kube, m, timeout=m.probe_job_timeout)
-
-
-def _as_cleanup(request, fn):
-    from phasegate.http import GUARD
-
-    with GUARD.writes_allowed(f"cleanup ({request.node.nodeid})"):
-        fn()
+def probe_job_runs(kube, inventory, teardown):
+    return probe.run_clean(kube, inventory.metrics, teardown)
 
 
 @then("the Pushgateway holds a fresh probe run for the Forgejo instance with the catalog readable and zero failures")
 def pushgateway_fresh(pushgateway, inventory, probe_run):
-    from phasegate import probe
-
     probe.check_pushed(pushgateway, inventory.metrics, probe_run)
 
 
-@then("the retention CronJob has the inventory's schedule and DRY_RUN for Phase 0")
-def retention_cronjob(kube, inventory):
-    from phasegate import probe
-
-    probe.check_retention_cronjob(kube, inventory.retention)
+@then(parsers.parse('the retention CronJob has schedule "{schedule}" and DRY_RUN "{dry_run}" for Phase 0'))
+def retention_cronjob(kube, inventory, schedule, dry_run):
+    probe.check_retention_cronjob(kube, inventory.retention, schedule=inventory.said("retention.schedule", schedule),
+                                  dry_run=inventory.said("retention.phase0_dry_run", dry_run))
