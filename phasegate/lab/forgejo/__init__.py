@@ -28,8 +28,8 @@ what each module may import):
 """
 
 from phasegate.lab.forgejo.knobs import Knobs
-from phasegate.lab.forgejo.router import ForgejoStandin, Seen
+from phasegate.lab.forgejo.router import ForgejoStandin, SeenRequest
 from phasegate.lab.forgejo.store import VersionRecord
 from phasegate.lab.forgejo.wire import HttpError, Request, Response, Route
 
-__all__ = ["ForgejoStandin", "HttpError", "Knobs", "Request", "Response", "Route", "Seen", "VersionRecord"]
+__all__ = ["ForgejoStandin", "HttpError", "Knobs", "Request", "Response", "Route", "SeenRequest", "VersionRecord"]

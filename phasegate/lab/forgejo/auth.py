@@ -137,7 +137,7 @@ def parse_scopes(s: str) -> frozenset[str] | None:
     return parts or None
 
 
-class Accounts:
+class AccountBook:
     """The users, owners and PATs of one stand-in, and every authentication and permission decision."""
 
     def __init__(self, root_url: str, knobs: Knobs):

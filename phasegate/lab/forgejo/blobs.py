@@ -9,7 +9,7 @@ import re
 import threading
 import urllib.parse
 
-from phasegate.lab.forgejo.auth import Accounts, Principal
+from phasegate.lab.forgejo.auth import AccountBook, Principal
 from phasegate.lab.forgejo.knobs import Knobs
 from phasegate.lab.forgejo.store import Store
 from phasegate.lab.forgejo.wire import (
@@ -25,7 +25,7 @@ from phasegate.lab.forgejo.wire import (
 
 
 class Blobs:
-    def __init__(self, store: Store, accounts: Accounts, knobs: Knobs):
+    def __init__(self, store: Store, accounts: AccountBook, knobs: Knobs):
         self.store = store
         self.accounts = accounts
         self.knobs = knobs

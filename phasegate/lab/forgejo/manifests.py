@@ -12,7 +12,7 @@ import hashlib
 import json
 import urllib.parse
 
-from phasegate.lab.forgejo.auth import GHOST, Accounts, Principal
+from phasegate.lab.forgejo.auth import GHOST, AccountBook, Principal
 from phasegate.lab.forgejo.store import Store
 from phasegate.lab.forgejo.wire import (
     CATALOG_MAX,
@@ -30,7 +30,7 @@ from phasegate.lab.forgejo.wire import (
 
 
 class Manifests:
-    def __init__(self, store: Store, accounts: Accounts):
+    def __init__(self, store: Store, accounts: AccountBook):
         self.store = store
         self.accounts = accounts
 

@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import urllib.parse
 
-from phasegate.lab.forgejo.auth import GHOST, PERMISSION_TEXT, Accounts, Principal, User
+from phasegate.lab.forgejo.auth import GHOST, PERMISSION_TEXT, AccountBook, Principal, User
 from phasegate.lab.forgejo.knobs import Knobs
 from phasegate.lab.forgejo.store import Store, VersionRecord
 from phasegate.lab.forgejo.wire import (
@@ -35,7 +35,7 @@ from phasegate.lab.forgejo.wire import now as _now  # run_cleanup_packages has a
 
 
 class Packages:
-    def __init__(self, store: Store, accounts: Accounts, knobs: Knobs):
+    def __init__(self, store: Store, accounts: AccountBook, knobs: Knobs):
         self.store = store
         self.accounts = accounts
         self.knobs = knobs

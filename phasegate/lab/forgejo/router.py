@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phasegate.lab.distribution import DistributionRegistry
-from phasegate.lab.forgejo.auth import Accounts, Owner, Pat, Principal, User
+from phasegate.lab.forgejo.auth import AccountBook, Owner, Pat, Principal, User
 from phasegate.lab.forgejo.blobs import Blobs
 from phasegate.lab.forgejo.knobs import Knobs
 from phasegate.lab.forgejo.manifests import Manifests
@@ -54,7 +54,7 @@ APP_NAME = "Forgejo: Beyond coding. We Forge."
 
 
 @dataclass(frozen=True)
-class Seen:
+class SeenRequest:
     method: str
     path: str
     status: int | None  # None: never answered (hang)
@@ -71,7 +71,7 @@ class ForgejoStandin:
         self._builtin: list[Route] = []
         self._lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
-        self._seen: collections.deque[Seen] = collections.deque(maxlen=20000)
+        self._seen: collections.deque[SeenRequest] = collections.deque(maxlen=20000)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(cert), str(key))
         ctx.set_alpn_protocols(["http/1.1"])
@@ -79,7 +79,7 @@ class ForgejoStandin:
         self.host, self.port = self._server.server_address[:2]
         self._thread: threading.Thread | None = None
         self.store = Store(engine, default_creator)
-        self.accounts = Accounts(self.root_url, self.knobs)
+        self.accounts = AccountBook(self.root_url, self.knobs)
         self.blobs = Blobs(self.store, self.accounts, self.knobs)
         self.manifests = Manifests(self.store, self.accounts)
         self.packages = Packages(self.store, self.accounts, self.knobs)
@@ -134,7 +134,7 @@ class ForgejoStandin:
         return self.accounts.pat(user, name)
 
     def api_principal(self, req: Request, category: str = "package") -> Principal:
-        """Authenticate an /api/v1 request of a mounted route (see Accounts.api_principal)."""
+        """Authenticate an /api/v1 request of a mounted route (see AccountBook.api_principal)."""
         return self.accounts.api_principal(req, category)
 
     # -- extension: routes ---------------------------------------------------
@@ -160,7 +160,7 @@ class ForgejoStandin:
         add({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, r"/v2(?:/.*)?", self._v2, "_v2")
 
     # -- counters ---------------------------------------------------------------
-    def requests(self, since: int = 0) -> list[Seen]:
+    def requests(self, since: int = 0) -> list[SeenRequest]:
         """Requests seen (method, path, status), oldest first; `since` = a previous `mark()`."""
         with self._lock:
             items = list(self._seen)
@@ -170,7 +170,7 @@ class ForgejoStandin:
         with self._lock:
             return len(self._seen)
 
-    def writes(self, since: int = 0) -> list[Seen]:
+    def writes(self, since: int = 0) -> list[SeenRequest]:
         return [s for s in self.requests(since) if s.method not in ("GET", "HEAD", "OPTIONS")]
 
     def reset_counters(self) -> None:
@@ -253,7 +253,7 @@ class ForgejoStandin:
         finally:
             with self._lock:
                 self.counts[req.method] += 1
-                self._seen.append(Seen(req.method, req.path, status))
+                self._seen.append(SeenRequest(req.method, req.path, status))
 
     def _route(self, req: Request) -> Response:
         allowed: set[str] = set()
