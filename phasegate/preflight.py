@@ -160,5 +160,13 @@ def gate_every_stack(co: InfraCheckout, specs, forgejo: RegistryClient, private:
                          seen=f"{len(red)} reference(s) not ready:\n  " + "\n  ".join(red + unjudged),
                          where="; ".join(where), evidence="ready: " + (", ".join(ready) or "none"))
     if unjudged:  # one kind (all unreachable, all timed out) keeps its kind in the verdict
-        raise (kinds[0] if len(set(kinds)) == 1 else Broken)("; ".join(unjudged))
+        raise _one_kind(kinds)("; ".join(unjudged))
     return ready
+
+
+def _one_kind(kinds: list[type]) -> type[Broken]:
+    """The verdict class all the unjudged stacks share (its phasegate.verdict class: a client's own
+    subclass, e.g. oci.ServerAnswer, takes other arguments), else plain Broken."""
+    if len(set(kinds)) != 1:
+        return Broken
+    return next(k for k in kinds[0].__mro__ if k.__module__ == "phasegate.verdict" and issubclass(k, Broken))
