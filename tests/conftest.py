@@ -42,17 +42,16 @@ SHORT_BASE_PREFIX = "pgt-"
 def pytest_configure(config):
     parallel = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
     if parallel and not config.option.basetemp:
+        import shutil
         import tempfile
+
+        from phasegate.lab import procs
 
         root = Path(tempfile.gettempdir())
         _clear_abandoned_labs(config, root, f"{SHORT_BASE_PREFIX}*/*/*/lab")
         olds = sorted(root.glob(f"{SHORT_BASE_PREFIX}*"), key=lambda p: p.stat().st_mtime)
         for old in olds[:-2]:
-            from phasegate.lab import procs
-
             if not procs.lab_processes(old) and not procs.lab_mounts(old):
-                import shutil
-
                 shutil.rmtree(old, ignore_errors=True)
         config.option.basetemp = tempfile.mkdtemp(prefix=SHORT_BASE_PREFIX, dir=root)
 
