@@ -48,7 +48,7 @@ def run_example(project: Path, pushgateway: str, env: dict[str, str], args: list
     """pytest in the project, its verdicts pushed to `pushgateway`; `env` on top of this process's
     environment without any PHASEGATE_ or CI_ variable."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "CI_"))}
-    e.update({"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"})
+    e.update({"PYTHONPATH": str(REPO)})
     e.update(env)
     argv = [sys.executable, "-m", "pytest", "-p", "tests.netguard", "-p", "no:cacheprovider", *args,
             "--inventory", str(project / "inventory.toml"), "--push-metrics", "--pushgateway", pushgateway]

@@ -54,7 +54,6 @@ class GateRunner:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHASEGATE_")}
         env.update(self.lab.env())
         env.update(self.extra_env)
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
     def __call__(self, markexpr: str | None = None, *, fault: str | None = None, scenario: list[str] | str | None = None,

@@ -66,9 +66,6 @@ BEHAVIOURS = {
 }
 
 
-_RUNS: dict = {}  # the runs, once per process: xdist may set a module fixture up again on the same worker
-
-
 @pytest.fixture(scope="module")
 def bad_server_runs(lab, gates, tmp_path_factory):
     """All gates against each bad server, the runs side by side.
@@ -79,8 +76,6 @@ def bad_server_runs(lab, gates, tmp_path_factory):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    if _RUNS:
-        return _RUNS
     servers = {b: evil.EvilServer(make()).start() for b, make in BEHAVIOURS.items()}
     try:
         def run(behaviour):
@@ -92,8 +87,7 @@ def bad_server_runs(lab, gates, tmp_path_factory):
     finally:
         for server in servers.values():
             server.stop()
-    _RUNS.update({b: (runs[b], servers[b].count()) for b in servers})
-    return _RUNS
+    return {b: (runs[b], servers[b].count()) for b in servers}
 
 
 @pytest.mark.parametrize("behaviour", list(BEHAVIOURS))

@@ -70,7 +70,6 @@ def phasegate(*args: str) -> list[str]:
 def env() -> dict:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PHASEGATE_")}
     e["PYTHONPATH"] = str(REPO)
-    e["PYTHONDONTWRITEBYTECODE"] = "1"
     e["PYTHONUNBUFFERED"] = "1"  # what a run said before it was killed is in its log
     return e
 
