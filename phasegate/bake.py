@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, TypeVar
@@ -111,7 +111,15 @@ class CriterionData:
     holes: list[tuple[float, float]] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # by hand, not dataclasses.asdict: a 14-day series is thousands of points, and asdict deep-copies each
+        def points(ps: list[tuple[float, float]]) -> list[list[float]]:
+            return [[t, v] for t, v in ps]
+
+        return {"criterion": self.criterion, "series": {k: points(v) for k, v in self.series.items()},
+                "threshold": None if self.threshold is None else {"value": self.threshold.value,
+                                                                  "label": self.threshold.label},
+                "window_start": self.window_start, "window_end": self.window_end, "now": self.now,
+                "offending": points(self.offending), "holes": points(self.holes)}
 
 
 def _listing(items: list[str]) -> str:

@@ -94,13 +94,44 @@ def _lab_run(args) -> int:
                     applied.enter_context(lab.state(state))
                 if fault:
                     applied.enter_context(lab.fault(fault))
-                rc = subprocess.call(argv, env=env)
+                rc = _gates_until_done(subprocess.Popen(argv, env=env))
             worst = max(worst, 0 if rc in (0, 5) else rc)
     finally:
         lab.down()
     for hook in _AFTER_RUN:
         hook(args)
     return worst
+
+
+def _gates_until_done(proc) -> int:
+    """Wait for a gate run; on Ctrl-C or SIGTERM pass SIGINT on (its @writes teardowns run), then stop the lab.
+
+    A blocking wait would not do: the lab's server threads live in this process, the kernel may hand the signal
+    to any of them, and the main thread blocked in waitpid(2) would only see it when the gates end. Polling lets
+    the main thread run the handler within half a second."""
+    import subprocess
+
+    def asked_to_stop(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, asked_to_stop)
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # Called before and after `lab run` (e.g. to start fresh results, render the report and print where it is).
@@ -345,7 +376,13 @@ _SUBCOMMANDS.append(_register_integrity)
 
 
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+
     args = build_parser().parse_args(argv)
+    # a lab that will not stop can be asked where it is: `kill -USR1 <pid>` prints every thread's stack to stderr
+    # (code locations only, no values: nothing secret)
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a file (captured): no stacks
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return args.func(args)
     except KeyboardInterrupt:  # Ctrl-C: what was started is stopped on the way out (finally), no traceback

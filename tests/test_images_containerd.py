@@ -73,5 +73,13 @@ def test_containerd_runs_the_smoke_image(scratch, containerd):
     ref = f"{scratch.netloc}/ctr-smoke:run"
     pulled = containerd("images", "pull", "--plain-http", "--hosts-dir", containerd.hosts_dir, ref)
     assert pulled.returncode == 0, pulled.stderr
-    ran = containerd("run", "--rm", ref, "phasegate-smoke-run")
-    assert (ran.returncode, ran.stdout) == (0, images.SMOKE_MESSAGE.decode()), ran.stderr
+    # `ctr run` may lose the output of a process that exits at once (containerd/containerd#770: its FIFO copy
+    # races the exit), on a busy machine now and then: each try must exit 0; one of three must show the output
+    tries = []
+    for n in range(3):
+        ran = containerd("run", "--rm", ref, f"phasegate-smoke-run-{n}")
+        assert ran.returncode == 0, ran.stderr
+        tries.append(ran.stdout)
+        if ran.stdout:
+            break
+    assert tries[-1] == images.SMOKE_MESSAGE.decode(), tries

@@ -94,7 +94,14 @@ def wait_for(point, proc: subprocess.Popen, log: Path, what: str) -> None:
 def kill(proc: subprocess.Popen, sig: int, log: Path, what: str) -> None:
     assert proc.poll() is None, f"{what}: had already exited\n{log.read_text()[-3000:]}"
     proc.send_signal(sig)
-    proc.wait(120)  # an orderly stop (SIGINT, SIGTERM) on a busy machine: a backstop, not the property (GONE_WITHIN is)
+    try:
+        proc.wait(120)  # an orderly stop (SIGINT, SIGTERM) on a busy machine: a backstop, not the property (GONE_WITHIN is)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # phasegate.cli: every thread's stack to its log
+        time.sleep(2)
+        proc.kill()
+        pytest.fail(f"{what}: still running 120 s after {signal.Signals(sig).name}; where its threads were:\n"
+                    f"{log.read_text()[-12000:]}")
     text = log.read_text()
     assert "Traceback" not in text, f"{what}: a traceback\n{text[-3000:]}"
 
