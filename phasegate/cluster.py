@@ -15,14 +15,8 @@ section; thresholds arrive as the scenario text says them (checked against the i
 from __future__ import annotations
 
 from phasegate import config
-from phasegate.kube import (
-    PullSecret,
-    auths_registries,
-    expected_auths_keys,
-    quantity,
-    registry_url,
-    size_bytes,
-)
+from phasegate.pullsecret import PullSecret, auths_registries, expected_auths_keys, registry_url
+from phasegate.units import quantity, size_bytes
 from phasegate.verdict import AuthError, GateFailed, check
 
 # -- Forgejo's objects ------------------------------------------------------------------------------------

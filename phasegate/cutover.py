@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from phasegate import cri, integrity, report
-from phasegate.kube import image_ref_parts
 from phasegate.oci import NotFound
+from phasegate.pullsecret import image_ref_parts
 from phasegate.verdict import NotJudged, check
 
 CHECKS = ("template", "rollout", "pods", "digest", "integrity")
