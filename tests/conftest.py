@@ -56,7 +56,8 @@ SHORT_BASE_PREFIX = "pgt-"
 def pytest_configure(config):
     from tests import xdist_groups
 
-    config.pluginmanager.register(xdist_groups, "tests.xdist_groups")  # loadgroup, fixed for pytest 9.2
+    if config.pluginmanager.hasplugin("xdist"):  # not under `-p no:xdist`: its hook would be unknown
+        config.pluginmanager.register(xdist_groups, "tests.xdist_groups")  # loadgroup, fixed for pytest 9.2
     _cache_bytecode_outside_the_tree()
     parallel = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
     if parallel and not config.option.basetemp:

@@ -234,7 +234,8 @@ class History:
     def add(self, job: str, name: str, labels: dict, t: float, v: float) -> None:
         """A sample as `job` scrapes it; the real metric_relabel rules decide whether Prometheus keeps it."""
         if job != RULES and not scrape_config.kept(job, name):
-            self.dropped.setdefault(name, scrape_config.why_dropped(job, name))
+            if name not in self.dropped:
+                self.dropped[name] = scrape_config.why_dropped(job, name)
             return
         key = tuple(sorted(labels.items()))
         self.families.setdefault(name, {}).setdefault(key, []).append((t, v))
@@ -242,7 +243,8 @@ class History:
     def extend(self, job: str, name: str, labels: dict, samples: list[tuple[float, float]]) -> None:
         """Many samples of one series at once (same rules as `add`)."""
         if job != RULES and not scrape_config.kept(job, name):
-            self.dropped.setdefault(name, scrape_config.why_dropped(job, name))
+            if name not in self.dropped:
+                self.dropped[name] = scrape_config.why_dropped(job, name)
             return
         if samples:
             self.families.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), []).extend(samples)

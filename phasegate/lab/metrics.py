@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import shutil
 import signal
 import subprocess
@@ -127,6 +128,7 @@ class MetricsLab:
         self.probe_dies = False  # fault: the probe pod exits before pushing
         self.retention_dates: dict = {}  # (repository, child digest) -> the date the seed gave it
         self.healthz_monitor_id = 0
+        self._rendered: dict[tuple, bake_history.History] = {}  # (history, start, days) -> rendered (see _render)
 
     # -- component protocol ------------------------------------------------
     def start(self, lab) -> None:
@@ -236,8 +238,17 @@ class MetricsLab:
         return lab_bake_start(), ([] if history == "green" else bake_history.FAULTS[history][1]), None
 
     def _render(self, history: str) -> bake_history.History:
+        """The history rendered; the green one and the last other one are kept (each switch to a fault's history
+        and back needs both again; an open history is rendered up to now, so never kept)."""
         start, events, until = self._history_spec(history)
-        return bake_history.render(start, self.days, self.names, events, until=until)
+        key = (history, start, self.days)
+        if until is None and key in self._rendered:
+            return self._rendered[key]
+        h = bake_history.render(start, self.days, self.names, events, until=until)
+        if until is None:
+            self._rendered = {k: v for k, v in self._rendered.items() if k[0] == "green"}
+            self._rendered[key] = h
+        return h
 
     def _blocks(self, history: str, h: bake_history.History | None = None) -> Path:
         """The TSDB blocks of a history, rendered once (a history open up to now: every time)."""
@@ -267,7 +278,9 @@ class MetricsLab:
             shutil.rmtree(p, ignore_errors=True)
         data.mkdir(parents=True)
         for block in self._blocks(history, h).iterdir():
-            shutil.copytree(block, data / block.name)
+            # hard links, not copies: Prometheus never rewrites a block's files (a compaction writes a new block
+            # and deletes the old one's links), so the rendered blocks stay intact for the next start
+            shutil.copytree(block, data / block.name, copy_function=os.link)
         self.prometheus = Proc("prometheus", [
             PROMETHEUS, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
             # the real retention is 26w (PCV:201 @5d22b449); the lab's replay lies in June 2026 and the lab's
