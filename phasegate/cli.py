@@ -62,7 +62,6 @@ def _lab_up(args) -> int:
 def _lab_run(args) -> int:
     """The main job: lab up, every gate in its lab stage, report, lab down."""
     import os
-    import subprocess
 
     from phasegate.lab.core import MAIN_JOB, Lab
 
@@ -94,7 +93,7 @@ def _lab_run(args) -> int:
                     applied.enter_context(lab.state(state))
                 if fault:
                     applied.enter_context(lab.fault(fault))
-                rc = _gates_until_done(subprocess.Popen(argv, env=env))
+                rc = _gates_until_done(argv, env)
             worst = max(worst, 0 if rc in (0, 5) else rc)
     finally:
         lab.down()
@@ -103,7 +102,7 @@ def _lab_run(args) -> int:
     return worst
 
 
-def _gates_until_done(proc) -> int:
+def _gates_until_done(argv: list[str], env: dict[str, str]) -> int:
     """Wait for a gate run; on Ctrl-C or SIGTERM pass SIGINT on (its @writes teardowns run), then stop the lab.
 
     A blocking wait would not do: the lab's server threads live in this process, the kernel may hand the signal
@@ -114,14 +113,21 @@ def _gates_until_done(proc) -> int:
     def asked_to_stop(*_):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, asked_to_stop)
+    # both explicitly: a process started from a non-interactive shell's `&` (or by a parent that ignores it)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+    previous = {sig: signal.signal(sig, asked_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    proc = None
     try:
+        proc = subprocess.Popen(argv, env=env)  # after the handlers: the gates inherit SIGINT as default, not ignored
         while True:
             try:
                 return proc.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 continue
     except KeyboardInterrupt:
+        if proc is None:
+            raise
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
         try:
@@ -131,7 +137,8 @@ def _gates_until_done(proc) -> int:
             proc.wait()
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # Called before and after `lab run` (e.g. to start fresh results, render the report and print where it is).

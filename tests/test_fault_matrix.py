@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 from tests import REPO
 from tests.gherkin_walk import scenarios
+from tests.harness import GateRun
+from tests.xdist_groups import on_one_worker_per_fault
 
 # tests/faults/<area>.toml, one file per area so areas do not edit one file.
 MATRIX = [
@@ -53,21 +56,33 @@ def test_green_lab_passes_every_gate(lab, gates):
         assert not run.leaks, f"secrets leaked: {run.leaks}"
 
 
-@pytest.mark.lab
-@pytest.mark.parametrize("case", MATRIX, ids=[f"{c['fault']}->{c['scenario']}" for c in MATRIX])
-def test_fault_turns_its_gate_red(lab, gates, case):
-    def run():
-        return gates(scenario=case["scenario"], fault=case["fault"])
+# (fault, lab state) -> the gate run of every scenario the matrix says that fault turns red, in one session
+# (as a user's `pytest -m ...` under that fault would run them); the rows of one fault share a worker
+_RUNS: dict[tuple[str, str], GateRun] = {}
 
-    if case.get("state"):
-        with lab.state(case["state"]):
-            result = run()
-    else:
-        result = run()
+
+def _run_under_fault(gates, lab, fault: str, state: str) -> GateRun:
+    key = (fault, state)
+    if key not in _RUNS:
+        scenarios = sorted({c["scenario"] for c in MATRIX if (c["fault"], c.get("state", "")) == key})
+        with lab.state(state) if state else contextlib.nullcontext():
+            _RUNS[key] = gates(scenario=scenarios, fault=fault)
+    return _RUNS[key]
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("case", [pytest.param(c, marks=on_one_worker_per_fault(c["fault"])) for c in MATRIX],
+                         ids=[f"{c['fault']}->{c['scenario']}" for c in MATRIX])
+def test_fault_turns_its_gate_red(lab, gates, case):
+    result = _run_under_fault(gates, lab, case["fault"], case.get("state", ""))
     assert result.results, f"scenario {case['scenario']!r} was not collected\n{result.summary()}"
     assert not result.leaks, f"secrets leaked: {result.leaks}"
     outcomes = {r["scenario"]: r for r in result.results}
-    row = outcomes.get(case["scenario"]) or next(iter(outcomes.values()))
+    mine = [r for name, r in outcomes.items() if name == case["scenario"]] or \
+        [r for name, r in outcomes.items() if case["scenario"] in name] or \
+        (list(outcomes.values()) if len(outcomes) == 1 else [])
+    assert len(mine) == 1, f"scenario {case['scenario']!r} is not one of this run's results\n{result.summary()}"
+    row = mine[0]
     assert row["outcome"] in ("failed", "error"), f"{case['fault']} did not turn the gate red\n{result.summary()}"
     for word in case["expect"]:
         assert word in row["message"], f"failure message lacks {word!r}:\n{row['message']}"

@@ -97,13 +97,23 @@ def kill(proc: subprocess.Popen, sig: int, log: Path, what: str) -> None:
     try:
         proc.wait(120)  # an orderly stop (SIGINT, SIGTERM) on a busy machine: a backstop, not the property (GONE_WITHIN is)
     except subprocess.TimeoutExpired:
+        masks = _signal_masks(proc.pid) + " (this test's process: " + _signal_masks(os.getpid()) + ")"
         proc.send_signal(signal.SIGUSR1)  # phasegate.cli: every thread's stack to its log
         time.sleep(2)
         proc.kill()
-        pytest.fail(f"{what}: still running 120 s after {signal.Signals(sig).name}; where its threads were:\n"
+        pytest.fail(f"{what}: still running 120 s after {signal.Signals(sig).name}; {masks}; its threads:\n"
                     f"{log.read_text()[-12000:]}")
     text = log.read_text()
     assert "Traceback" not in text, f"{what}: a traceback\n{text[-3000:]}"
+
+
+def _signal_masks(pid: int) -> str:
+    """A process's ignored, blocked and pending signals (/proc/PID/status), to tell why a signal did nothing."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as e:
+        return f"no status for {pid}: {e}"
+    return ", ".join(line.replace("\t", " ") for line in lines if line.startswith(("SigIgn", "SigBlk", "SigPnd", "ShdPnd")))
 
 
 def a_process(lab_dir: Path, *words: str):

@@ -19,6 +19,7 @@ from phasegate.lab import bake_history
 from phasegate.prometheus import Prometheus, PromQLError, iso
 from phasegate.verdict import GateFailed, Pending
 from tests import REPO
+from tests.xdist_groups import on_one_worker_per_fault
 
 CASES = tomllib.loads((REPO / "tests" / "faults" / "metrics.toml").read_text())["case"]
 # the bake faults of this area: each has exactly one Phase 2 gate of its own
@@ -156,7 +157,7 @@ def test_the_green_bake_has_no_red_criterion(lab):
     assert _red_criteria(lab) == {}
 
 
-@pytest.mark.parametrize("fault", sorted(OWN_CRITERION))
+@pytest.mark.parametrize("fault", [pytest.param(f, marks=on_one_worker_per_fault(f)) for f in sorted(OWN_CRITERION)])
 def test_each_bake_fault_turns_exactly_its_own_criterion_red(lab, fault):
     """In-process over every exit criterion (the matrix runs the scenarios themselves)."""
     # a history fault only changes Prometheus: the live checks (Forgejo) are judged in the green test

@@ -69,3 +69,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             return self.groups.get(nodeid, nodeid)
 
     return GroupedScheduling(config, log)
+
+
+def on_one_worker_per_fault(fault: str) -> pytest.MarkDecorator:
+    """Tests that apply the same lab fault run on one worker: a bake history's render and TSDB blocks are
+    built once per lab, and the fault matrix runs every scenario one fault turns red in one gate run."""
+    return pytest.mark.xdist_group(f"fault:{fault}")
