@@ -46,6 +46,13 @@ class ForgejoRepos:
     def connect(cls, url: str, token: Secret | None, settings: http.HttpSettings, *, ca_bundle: str = "") -> ForgejoRepos:
         return cls(http.client(settings, base_url=url, ca_bundle=ca_bundle, auth=TokenAuth(token) if token else None))
 
+    @classmethod
+    def from_inventory(cls, inventory, settings: http.HttpSettings) -> ForgejoRepos:
+        """As the inventory's repository reader (`[dual_push] repo_reader`)."""
+        reader = inventory.dual_push.repo_reader
+        return cls.connect(inventory.forgejo.url, inventory.secret(reader.secret), settings,
+                           ca_bundle=inventory.forgejo.ca_bundle)
+
     def close(self) -> None:
         self.http.close()
 

@@ -42,6 +42,10 @@ class Loki:
         self.url = url.rstrip("/")
         self._http = http.client(settings, base_url=self.url, ca_bundle=ca_bundle)
 
+    @classmethod
+    def from_inventory(cls, inventory, settings: http.HttpSettings) -> Loki:
+        return cls(inventory.loki.url, settings, ca_bundle=inventory.loki.ca_bundle)
+
     def close(self) -> None:
         self._http.close()
 

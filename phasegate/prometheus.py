@@ -106,6 +106,11 @@ class Prometheus:
         self.url = url.rstrip("/")
         self._http = http.client(settings, base_url=self.url, ca_bundle=ca_bundle)
 
+    @classmethod
+    def from_inventory(cls, inventory, settings: http.HttpSettings) -> Prometheus:
+        m = inventory.metrics
+        return cls(m.prometheus_url, settings, ca_bundle=m.ca_bundle)
+
     def close(self) -> None:
         self._http.close()
 
@@ -229,6 +234,11 @@ class Pushgateway:
     def __init__(self, url: str, settings: http.HttpSettings, *, ca_bundle: str = ""):
         self.url = url.rstrip("/")
         self._http = http.client(settings, base_url=self.url, ca_bundle=ca_bundle)
+
+    @classmethod
+    def from_inventory(cls, inventory, settings: http.HttpSettings) -> Pushgateway:
+        m = inventory.metrics
+        return cls(m.pushgateway_url, settings, ca_bundle=m.ca_bundle)
 
     def close(self) -> None:
         self._http.close()

@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from pytest_bdd import given, parsers, then, when
 
 from phasegate import bake, probe, promtool
-from phasegate.http import HttpSettings
+from steps.common import client
 
-
-@pytest.fixture(scope="session")
-def pushgateway(inventory, http_settings: HttpSettings):
-    from phasegate.prometheus import Pushgateway
-
-    p = Pushgateway(inventory.metrics.pushgateway_url, http_settings, ca_bundle=inventory.metrics.ca_bundle)
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="session")
-def loki(inventory, http_settings: HttpSettings):
-    from phasegate.loki import Loki
-
-    with Loki(inventory.loki.url, http_settings, ca_bundle=inventory.loki.ca_bundle) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def bake_live(inventory, http_settings):
-    """The clients of the live exit criteria (phasegate.bake.LiveClients)."""
-    live = bake.LiveClients.from_inventory(inventory, http_settings)
-    yield live
-    live.close()
+bake_live = client("bake_live", bake.LiveClients.from_inventory,
+                   doc="The clients of the live exit criteria (phasegate.bake.LiveClients).")
 
 
 @given("the bake window from the inventory", target_fixture="bake_judge")

@@ -8,14 +8,10 @@ from pytest_bdd import given, parsers, then, when
 
 from phasegate import push_storm, retention, smoke
 from phasegate.forgejo import SmokePackage
+from steps.common import client
 
-
-@pytest.fixture
-def forgejo_registry(inventory):
-    """Forgejo's registry as each inventory account (role -> a phasegate.oci client, one per scenario)."""
-    accounts = smoke.Accounts(inventory)
-    yield accounts
-    accounts.close()
+forgejo_registry = client("forgejo_registry", lambda inv, _: smoke.Accounts(inv), scope="function",
+                          doc="Forgejo's registry as each inventory account (role -> a phasegate.oci client).")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Thin: parse the step, call phasegate.{breakglass,decommission,dockerhost,github}
 
 from __future__ import annotations
 
-import pytest
 from pytest_bdd import given, parsers, then, when
 
 from phasegate import breakglass, decommission, dockerhost, github
@@ -89,12 +88,6 @@ def storage_freed(inventory, days):
 
 
 # -- GitHub ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def github_api(inventory, http_settings):
-    with github.GitHub.from_inventory(inventory, http_settings) as gh:
-        yield gh
 
 
 @given(parsers.parse("the GitHub repository of {project}"), target_fixture="gh_repo")
