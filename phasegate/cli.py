@@ -73,6 +73,10 @@ def _lab_run(args) -> int:
             print(f"phasegate lab run: unknown fault {fault!r} (list them with `phasegate lab faults`)",
                   file=sys.stderr)
             return EXIT_USAGE
+    stage = getattr(args, "stage", 0) or 0
+    if not 0 <= stage <= len(MAIN_JOB):
+        print(f"phasegate lab run: no stage {stage} (the main job has {len(MAIN_JOB)})", file=sys.stderr)
+        return EXIT_USAGE
     lab = Lab(Path(args.dir))
     worst = 0
     for hook in _BEFORE_RUN:
@@ -82,7 +86,7 @@ def _lab_run(args) -> int:
     try:
         env = dict(os.environ)
         env.update(lab.env())
-        for markexpr, state in MAIN_JOB:
+        for markexpr, state in MAIN_JOB if not stage else [MAIN_JOB[stage - 1]]:
             argv = [sys.executable, "-m", "pytest", "-m", markexpr, f"--inventory={lab.inventory_path}",
                     *args.pytest_args]
             label = f"{markexpr}" + (f" (lab state: {state})" if state else "") + (
@@ -201,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dir", default=".lab")
     run.add_argument("--fault", default="", metavar="NAME",
                      help="apply this lab fault during every stage of the main job (see `phasegate lab faults`)")
+    run.add_argument("--stage", type=int, default=0, metavar="N",
+                     help="only stage N of the main job (1: phases 0-3; 2: phases 4-5 on the decommissioned lab); "
+                          "default: every stage")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     run.set_defaults(func=_lab_run)
     faults = lab_sub.add_parser("faults", help="list the lab's faults and the gates each turns red")

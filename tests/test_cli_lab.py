@@ -25,6 +25,11 @@ def test_lab_faults_lists_every_fault_with_the_gates_it_turns_red():
     assert "alerts-aggregate-instance-away  [metrics]" in text and "red: The registry integrity alerts are instance-aware" in text
 
 
+def test_lab_run_refuses_a_stage_the_main_job_lacks_before_starting_anything():
+    run = _cli("lab", "run", "--stage", "3", "--dir", "/nonexistent/lab")
+    assert run.returncode == 2 and "no stage 3 (the main job has 2)" in run.stderr
+
+
 def test_lab_run_refuses_an_unknown_fault_before_starting_anything():
     run = _cli("lab", "run", "--fault", "no-such-fault", "--dir", "/nonexistent/lab")
     assert run.returncode == 2 and "unknown fault 'no-such-fault'" in run.stderr

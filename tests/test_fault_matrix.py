@@ -42,6 +42,7 @@ def test_every_case_names_a_real_scenario_and_fault():
 
 
 @pytest.mark.lab
+@pytest.mark.slow
 def test_green_lab_passes_every_gate(lab, gates):
     from phasegate.lab.core import MAIN_JOB
 

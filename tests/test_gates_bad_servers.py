@@ -21,7 +21,7 @@ from phasegate.lab import evil
 ALL_PHASES = " or ".join(f"phase{i}" for i in range(6))
 TIMEOUTS = {"connect": 1.0, "read": 0.5, "total": 1.5, "retries": 1, "backoff": 0.05, "poll_interval": 0.1}
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def rewrite_urls(node, url: str):

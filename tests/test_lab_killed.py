@@ -45,9 +45,9 @@ def named(lab_dir: Path) -> list[str]:
             out.append(f"{pid}: {argv}")
     return out
 
-# Under `-n N` these run on one worker, one after another: each starts and kills whole labs and
-# waits for their shutdown, which other labs starting beside it would only slow past its limits.
-pytestmark = pytest.mark.xdist_group("whole-lab-kills")
+# Under `-n N` the tests that kill whole labs are two work units: the long kill-during-start-and-gates test
+# alone, the others one after another on one worker (each marked `slow`, so both units start first).
+KILLS = pytest.mark.xdist_group("whole-lab-kills")
 
 
 def mounts_under(lab_dir: Path) -> list[str]:
@@ -246,14 +246,16 @@ START_POINTS = [
     ("the lab ready", None, signal.SIGTERM),
     ("the lab ready", None, signal.SIGKILL),
 ]
-# (the gates of a stage of the main job, the signal)
+# (the gates of a stage of the main job, the signal); `lab run --stage 2` goes straight to phases 4-5
 GATE_POINTS = [("phase0 or phase1", signal.SIGKILL), ("phase0 or phase1", signal.SIGINT),
                ("phase4 or phase5", signal.SIGKILL)]
+STAGE_OF = {"phase0 or phase1": 1, "phase4 or phase5": 2}
 
 
 @pytest.mark.slow
 @pytest.mark.lab
 @pytest.mark.timeout(1800)
+@pytest.mark.xdist_group("whole-lab-kills-during-start-and-gates")
 def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passes(short_tmp):
     tmp_path = short_tmp
     lab_dir = tmp_path / "lab"
@@ -265,8 +267,8 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
         assert not (left := nothing_left_within(lab_dir)), f"{sig.name} at {what}: left {left}"
     for n, (stage, sig) in enumerate(GATE_POINTS):
         log = tmp_path / f"run-{n}.log"
-        proc = start(phasegate("lab", "run", "--dir", str(lab_dir), str(REPO / "steps"), "-c",
-                               str(REPO / "pyproject.toml"), "--rootdir", str(REPO)), tmp_path, log)
+        proc = start(phasegate("lab", "run", "--dir", str(lab_dir), "--stage", str(STAGE_OF[stage]), str(REPO / "steps"),
+                               "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO)), tmp_path, log)
         wait_for(a_process(lab_dir, "pytest -m " + stage, "--inventory="), proc, log, f"lab run until gates {stage}")
         time.sleep(1)  # into the gates, not at their first instruction
         kill(proc, sig, log, f"lab run ended with {sig.name} while gates {stage} ran")
@@ -274,6 +276,7 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
     lab_run_passes(lab_dir, tmp_path)
 
 
+@KILLS
 @pytest.mark.slow
 @pytest.mark.lab
 @pytest.mark.timeout(600)
@@ -306,6 +309,7 @@ def test_a_start_removes_what_a_killed_lab_and_its_keeper_left_saying_so_in_one_
     assert not (left := nothing_left_within(lab_dir)), left
 
 
+@KILLS
 @pytest.mark.slow
 @pytest.mark.lab
 @pytest.mark.timeout(1800)

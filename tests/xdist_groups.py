@@ -43,8 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     out.mkdir(parents=True, exist_ok=True)
     groups = {item.nodeid: g for item in items if (g := group_of(item))}
+    slow = [item.nodeid for item in items if item.get_closest_marker("slow")]
     tmp = out / f".{workerinput['workerid']}.json"
-    tmp.write_text(json.dumps(groups))
+    tmp.write_text(json.dumps({"groups": groups, "slow": slow}))
     tmp.rename(out / f"{workerinput['workerid']}.json")  # whole or absent for the controller
 
 
@@ -56,17 +57,30 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     groups_dir = _groups_dir(config, worker=False)
 
     class GroupedScheduling(LoadScopeScheduling):
-        """xdist's LoadScopeScheduling: a marked test's scope is its group, any other test its own;
-        scopes go out largest first (xdist's default reorder), so the long groups start at once."""
+        """xdist's LoadScopeScheduling: a marked test's scope is its group, any other test its own.
+        Scopes holding a test marked `slow` go out first, then the rest largest first (xdist's reorder):
+        the longest work starts at once instead of lengthening the end of the run."""
 
         groups: dict[str, str] | None = None
+        slow: set[str] = set()
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:  # first called in schedule(), after every worker has collected
-                self.groups = {}
+                self.groups, self.slow = {}, set()
                 for f in sorted(groups_dir.glob("*.json")) if groups_dir else []:
-                    self.groups.update(json.loads(f.read_text()))
+                    found = json.loads(f.read_text())
+                    self.groups.update(found["groups"])
+                    self.slow.update(found["slow"])
             return self.groups.get(nodeid, nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # schedule() has filled the queue and hands out the first units now
+                self.ordered = True
+                slow_first = sorted(self.workqueue.items(), key=lambda unit: not (set(unit[1]) & self.slow))
+                self.workqueue.clear()
+                self.workqueue.update(slow_first)
+            super()._assign_work_unit(node)
 
     return GroupedScheduling(config, log)
 
