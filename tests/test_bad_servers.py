@@ -465,3 +465,20 @@ def test_forgejo_repos_client_ends_with_a_verdict(serve, fault, call):
         with pytest.raises(Broken) as e:
             call_it()
     assert "pgcanary" not in one_line(e.value)
+
+
+def test_a_dribbling_server_stops_writing_when_its_client_leaves():
+    """The header dribble ends with its client: a peer that gave up is not written to in a busy loop
+    (it burnt a core for as long as the bad-server runs lasted)."""
+    import socket
+    import time
+
+    with evil.EvilServer(evil.dribble_headers(0.001)) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.1 200")
+        handlers = server._threads[1:]  # the first is the accept loop
+        deadline = time.monotonic() + 5
+        while any(t.is_alive() for t in handlers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert handlers and not any(t.is_alive() for t in handlers), "the handler still writes to a closed peer"

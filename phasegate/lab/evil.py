@@ -50,11 +50,12 @@ class Conn:
         head += "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
         self.send(head.encode() + body)
 
-    def dribble(self, data: bytes, interval: float) -> None:
-        """Send `data` one byte at a time, `interval` apart, until done, stopped or the peer leaves."""
+    def dribble(self, data: bytes, interval: float) -> bool:
+        """Send `data` one byte at a time, `interval` apart, until done (True), stopped or the peer leaves (False)."""
         for i in range(len(data)):
             if not self.send(data[i : i + 1]) or self._stop.wait(interval):
-                return
+                return False
+        return True
 
     def hold(self) -> None:
         """Keep the connection open and silent until the server stops."""
@@ -231,10 +232,8 @@ def dribble_headers(interval: float = 0.05) -> Behaviour:
     def run(req, conn):
         conn.send(b"HTTP/1.1 200 OK\r\n")
         i = 0
-        while not conn._stop.is_set():
-            conn.dribble(f"X-Slow-{i}: {'a' * 20}\r\n".encode(), interval)
-            if conn._stop.is_set():
-                return
+        # until stopped or the client gives up (a peer that left would otherwise be written to in a busy loop)
+        while conn.dribble(f"X-Slow-{i}: {'a' * 20}\r\n".encode(), interval):
             i += 1
 
     return run
