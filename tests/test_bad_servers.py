@@ -477,8 +477,10 @@ def test_a_dribbling_server_stops_writing_when_its_client_leaves():
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
             s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
             assert s.recv(64).startswith(b"HTTP/1.1 200")
-        handlers = server._threads[1:]  # the first is the accept loop
         deadline = time.monotonic() + 5
-        while any(t.is_alive() for t in handlers) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            handlers = server._threads[1:]  # the first is the accept loop; it adds a handler after starting it
+            if handlers and not any(t.is_alive() for t in handlers):
+                break
             time.sleep(0.05)
         assert handlers and not any(t.is_alive() for t in handlers), "the handler still writes to a closed peer"
