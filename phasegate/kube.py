@@ -35,16 +35,6 @@ from kubernetes.client.exceptions import ApiException
 
 from phasegate import cri
 from phasegate.http import GUARD, SAFE_METHODS, WriteGuard
-from phasegate.pullsecret import (  # noqa: F401 (re-exported: they lived here)
-    PullSecret,
-    auths_registries,
-    dockerconfig_auths,
-    expected_auths_keys,
-    hosts_toml_path,
-    image_ref_parts,
-    registry_host,
-    registry_url,
-)
 from phasegate.secrets import redact, register, register_basic
 from phasegate.units import quantity, size_bytes  # noqa: F401 (re-exported for steps)
 from phasegate.verdict import AuthError, Broken, ServerError, TimedOut, Unreachable

@@ -13,6 +13,7 @@ import secrets as _secrets
 from dataclasses import dataclass
 
 from phasegate import cri, mirror
+from phasegate.pullsecret import hosts_toml_path
 from phasegate.verdict import check
 
 
@@ -126,8 +127,6 @@ def host_set(inv, which: str) -> list[str]:
 
 def read_hosts_tomls(kube, namespace: str, inv, which: str) -> NodeHosts:
     """Every node's hosts.toml for the host set `which` (HOST_SETS)."""
-    from phasegate.pullsecret import hosts_toml_path
-
     hosts = host_set(inv, which)
     out = {}
     for node in kube.node_names():
@@ -137,8 +136,6 @@ def read_hosts_tomls(kube, namespace: str, inv, which: str) -> NodeHosts:
 
 
 def judge_hosts_toml_present(node_hosts: NodeHosts, inv) -> None:
-    from phasegate.pullsecret import hosts_toml_path
-
     host = inv.forgejo.host
     missing = [node for node, files in sorted(node_hosts.files.items()) if files.get(host) is None]
     check(not missing, expected=f"{hosts_toml_path(inv, host)} on every node",
@@ -146,8 +143,6 @@ def judge_hosts_toml_present(node_hosts: NodeHosts, inv) -> None:
 
 
 def judge_mirrors(kube, node_hosts: NodeHosts, inv, settings) -> None:
-    from phasegate.pullsecret import hosts_toml_path
-
     found = mirror_problems(kube, node_hosts, inv, settings)
     allowed = sorted(m.rstrip("/") for m in inv.cluster.forgejo_mirrors)
     check(not found, expected=f"every node's {inv.forgejo.host} mirror in {allowed} answering /v2/ as "
@@ -158,8 +153,6 @@ def judge_mirrors(kube, node_hosts: NodeHosts, inv, settings) -> None:
 
 def judge_no_hosts_toml(node_hosts: NodeHosts, inv) -> None:
     """No node keeps a hosts.toml for any host read (Phase 4: the registry-private hosts)."""
-    from phasegate.pullsecret import hosts_toml_path
-
     kept = [f"node {node}: {hosts_toml_path(inv, h)}" for node, files in sorted(node_hosts.files.items())
             for h, text in files.items() if text is not None]
     check(not kept, expected="no hosts.toml for registry-private on any node", seen="; ".join(kept),
@@ -169,8 +162,6 @@ def judge_no_hosts_toml(node_hosts: NodeHosts, inv) -> None:
 def mirror_problems(kube, node_hosts: NodeHosts, inv, settings) -> list[str]:
     """Every node's Forgejo hosts.toml: its pull hosts are inventory mirrors answering as the registry, probed the
     way containerd would (phasegate.mirror: skip_verify, ca read from the node, the mirror's own Host)."""
-    from phasegate.pullsecret import hosts_toml_path
-
     namespace = node_hosts.namespace
     host = inv.forgejo.host
     path = hosts_toml_path(inv, host)

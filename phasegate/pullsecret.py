@@ -1,7 +1,7 @@
 """A pull secret's auths keys and the registry names a node uses: plain data, no API client.
 
 Split from phasegate.kube so that a gate which only names registries (cluster, cutover) does not import the
-`kubernetes` client (about 0.4 s of every start of the suite); phasegate.kube re-exports every name.
+`kubernetes` client (about 0.4 s of every start of the suite).
 """
 
 from __future__ import annotations

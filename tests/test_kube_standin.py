@@ -97,7 +97,7 @@ def test_a_wrong_token_is_unauthorized_and_broken(lab):
 
 
 def test_kyverno_clones_into_new_namespaces_but_not_excluded_ones(lab, kube, namespace):
-    from phasegate.kube import dockerconfig_auths
+    from phasegate.pullsecret import dockerconfig_auths
 
     secret = kube.wait_for_secret(namespace, "registry-credentials")
     source = kube.secret("kyverno", "registry-credentials")
@@ -178,7 +178,7 @@ def test_pull_policy_never_and_if_not_present(lab, kube, namespace):
 
 
 def test_node_files_are_read_through_a_hostpath_pod(lab, kube, namespace, inventory_of):
-    from phasegate.kube import hosts_toml_path
+    from phasegate.pullsecret import hosts_toml_path
 
     inv = inventory_of(lab)
     c = lab["cluster"]

@@ -246,10 +246,9 @@ START_POINTS = [
     ("the lab ready", None, signal.SIGTERM),
     ("the lab ready", None, signal.SIGKILL),
 ]
-# (the gates of a stage of the main job, the signal); `lab run --stage 2` goes straight to phases 4-5
-GATE_POINTS = [("phase0 or phase1", signal.SIGKILL), ("phase0 or phase1", signal.SIGINT),
-               ("phase4 or phase5", signal.SIGKILL)]
-STAGE_OF = {"phase0 or phase1": 1, "phase4 or phase5": 2}
+# (the main job's stage `lab run --stage` starts, the gates it kills them in, the signal)
+GATE_POINTS = [(1, "phase0 or phase1", signal.SIGKILL), (1, "phase0 or phase1", signal.SIGINT),
+               (2, "phase4 or phase5", signal.SIGKILL)]
 
 
 @pytest.mark.slow
@@ -265,9 +264,9 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
         wait_for(point(lab_dir) if point else ready.exists, proc, log, f"lab up until {what}")
         kill(proc, sig, log, f"lab up ended with {sig.name} at {what}")
         assert not (left := nothing_left_within(lab_dir)), f"{sig.name} at {what}: left {left}"
-    for n, (stage, sig) in enumerate(GATE_POINTS):
+    for n, (number, stage, sig) in enumerate(GATE_POINTS):
         log = tmp_path / f"run-{n}.log"
-        proc = start(phasegate("lab", "run", "--dir", str(lab_dir), "--stage", str(STAGE_OF[stage]), str(REPO / "steps"),
+        proc = start(phasegate("lab", "run", "--dir", str(lab_dir), "--stage", str(number), str(REPO / "steps"),
                                "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO)), tmp_path, log)
         wait_for(a_process(lab_dir, "pytest -m " + stage, "--inventory="), proc, log, f"lab run until gates {stage}")
         time.sleep(1)  # into the gates, not at their first instruction
