@@ -25,6 +25,7 @@ from phasegate.lab import procs
 from phasegate.lab.core import Lab
 from phasegate.lab.procs import LabError
 from tests import REPO
+from tests.harness import GATE_RUNS
 
 GONE_WITHIN = 10.0      # seconds a killed lab's processes may take to go (a property, polled)
 POINT_WITHIN = 240.0    # seconds a start may take to reach a kill point before that is a failure
@@ -71,6 +72,7 @@ def env() -> dict:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PHASEGATE_")}
     e["PYTHONPATH"] = str(REPO)
     e["PYTHONUNBUFFERED"] = "1"  # what a run said before it was killed is in its log
+    e[GATE_RUNS] = "subprocess"  # a gate run is found by its command line (a forked child's is its server's)
     return e
 
 
