@@ -14,4 +14,4 @@ gates: setup
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy --config-file pyproject.toml
-	.venv/bin/python -m pytest tests -p tests.netguard -q -n 3 --dist loadgroup
+	.venv/bin/python -m pytest tests -p tests.netguard -q -n 4 --dist loadgroup
