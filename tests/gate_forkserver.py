@@ -11,7 +11,8 @@ What is never imported here: anything pytest rewrites the asserts of (the plugin
 a `pytest11` entry point, phasegate's among them, the `-p` plugins, the steps and conftests). The child
 imports those itself, so they are rewritten as in any run; a test checks that no run warns
 "already imported so cannot be rewritten". Python options fixed at interpreter start (the `PYTHON*`
-variables) cannot be given to a child: a run whose differ from the server's is a plain subprocess.
+variables) cannot be given to a child: a run whose `PYTHON*` variables differ from the server's is a plain
+subprocess.
 
 Protocol, over a Unix socket: one JSON request line `{"args", "cwd", "env", "stdout", "stderr"}`; the
 server answers `pid N` when the child exists, and `rc N` when it has ended (a negative N: its signal).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,8 +90,6 @@ class ForkServer:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-        import shutil
-
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -100,7 +99,7 @@ def _text(path: Path) -> str:
 
 def run_pytest(args: list[str], *, cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
     """`python -m pytest *args`: a child of this process's fork server when it can be, else a fresh interpreter."""
-    if env.get(GATE_RUNS) != "subprocess" and os.environ.get(GATE_RUNS) != "subprocess":
+    if env.get(GATE_RUNS) != "subprocess":
         server = ForkServer.get()
         if server.serves(env):
             return server.run(args, cwd, env, timeout)
