@@ -2,17 +2,21 @@
 
 The suite's own tests run the gates a few hundred times, each as its own pytest process, and about
 0.6 s of the CPU each run costs is importing pytest and the libraries the gates use, the same every time.
-This server imports them once (per xdist worker) and forks one child per gate run. The child takes the
+This server imports them once (per xdist worker), with phasegate and the steps, and forks one child per
+gate run. The child takes the
 run's working directory, environment, argv and standard streams, and from there is `python -m pytest`:
 pytest's `__main__` run as `-m` runs it, the interpreter's own exit (threads joined, atexit handlers run), its exit code
 or signal handed back as a subprocess's would be.
 
-What is never imported here: anything pytest rewrites the asserts of (the plugins of distributions with
-a `pytest11` entry point, phasegate's among them, the `-p` plugins, the steps and conftests). The child
-imports those itself, so they are rewritten as in any run; a test checks that no run warns
-"already imported so cannot be rewritten". Python options fixed at interpreter start (the `PYTHON*`
-variables) cannot be given to a child: a run whose `PYTHON*` variables differ from the server's is a plain
-subprocess.
+What pytest rewrites the asserts of (the plugins of distributions with a `pytest11` entry point, phasegate's
+among them, the root conftest and the step plugins it names) is imported only by pytest's own rewriting hook:
+the server reads a gate run's command line in the repository the way pytest starts a run (`_prepareconfig`:
+plugins and initial conftests loaded, nothing configured, nothing collected) and then takes the hook out, so
+those modules are rewritten as in any run and pytest does not warn "already imported so cannot be rewritten"
+(it checks the loader). A run in any other directory forgets the repository's modules first and imports its
+own. The test modules, the `-p` plugins and the features are the run's own. Python options fixed at
+interpreter start (the `PYTHON*` variables) cannot be given to a child: a run whose `PYTHON*` variables
+differ from the server's is a plain subprocess.
 
 Protocol, over a Unix socket: one JSON request line `{"args", "cwd", "env", "stdout", "stderr"}`; the
 server answers `pid N` when the child exists, and `rc N` when it has ended (a negative N: its signal).
@@ -55,9 +59,41 @@ def _rewritten_top_level_names() -> set[str]:
     return names
 
 
-def preload() -> list[str]:
-    """Import PRELOAD and pytest's built-in plugins; returns what was imported that pytest would rewrite
-    (must be empty: the test of this server asserts it)."""
+class _RewriteWarnings:
+    """A plugin for the warm-up: pytest's "cannot be rewritten" warnings, which it records rather than prints."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def pytest_warning_recorded(self, warning_message) -> None:
+        from _pytest.warning_types import PytestAssertRewriteWarning
+
+        if issubclass(warning_message.category, PytestAssertRewriteWarning):
+            self.seen.append(str(warning_message.message))
+
+
+def warm(root: str) -> list[str]:
+    """Start a run's configuration in `root` as pytest does, then drop it: what it imported stays, rewritten.
+    Returns pytest's warnings about modules it could not rewrite (want none)."""
+    from _pytest.assertion.rewrite import AssertionRewritingHook
+    from _pytest.config import _prepareconfig
+
+    saved_path, saved_cwd = list(sys.path), os.getcwd()
+    os.chdir(root)
+    sys.path[0] = root
+    warned = _RewriteWarnings()
+    try:
+        _prepareconfig(["-s", "-p", "no:cacheprovider"], [warned])  # -s: this process's streams stay as they are
+    finally:
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, AssertionRewritingHook)]
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
+    return warned.seen
+
+
+def preload(root: str) -> list[str]:
+    """Import PRELOAD, pytest's built-in plugins and what a run in `root` loads before collecting; returns what
+    pytest would rewrite that was imported un-rewritten (must be empty: the test of this server asserts it)."""
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -71,7 +107,20 @@ def preload() -> list[str]:
 
     hcl2.loads("warm = 1\n")  # loads its grammar's parser, a pure cache every run reading Terraform would build
     rewritten = _rewritten_top_level_names()
-    return sorted(m for m in sys.modules if m.split(".")[0] in rewritten or m.startswith("tests."))
+    early = sorted(m for m in sys.modules if m.split(".")[0] in rewritten or m.startswith("tests."))
+    return early + warm(root)  # before pytest's hook exists, nothing it rewrites; during the warm-up, pytest's word
+
+
+def from_root(root: str) -> list[str]:
+    """The modules loaded from the repository's own files (phasegate, the steps, the conftest), not its venv."""
+    inside = os.path.join(os.path.realpath(root), "")
+    venv = os.path.join(os.path.realpath(sys.prefix), "")
+    names = []
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if f and os.path.realpath(f).startswith(inside) and not os.path.realpath(f).startswith(venv):
+            names.append(name)
+    return names
 
 
 def serve(path: str, parent: int) -> dict:
@@ -114,8 +163,11 @@ def serve(path: str, parent: int) -> dict:
     raise SystemExit(0)
 
 
-def become_the_run(request: dict) -> None:
+def become_the_run(request: dict, root: str) -> None:
     """In the child: this process is now `python -m pytest <args>` in the request's directory and environment."""
+    if os.path.realpath(request["cwd"]) != os.path.realpath(root):
+        for name in from_root(root):  # another checkout or project: its own phasegate, steps and conftest
+            del sys.modules[name]
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -133,20 +185,21 @@ def become_the_run(request: dict) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--preloaded"]:  # what pytest rewrites that the preload imported (its test wants none)
-        print(preload())
+    root = os.getcwd()  # the repository: the server starts there, as the gate runs do
+    if sys.argv[1:] == ["--preloaded"]:  # what pytest rewrites that the preload imported un-rewritten (want none)
+        print(preload(root))
         return
     path, parent = sys.argv[1], int(sys.argv[2])
-    imported = preload()
+    imported = preload(root)
     if imported:
-        print(f"gate fork server: imported what pytest rewrites: {imported}", file=sys.stderr, flush=True)
+        print(f"gate fork server: imported what pytest rewrites, un-rewritten: {imported}", file=sys.stderr, flush=True)
         raise SystemExit(3)
     import gc
 
     gc.freeze()  # the preloaded objects out of the collector's reach: a child's collections do not copy their pages
     sys.stdout.flush()
     sys.stderr.flush()
-    become_the_run(serve(path, parent))
+    become_the_run(serve(path, parent), root)
 
 
 if __name__ == "__main__":
