@@ -8,7 +8,9 @@ Feature: Phase 3 - each project is cut over to Forgejo, in the plan's order
   every pod template names Forgejo for its images, every rollout finished, every
   running pod runs the template, with the digest Forgejo serves for the tag,
   that image is intact on Forgejo; each row judges its own project first and
-  the order last (every project before it cut over). Projects cut over outside
+  the order last (every project before it cut over: an earlier project's checks
+  are taken from its own row of this run, with when, or judged now when its row
+  did not run, as with --project). Projects cut over outside
   the cluster (no workloads: CI files, docs) are judged by the static gates.
 
   @readonly

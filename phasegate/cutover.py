@@ -20,11 +20,14 @@ is drawn from those steps):
              template's tag, compared by digest (phasegate.cri: the repository
              containerd reports may be the other registry's name for the same bytes);
 - integrity: every own template image is whole on Forgejo (phasegate.integrity).
-`order` runs all five on each earlier project and names the ones that fail.
+`order` takes the five on each earlier project and names the ones that fail: from that project's own row
+when the row judged them earlier in this run (rows run in cutover order; the evidence says which row and
+when), judged now otherwise (a run of one project: `--project`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from phasegate import cri, integrity, report
@@ -75,6 +78,20 @@ class Findings:
         lines = [f"judged: {j}" for j in self.judged] + [f"ignored (not the project's image): {i}"
                                                           for i in self.ignored]
         return "\n".join(lines)
+
+
+@dataclass
+class RowFindings:
+    """What each project's own row judged in this run, per check (its Findings and when), for the order step
+    of the rows after it: one judgement per project and check in a run, not one per later row."""
+
+    seen: dict[str, dict[str, tuple[Findings, dt.datetime]]] = field(default_factory=dict)
+
+    def record(self, project: str, findings: Findings) -> None:
+        self.seen.setdefault(project, {})[findings.check] = (findings, dt.datetime.now(dt.UTC))
+
+    def get(self, project: str, check: str) -> tuple[Findings, dt.datetime] | None:
+        return self.seen.get(project, {}).get(check)
 
 
 def is_own_image(image: str, p) -> bool:
@@ -297,8 +314,10 @@ def run_check(check: str, kube, inv, p, client) -> Findings:
     raise ValueError(f"unknown cutover check {check!r} (one of {', '.join(CHECKS)})")
 
 
-def order(kube, inv, p, client) -> Findings:
-    """Every project before `p` in the cutover order passes all five checks; the ones that do not are named."""
+def order(kube, inv, p, client, rows: RowFindings | None = None) -> Findings:
+    """Every project before `p` in the cutover order passes all five checks; the ones that do not are named.
+    A check its own row already judged in this run (`rows`) is taken from there, with when; the rest are
+    judged now."""
     f = Findings("order")
     names = [q.name for q in inv.cutover_order()]
     if p.name not in names:
@@ -308,12 +327,21 @@ def order(kube, inv, p, client) -> Findings:
         if not q.in_cluster():
             f.ignored.append(f"{q.name}: no cluster workload (judged by the static gates)")
             continue
-        f.judged.append(q.name)
+        from_row, now = [], []
         for each in CHECKS:
-            r = run_check(each, kube, inv, q, client)
+            earlier = rows.get(q.name, each) if rows else None
+            if earlier:
+                r = earlier[0]
+                from_row.append(f"{each} at {earlier[1]:%H:%M:%S} UTC")
+            else:
+                r = run_check(each, kube, inv, q, client)
+                now.append(each)
             if not r.ok:
                 f.problems.append(f"{q.name} ({each}): {'; '.join(r.problems)}")
                 break
+        sources = ([f"its own row in this run: {', '.join(from_row)}"] if from_row else []) + (
+            [f"judged now: {', '.join(now)}"] if now else [])
+        f.judged.append(f"{q.name} ({'; '.join(sources)})")
     return f
 
 
@@ -337,15 +365,21 @@ def _expected(name: str, inv, p) -> str:
     }[name]
 
 
-def gate(name: str, kube, inv, p, client=None) -> None:
+def gate(name: str, kube, inv, p, client=None, rows: RowFindings | None = None) -> None:
     """The check `name` (CHECKS, or "order") of project `p`, as its row's step judges it: what was judged and
     ignored attached to the report, problems a failed verdict. A project that lists no cluster workload is
-    not judged by the five checks (an explicit opt-out: its static gates judge it), the order still is."""
+    not judged by the five checks (an explicit opt-out: its static gates judge it), the order still is.
+    `rows`: this run's record of the rows' findings (a check is recorded there, the order reads it)."""
     if name != "order" and not p.in_cluster():
         where = p.stack or "files outside the cluster"
         raise NotJudged(f"{p.name}: inventory [[projects]] lists no cluster workload (cut over in {where}: "
                         f"judged by the Phase 3 static gates, run them with --project {p.name})")
-    findings = order(kube, inv, p, client) if name == "order" else run_check(name, kube, inv, p, client)
+    if name == "order":
+        findings = order(kube, inv, p, client, rows)
+    else:
+        findings = run_check(name, kube, inv, p, client)
+        if rows is not None:
+            rows.record(p.name, findings)
     report.attach_text(f"{findings.check}: judged and ignored", findings.evidence() or "(nothing)")
     check(findings.ok, expected=_expected(name, inv, p), seen="; ".join(findings.problems), where=f"project {p.name}",
           evidence=findings.evidence())

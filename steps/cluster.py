@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pytest_bdd import given, parsers, then, when
 
 from phasegate import cluster, containerd_config, cutover, nodepull
@@ -117,36 +118,42 @@ def no_private_registry_config(node_registry_configs, inventory):
 # -- Phase 3: cutover (phasegate.cutover judges; one step per check, the order last) ----------
 
 
+@pytest.fixture(scope="session")
+def cutover_rows():
+    """What each project's own Phase 3 row judged in this run: the order step of a later row reads it."""
+    return cutover.RowFindings()
+
+
 @given(parsers.parse('the project "{name}" of the inventory'), target_fixture="project")
 def project(name, inventory):
     return inventory.project(name)
 
 
 @then(cutover.CHECK_STEPS["template"])
-def template_from_forgejo(project, kube, inventory):
-    cutover.gate("template", kube, inventory, project)
+def template_from_forgejo(project, kube, inventory, cutover_rows):
+    cutover.gate("template", kube, inventory, project, rows=cutover_rows)
 
 
 @then(cutover.CHECK_STEPS["rollout"])
-def rollout_complete(project, kube, inventory):
-    cutover.gate("rollout", kube, inventory, project)
+def rollout_complete(project, kube, inventory, cutover_rows):
+    cutover.gate("rollout", kube, inventory, project, rows=cutover_rows)
 
 
 @then(cutover.CHECK_STEPS["pods"])
-def pods_run_template(project, kube, inventory):
-    cutover.gate("pods", kube, inventory, project)
+def pods_run_template(project, kube, inventory, cutover_rows):
+    cutover.gate("pods", kube, inventory, project, rows=cutover_rows)
 
 
 @then(cutover.CHECK_STEPS["digest"])
-def pods_run_forgejo_digest(project, kube, inventory, forgejo_puller):
-    cutover.gate("digest", kube, inventory, project, forgejo_puller)
+def pods_run_forgejo_digest(project, kube, inventory, forgejo_puller, cutover_rows):
+    cutover.gate("digest", kube, inventory, project, forgejo_puller, rows=cutover_rows)
 
 
 @then(cutover.CHECK_STEPS["integrity"])
-def image_integrity(project, kube, inventory, forgejo_puller):
-    cutover.gate("integrity", kube, inventory, project, forgejo_puller)
+def image_integrity(project, kube, inventory, forgejo_puller, cutover_rows):
+    cutover.gate("integrity", kube, inventory, project, forgejo_puller, rows=cutover_rows)
 
 
 @then(cutover.CHECK_STEPS["order"])
-def earlier_cut_over(project, kube, inventory, forgejo_puller):
-    cutover.gate("order", kube, inventory, project, forgejo_puller)
+def earlier_cut_over(project, kube, inventory, forgejo_puller, cutover_rows):
+    cutover.gate("order", kube, inventory, project, forgejo_puller, rows=cutover_rows)

@@ -99,6 +99,18 @@ def test_one_wrong_project_is_one_red_row_and_order_findings_naming_it(lab, gate
     for row in rows[1:]:
         msg = run.message(row)
         assert "projects before" in msg and "payslip-ingest (template)" in msg, msg
+        assert "payslip-ingest (its own row in this run: template at" in msg, msg  # judged once, by its row
+
+
+@pytest.mark.lab
+def test_a_row_run_alone_judges_the_projects_before_it_now(lab, gates):
+    """The order step of a row whose earlier rows did not run in this run (`--project`) judges them itself."""
+    row = "claude-agent-service is cut over to Forgejo"
+    run = gates(scenario=row, fault="cutover-template-old-image")
+    assert run.failed() == [row], run.summary()
+    msg = run.message(row)
+    assert "payslip-ingest (template)" in msg and "payslip-ingest (judged now: template)" in msg, msg
+    assert "job-hunter (judged now: template, rollout, pods, digest, integrity)" in msg, msg
 
 
 @pytest.mark.lab
