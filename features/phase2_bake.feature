@@ -8,7 +8,10 @@ Feature: Phase 2 bake exit criteria
   hole longer than the inventory's tolerance, is a red verdict ("no data"), never
   a green one. While the window is open a criterion is judged so far: a violation
   is red at once; a criterion with none is pending (day N of 14, what is still
-  needed), and the daily job stays green while nothing is wrong.
+  needed), and the daily job stays green while nothing is wrong. The exit
+  verdict comes last: it takes each criterion's verdict from that criterion's own
+  scenario in this run (its evidence says which and when) and judges now only
+  the ones no scenario of the run judged.
 
   Background:
     Given the bake window from the inventory
@@ -42,10 +45,6 @@ Feature: Phase 2 bake exit criteria
     Then the bake criterion "healthz green over the window" holds
     And Forgejo's /api/healthz answers green now
 
-  @uptime_kuma
-  Scenario: Bake exit verdict: every criterion green and 14 days since the last dual-push
-    Then every bake exit criterion holds
-
   Scenario: The retention keep-set never deletes a manifest that a kept image needs
     Then the retention job's keep-set deletes no manifest that a kept version needs
 
@@ -57,3 +56,7 @@ Feature: Phase 2 bake exit criteria
 
   Scenario: The bake clock's last dual-push date is the one Phase 1 observed
     Then the inventory's last dual-push date is not before the last project started dual-pushing
+
+  @uptime_kuma
+  Scenario: Bake exit verdict: every criterion green and 14 days since the last dual-push
+    Then every bake exit criterion holds

@@ -723,19 +723,55 @@ class LiveClients:
             c.close()
 
 
+# the live exit criteria, by the names their own scenarios keep their verdicts under (CriterionVerdicts)
+HEALTHZ_NOW, KEEP_SET_SAFE, DAILY_SMOKE = "healthz green now", "retention keep-set safe", "daily smoke check"
+
+
 def exit_checks(judge: BakeJudge, inv: config.Inventory, live: LiveClients) -> dict[str, Callable[[], None]]:
     """Every Phase 2 exit criterion: the history-judged ones and the live ones."""
     checks = dict(judge.criteria())
-    checks["healthz green now"] = lambda: healthz_now(inv, live.public)
-    checks["retention keep-set safe"] = lambda: retention_safe(inv, live.packages, live.registry)
-    checks["daily smoke check"] = lambda: smoke_check(inv, live.packages, live.registry)
+    checks[HEALTHZ_NOW] = lambda: healthz_now(inv, live.public)
+    checks[KEEP_SET_SAFE] = lambda: retention_safe(inv, live.packages, live.registry)
+    checks[DAILY_SMOKE] = lambda: smoke_check(inv, live.packages, live.registry)
     return checks
 
 
-def judge_criterion(judge: BakeJudge, name: str, check: Callable[[], None] | None = None) -> None:
+@dataclass
+class CriterionVerdicts:
+    """This run's verdict of each criterion its own scenario judged (None: green) and when: the exit verdict of
+    the same run takes them from here rather than judging them again, so the two never disagree about one
+    criterion, and judges now only what no scenario of the run judged (a run of the exit verdict alone)."""
+
+    seen: dict[str, tuple[Exception | None, dt.datetime]] = field(default_factory=dict)
+
+    def judge(self, name: str, check: Callable[[], None]) -> None:
+        """Judge `name` now and keep its verdict (a Broken one is not kept: the exit verdict tries again)."""
+        try:
+            check()
+        except (GateFailed, Pending, NotJudged) as e:
+            self.seen[name] = (e, dt.datetime.now(dt.UTC))
+            raise
+        self.seen[name] = (None, dt.datetime.now(dt.UTC))
+
+    def source(self, name: str) -> str:
+        at = self.seen.get(name)
+        return f"its own scenario at {at[1]:%H:%M:%S} UTC" if at else "judged now"
+
+    def replay(self, name: str, check: Callable[[], None]) -> None:
+        """The kept verdict of `name` (raised again when it was not green), else `check` judged now."""
+        if name not in self.seen:
+            check()
+            return
+        e = self.seen[name][0]
+        if e is not None:
+            raise e
+
+
+def judge_criterion(judge: BakeJudge, name: str, check: Callable[[], None] | None = None,
+                    verdicts: CriterionVerdicts | None = None) -> None:
     """One exit criterion by its name (`BakeJudge.criteria()`, or `check` where the scenario text gives the
     criterion's numbers), its chart data (`CriterionData`) attached to the report as "criterion-data"
-    whatever the verdict."""
+    whatever the verdict; kept in `verdicts` for this run's exit verdict."""
     from phasegate import report
 
     if check is None:
@@ -743,24 +779,42 @@ def judge_criterion(judge: BakeJudge, name: str, check: Callable[[], None] | Non
         if name not in checks:
             raise KeyError(f"unknown bake criterion {name!r}; known: {', '.join(checks)}")
         check = checks[name]
-    try:
-        check()
-    finally:  # the chart data of what was judged, for the report
-        if name in judge.data:
-            report.attach_criterion_data(judge.data[name])
 
-
-def exit_verdict(checks: dict[str, Callable[[], None]]) -> None:
-    """Run every criterion: red with all the red ones; else Pending while any is pending (the exit is never
-    green before the window is complete); else green."""
-    red, pending = [], []
-    for name, check in checks.items():
+    def judged() -> None:
         try:
             check()
+        finally:  # the chart data of what was judged, for the report
+            if name in judge.data:
+                report.attach_criterion_data(judge.data[name])
+
+    if verdicts is None:
+        judged()
+    else:
+        verdicts.judge(name, judged)
+
+
+def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdicts | None = None) -> None:
+    """Every criterion (from its own scenario of this run when `verdicts` kept it, else judged now): red with all
+    the red ones; else Pending while any is pending (the exit is never green before the window is complete);
+    else green. Where each verdict came from is attached to the report."""
+    from phasegate import report
+
+    verdicts = verdicts or CriterionVerdicts()
+    red, pending, sources = [], [], {}
+    for name, check in checks.items():
+        sources[name] = verdicts.source(name)
+        outcome = "green"
+        try:
+            verdicts.replay(name, check)
         except GateFailed as e:
             red.append((name, e))
+            outcome = "red"
         except (Pending, NotJudged) as e:
             pending.append((name, e))
+            outcome = "pending" if isinstance(e, Pending) else "not judged"
+        sources[name] = f"{outcome} ({sources[name]})"
+    report.attach_text("exit verdict: each criterion and where its verdict comes from",
+                       "\n".join(f"{n}: {s}" for n, s in sources.items()))
     waiting = [(n, e) for n, e in pending if isinstance(e, Pending)]
     if red:
         raise GateFailed(
@@ -768,7 +822,7 @@ def exit_verdict(checks: dict[str, Callable[[], None]]) -> None:
             seen=f"{len(red)} red: {', '.join(n for n, _ in red)}"
                  + (f" ({len(waiting)} more still pending)" if waiting else ""),
             where="Phase 2 exit verdict",
-            evidence="\n\n".join(f"[{n}]\n{e.render()}" for n, e in red),
+            evidence="\n\n".join(f"[{n}] {sources[n]}\n{e.render()}" for n, e in red),
         )
     if waiting:
         raise Pending(f"the bake exit waits on {len(waiting)} pending criterion(s), nothing red so far:\n"

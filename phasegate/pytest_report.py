@@ -289,7 +289,8 @@ class CriterionChartsFromJudge:
     """INTERIM (swap at merge, with phasegate/bake_charts.py): a bake step that judged with a
     `bake_judge` leaves no chart data yet, so after the step the data is rebuilt from the judge
     (phasegate.bake_charts) and attached as "criterion-data"; skipped when the step attached
-    its own. A step with a `criterion` gets that one; the exit verdict step gets every one."""
+    its own. A step with a `criterion` gets that one; the exit verdict step every one it judged itself
+    (a criterion whose own scenario ran earlier in the run has its chart there)."""
 
     def __init__(self, charts: CriterionCharts):
         self.charts = charts
@@ -304,7 +305,10 @@ class CriterionChartsFromJudge:
             return  # no judge, its own data attached, or its sources could not be read (nothing to draw)
         from phasegate import bake_charts
 
-        names = [step_func_args["criterion"]] if "criterion" in step_func_args else list(judge.criteria())
+        verdicts = step_func_args.get("bake_verdicts")
+        # the exit verdict step: the criteria it judged now (the others' charts are in their own scenarios)
+        names = [step_func_args["criterion"]] if "criterion" in step_func_args else [
+            n for n in judge.criteria() if verdicts is None or n not in verdicts.seen]
         for name in names:
             try:
                 data = bake_charts.criterion_data(judge, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pytest_bdd import given, parsers, then, when
 
 from phasegate import bake, probe, promtool
@@ -9,6 +10,12 @@ from steps.common import client
 
 bake_live = client("bake_live", bake.LiveClients.from_inventory,
                    doc="The clients of the live exit criteria (phasegate.bake.LiveClients).")
+
+
+@pytest.fixture(scope="session")
+def bake_verdicts():
+    """This run's verdict of each bake criterion its own scenario judged: the exit verdict reads them."""
+    return bake.CriterionVerdicts()
 
 
 @given("the bake window from the inventory", target_fixture="bake_judge")
@@ -19,27 +26,26 @@ def bake_window(prometheus, loki, inventory, http_settings):
                                   kuma=lambda: UptimeKuma.from_inventory(inventory, http_settings))
 
 
-
-
 @then(parsers.parse('the bake criterion "{criterion}" holds'))
-def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str):
-    bake.judge_criterion(bake_judge, criterion)
+def bake_criterion_holds(bake_judge: bake.BakeJudge, criterion: str, bake_verdicts):
+    bake.judge_criterion(bake_judge, criterion, verdicts=bake_verdicts)
 
 
 @then(parsers.parse("no container of a project workload ran an image from Forgejo during the bake, "
                     "each Deployment seen by cAdvisor with no gap over {minutes:d} minutes"))
-def no_forgejo_image_in_bake(bake_judge: bake.BakeJudge, minutes: int):
-    bake.judge_criterion(bake_judge, bake.NO_FORGEJO_IMAGE, lambda: bake_judge.no_forgejo_images(max_gap_minutes=minutes))
+def no_forgejo_image_in_bake(bake_judge: bake.BakeJudge, minutes: int, bake_verdicts):
+    bake.judge_criterion(bake_judge, bake.NO_FORGEJO_IMAGE, lambda: bake_judge.no_forgejo_images(max_gap_minutes=minutes),
+                         bake_verdicts)
 
 
 @then("every bake exit criterion holds")
-def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, bake_live):
-    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, bake_live))
+def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, bake_live, bake_verdicts):
+    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, bake_live), bake_verdicts)
 
 
 @then("Forgejo's /api/healthz answers green now")
-def healthz_green_now(inventory, bake_live):
-    bake.healthz_now(inventory, bake_live.public)
+def healthz_green_now(inventory, bake_live, bake_verdicts):
+    bake_verdicts.judge(bake.HEALTHZ_NOW, lambda: bake.healthz_now(inventory, bake_live.public))
 
 
 @then("Prometheus' rules API lists every registry integrity alert, instance-aware")
@@ -48,8 +54,8 @@ def alerts_instance_aware(prometheus, inventory):
 
 
 @then("the retention job's keep-set deletes no manifest that a kept version needs")
-def retention_keeps_children(inventory, bake_live):
-    bake.retention_safe(inventory, bake_live.packages, bake_live.registry)
+def retention_keeps_children(inventory, bake_live, bake_verdicts):
+    bake_verdicts.judge(bake.KEEP_SET_SAFE, lambda: bake.retention_safe(inventory, bake_live.packages, bake_live.registry))
 
 
 @then("once a week, every Forgejo image passes the integrity check in verify mode")
@@ -58,8 +64,8 @@ def full_verify_weekly(prometheus, inventory, bake_live):
 
 
 @then("the newest tagged image in Forgejo pulls as the puller with every manifest and blob intact")
-def smoke_pull(inventory, bake_live):
-    bake.smoke_check(inventory, bake_live.packages, bake_live.registry)
+def smoke_pull(inventory, bake_live, bake_verdicts):
+    bake_verdicts.judge(bake.DAILY_SMOKE, lambda: bake.smoke_check(inventory, bake_live.packages, bake_live.registry))
 
 
 # -- Phase 0: the probe runs once and pushes; the retention CronJob ---------------------

@@ -367,9 +367,17 @@ def test_day_5_with_an_integrity_failure_on_day_3_exits_1_and_names_it(lab, gate
     day3 = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)).isoformat()
     red = run.by_scenario()["Zero integrity failures and zero RegistryManifestIntegrityFailure alerts for Forgejo"]
     assert red["outcome"] == "failed" and f"{day3}T09:" in red["message"], red["message"]
+    exit_verdict = "Bake exit verdict: every criterion green and 14 days since the last dual-push"
     assert set(run.failed()) == {"Zero integrity failures and zero RegistryManifestIntegrityFailure alerts for Forgejo",
-                                 "Bake exit verdict: every criterion green and 14 days since the last dual-push"}
+                                 exit_verdict}
     assert run.pending(), "the other criteria stay pending"
+    # the exit verdict takes the criterion's verdict from its own scenario of the run; alone, it judges it now
+    assert "[zero integrity failures and alerts] red (its own scenario at " in run.message(exit_verdict)
+    with lab.fault("bake-open-day5-integrity-failure-day3"):
+        alone = gates(scenario=exit_verdict)
+    assert alone.failed() == [exit_verdict], alone.summary()
+    msg = alone.message(exit_verdict)
+    assert "[zero integrity failures and alerts] red (judged now)" in msg and f"{day3}T09:" in msg, msg
 
 
 def _pushgateway(tmp_path):
