@@ -743,15 +743,24 @@ class CriterionVerdicts:
     criterion, and judges now only what no scenario of the run judged (a run of the exit verdict alone)."""
 
     seen: dict[str, tuple[Exception | None, dt.datetime]] = field(default_factory=dict)
+    data: dict[str, CriterionData] = field(default_factory=dict)  # the chart data each was judged with
 
-    def judge(self, name: str, check: Callable[[], None]) -> None:
-        """Judge `name` now and keep its verdict (a Broken one is not kept: the exit verdict tries again)."""
+    def judge(self, name: str, check: Callable[[], None],
+              data: Callable[[], CriterionData | None] | None = None) -> None:
+        """Judge `name` now and keep its verdict and chart data (a Broken verdict is not kept: the exit
+        verdict tries again)."""
         try:
             check()
         except (GateFailed, Pending, NotJudged) as e:
-            self.seen[name] = (e, dt.datetime.now(dt.UTC))
+            self._keep(name, e, data)
             raise
-        self.seen[name] = (None, dt.datetime.now(dt.UTC))
+        self._keep(name, None, data)
+
+    def _keep(self, name: str, verdict: Exception | None, data: Callable[[], CriterionData | None] | None) -> None:
+        self.seen[name] = (verdict, dt.datetime.now(dt.UTC))
+        judged = data() if data else None
+        if judged is not None:
+            self.data[name] = judged
 
     def source(self, name: str) -> str:
         at = self.seen.get(name)
@@ -790,13 +799,14 @@ def judge_criterion(judge: BakeJudge, name: str, check: Callable[[], None] | Non
     if verdicts is None:
         judged()
     else:
-        verdicts.judge(name, judged)
+        verdicts.judge(name, judged, lambda: judge.data.get(name))
 
 
 def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdicts | None = None) -> None:
     """Every criterion (from its own scenario of this run when `verdicts` kept it, else judged now): red with all
     the red ones; else Pending while any is pending (the exit is never green before the window is complete);
-    else green. Where each verdict came from is attached to the report."""
+    else green. Where each verdict came from is attached to the report, and the chart data a kept verdict
+    was judged with (a chart per criterion, as if judged here; what is judged here attaches its own)."""
     from phasegate import report
 
     verdicts = verdicts or CriterionVerdicts()
@@ -813,6 +823,8 @@ def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdi
             pending.append((name, e))
             outcome = "pending" if isinstance(e, Pending) else "not judged"
         sources[name] = f"{outcome} ({sources[name]})"
+        if name in verdicts.data:
+            report.attach_criterion_data(verdicts.data[name])
     report.attach_text("exit verdict: each criterion and where its verdict comes from",
                        "\n".join(f"{n}: {s}" for n, s in sources.items()))
     waiting = [(n, e) for n, e in pending if isinstance(e, Pending)]

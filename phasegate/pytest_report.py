@@ -270,7 +270,9 @@ class CriterionCharts:
     phasegate.charts.CriterionData), its chart is drawn and attached beside it, in the same step."""
 
     def __init__(self):
-        self.seen = 0  # criterion-data attachments so far (CriterionChartsFromJudge reads it)
+        self.seen = 0  # criterion-data attachments so far
+        self.criteria: list[str] = []  # their criteria, in order (CriterionChartsFromJudge reads it)
+        self._drawn: dict[str, bytes] = {}  # data -> its PNG: the same data again (the exit verdict) is not redrawn
 
     @allure_commons.hookimpl(trylast=True)  # after the listener wrote the data: the chart follows it
     def attach_data(self, body, name, attachment_type, extension):
@@ -280,7 +282,12 @@ class CriterionCharts:
             return
         self.seen += 1
         try:
-            report.attach_criterion_chart(charts.CriterionData.from_json(body))
+            data = charts.CriterionData.from_json(body)
+            self.criteria.append(data.title)  # the criterion's name (JSON "criterion" or "title")
+            key = body if isinstance(body, str) else bytes(body).decode()
+            if key not in self._drawn:
+                self._drawn[key] = charts.render_png(data)
+            report.attach_criterion_chart(data, png=self._drawn[key])
         except Exception as e:  # a chart must never hide the verdict
             print(f"phasegate report: could not draw the criterion chart: {redact(str(e))}", file=sys.stderr)
 
@@ -289,26 +296,25 @@ class CriterionChartsFromJudge:
     """INTERIM (swap at merge, with phasegate/bake_charts.py): a bake step that judged with a
     `bake_judge` leaves no chart data yet, so after the step the data is rebuilt from the judge
     (phasegate.bake_charts) and attached as "criterion-data"; skipped when the step attached
-    its own. A step with a `criterion` gets that one; the exit verdict step every one it judged itself
-    (a criterion whose own scenario ran earlier in the run has its chart there)."""
+    its own. A step with a `criterion` gets that one; the exit verdict step every one it did not attach
+    itself (it attaches the data of the verdicts it took from the criteria's own scenarios)."""
 
     def __init__(self, charts: CriterionCharts):
         self.charts = charts
         self.before = 0
 
     def pytest_bdd_before_step(self, request, feature, scenario, step, step_func):
-        self.before = self.charts.seen
+        self.before = len(self.charts.criteria)
 
     def _attach(self, step_func_args, exception=None):
         judge = step_func_args.get("bake_judge")
-        if judge is None or self.charts.seen != self.before or isinstance(exception, Broken):
-            return  # no judge, its own data attached, or its sources could not be read (nothing to draw)
+        if judge is None or isinstance(exception, Broken):
+            return  # no judge, or its sources could not be read (nothing to draw)
         from phasegate import bake_charts
 
-        verdicts = step_func_args.get("bake_verdicts")
-        # the exit verdict step: the criteria it judged now (the others' charts are in their own scenarios)
-        names = [step_func_args["criterion"]] if "criterion" in step_func_args else [
-            n for n in judge.criteria() if verdicts is None or n not in verdicts.seen]
+        attached = set(self.charts.criteria[self.before:])  # the step's own
+        names = [step_func_args["criterion"]] if "criterion" in step_func_args else list(judge.criteria())
+        names = [n for n in names if n not in attached]
         for name in names:
             try:
                 data = bake_charts.criterion_data(judge, name)

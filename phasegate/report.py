@@ -781,13 +781,14 @@ def attach_criterion_data(data) -> None:
                   attachment_type=allure.attachment_type.JSON)
 
 
-def attach_criterion_chart(data, *, title: str = "") -> None:
-    """The chart of a criterion as a PNG attachment (Allure shows images inline)."""
+def attach_criterion_chart(data, *, title: str = "", png: bytes | None = None) -> None:
+    """The chart of a criterion as a PNG attachment (Allure shows images inline); `png`: drawn already."""
     from phasegate import charts
 
     allure = _allure()
     name = charts.CHART_NAME.format(title=title or data.title or "bake criterion")
-    allure.attach(charts.render_png(data, title=title), name=redact(name), attachment_type=allure.attachment_type.PNG)
+    allure.attach(png or charts.render_png(data, title=title), name=redact(name),
+                  attachment_type=allure.attachment_type.PNG)
 
 
 # --------------------------------------------------------------------------

@@ -135,6 +135,26 @@ def test_every_criterion_data_attachment_gets_its_chart_beside_it():
     assert recorder.attached[1][2][:4] == b"\x89PNG" and hook.seen == 2
 
 
+def test_the_same_criterion_data_again_gets_the_same_chart_drawn_once(monkeypatch):
+    """The exit verdict attaches the data each criterion's own scenario was judged with: its chart again,
+    not drawn again."""
+    drawn = []
+    render = charts.render_png
+    monkeypatch.setattr(charts, "render_png", lambda data, **kw: drawn.append(data) or render(data, **kw))
+    recorder, hook = _Recorder(), CriterionCharts()
+    allure_commons.plugin_manager.register(recorder)
+    allure_commons.plugin_manager.register(hook)
+    try:
+        for at in (START + 10 * DAY, START + 10 * DAY, START + 11 * DAY):
+            report.attach_criterion_data(_data(at))
+    finally:
+        allure_commons.plugin_manager.unregister(hook)
+        allure_commons.plugin_manager.unregister(recorder)
+    pngs = [body for _, mime, body in recorder.attached if mime == "image/png"]
+    assert len(pngs) == 3 and pngs[0] == pngs[1] and len(drawn) == 2  # other data (another day): drawn anew
+    assert hook.criteria == ["forgejo never near OOM"] * 3
+
+
 # -- the Phase 3 cutover matrix ------------------------------------------------------------------
 
 def _row(project: str, start: int, steps: list[tuple[str, str]], phase: str = "phase3") -> dict:
