@@ -222,6 +222,9 @@ class RunningWorkload:
     node: str = "k8s-node1"
 
 
+SMALL_FAMILY = 20_000  # samples: families below this share one block (History.block_groups)
+
+
 @dataclass
 class History:
     start: float  # bake start, unix seconds (00:00 UTC)
@@ -249,9 +252,24 @@ class History:
         if samples:
             self.families.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), []).extend(samples)
 
-    def openmetrics(self) -> str:
-        out = []
+    def block_groups(self) -> list[tuple[tuple, list[str]]]:
+        """The families in the groups the lab backfills as blocks of their own, each with a key of its
+        content: a family of at least SMALL_FAMILY samples alone, the smaller ones together. A fault changes
+        one to three families, so a switch to its history backfills only their groups again."""
+        big, small = [], []
         for name in sorted(self.families):
+            fam = self.families[name]
+            key = (name, hash(tuple((k, tuple(v)) for k, v in sorted(fam.items()))))
+            (big if sum(len(v) for v in fam.values()) >= SMALL_FAMILY else small).append((key, name))
+        groups = [((key,), [name]) for key, name in big]
+        if small:
+            groups.append((tuple(key for key, _ in small), [name for _, name in small]))
+        return groups
+
+    def openmetrics(self, names: list[str] | None = None) -> str:
+        """The families (all, or `names`) as OpenMetrics text, what `promtool tsdb create-blocks-from` reads."""
+        out = []
+        for name in sorted(self.families) if names is None else sorted(names):
             out.append(f"# TYPE {name} gauge")
             for key, samples in sorted(self.families[name].items()):
                 lab = ",".join(f'{k}="{v}"' for k, v in key)
