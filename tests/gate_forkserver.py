@@ -126,15 +126,20 @@ def from_root(root: str) -> list[str]:
 def serve(path: str, parent: int) -> dict:
     """Accept runs until the parent goes or says `quit`; returns only in a forked child, with its request."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    listener.bind(path + ".new")
     listener.listen(64)
+    os.rename(path + ".new", path)  # the path appears listening: a caller never connects between bind and listen
     children: dict[int, socket.socket] = {}
     while os.getppid() == parent:
         ready, _, _ = select.select([listener], [], [], 0.05)
         if ready:
             conn, _ = listener.accept()
             conn.settimeout(10)
-            line = conn.makefile("rb").readline()
+            try:
+                line = conn.makefile("rb").readline()
+            except OSError:  # a caller that connected and said nothing (it timed out, or died): not the server's end
+                conn.close()
+                continue
             if not line or line.strip() == b"quit":
                 conn.close()
                 if line.strip() == b"quit":

@@ -64,7 +64,11 @@ class ForkServer:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(30)
-                s.connect(self.path)
+                try:
+                    s.connect(self.path)
+                except OSError as e:
+                    raise RuntimeError(f"the gate fork server does not answer ({e}; alive: {self.proc.poll() is None}): "
+                                       f"{self.log.read_text()[-2000:]}") from None
                 s.sendall(json.dumps({"args": args, "cwd": str(cwd), "env": env, "stdout": str(out),
                                       "stderr": str(err)}).encode() + b"\n")
                 answers = s.makefile("rb")

@@ -354,6 +354,9 @@ class Swept:
         return " and ".join(parts)
 
 
+SETTLE = 0.5  # seconds a sweep waits, with nothing of the lab left, for a late child to show itself
+
+
 def sweep(lab_dir: Path, *, keeper_grace: float = 15.0, timeout: float = 5.0) -> Swept:
     """Kill every process of the lab in `lab_dir` and unmount what is mounted under it.
 
@@ -367,10 +370,15 @@ def sweep(lab_dir: Path, *, keeper_grace: float = 15.0, timeout: float = 5.0) ->
                                               for p in lab_processes(lab_dir)):
         time.sleep(0.1)
     done = Swept()
-    for _ in range(3):  # a process may start another while it dies (podman, conmon): look again
+    for _ in range(6):  # a process may start another while it dies (podman, conmon): look again
         victims = lab_processes(lab_dir)
         if not victims:
-            break
+            # a podman killed between its fork and its exec of conmon leaves a child that becomes conmon a
+            # moment later (on a busy machine, after the look): nothing new for a settle time, then done
+            time.sleep(SETTLE)
+            victims = lab_processes(lab_dir)
+            if not victims:
+                break
         stuck = _kill(victims, timeout)
         if stuck:
             raise LabError(f"a process the last lab in {lab_dir} left would not die: {stuck[0].describe()}")
