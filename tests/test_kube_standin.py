@@ -282,11 +282,27 @@ def _smoke_ref(lab, inv, tag: str, image=None):
     return f"{inv.forgejo.host}/{repo}:{tag}", digest
 
 
-def test_the_smoke_image_really_runs_on_the_nodes_containerd(lab, kube, namespace, inventory_of):
+@pytest.fixture
+def smoke_ref(lab, inventory_of):
+    """push(tag, image=None) -> (reference, digest): a smoke image pushed to the session lab's Forgejo, its
+    version removed again at teardown (the lab is shared: a later fault that takes the newest image, or a
+    walk of every image, must find the seeded ones only)."""
+    inv = inventory_of(lab)
+    pushed = []
+
+    def push(tag: str, image=None):
+        pushed.append(tag)
+        return _smoke_ref(lab, inv, tag, image)
+
+    yield push
+    for tag in pushed:
+        lab["registries"].forgejo.delete_version(f"{inv.forgejo.owner}/{inv.forgejo.smoke_image}", tag)
+
+
+def test_the_smoke_image_really_runs_on_the_nodes_containerd(lab, kube, namespace, smoke_ref):
     from phasegate import images
 
-    inv = inventory_of(lab)
-    ref, digest = _smoke_ref(lab, inv, "standin-run")
+    ref, digest = smoke_ref("standin-run")
     kube.wait_for_secret(namespace, "registry-credentials")
     pod = kube.wait_pod_settled(namespace, kube.create_pod(namespace, "smoke", node="k8s-node1", image=ref,
                                                            pull_secret="registry-credentials"))
@@ -295,12 +311,11 @@ def test_the_smoke_image_really_runs_on_the_nodes_containerd(lab, kube, namespac
     assert kube.pod_log(namespace, pod.metadata.name) == images.SMOKE_MESSAGE.decode()
 
 
-def test_a_command_less_image_fails_with_create_container_error_and_no_image_id(lab, kube, namespace, inventory_of):
+def test_a_command_less_image_fails_with_create_container_error_and_no_image_id(lab, kube, namespace, smoke_ref):
     """containerd's CRI: "no command specified" (pkg/cri/opts/spec.go WithProcessArgs); kubelet: CreateContainerError."""
     from phasegate import images
 
-    inv = inventory_of(lab)
-    ref, _ = _smoke_ref(lab, inv, "standin-nocmd", images.build_image("standin no command", command=()))
+    ref, _ = smoke_ref("standin-nocmd", images.build_image("standin no command", command=()))
     kube.wait_for_secret(namespace, "registry-credentials")
     name = kube.create_pod(namespace, "nocmd", node="k8s-node2", image=ref, pull_secret="registry-credentials")
     lab["cluster"].settle()
@@ -309,14 +324,14 @@ def test_a_command_less_image_fails_with_create_container_error_and_no_image_id(
     assert "failed to generate spec: no command specified" in state.message
 
 
-def test_a_url_form_auths_key_pulls_as_kubelet_matches_it(lab, kube, namespace, inventory_of, writes):
+def test_a_url_form_auths_key_pulls_as_kubelet_matches_it(lab, kube, namespace, inventory_of, writes, smoke_ref):
     """kubelet's keyring: `https://host/v2/` is `host` (pkg/credentialprovider/keyring.go)."""
     from kubernetes import client as k8s
 
     from phasegate.lab.cluster import dockerconfigjson
 
     inv = inventory_of(lab)
-    ref, digest = _smoke_ref(lab, inv, "standin-urlkey")
+    ref, digest = smoke_ref("standin-urlkey")
     entries = {f"https://{inv.forgejo.host}/v2/": ("cluster-puller", lab.secret("forgejo_pull_token"))}
     kube.core.create_namespaced_secret(namespace, k8s.V1Secret(
         metadata=k8s.V1ObjectMeta(name="url-form"), type="kubernetes.io/dockerconfigjson",
@@ -335,11 +350,10 @@ def test_init_containers_run_first_and_report_their_statuses(lab, kube):
     assert {c.type: c.status for c in pod.status.conditions}["Initialized"] == "True"
 
 
-def test_image_id_is_containerds_first_sorted_repo_digest(lab, kube, namespace, inventory_of):
+def test_image_id_is_containerds_first_sorted_repo_digest(lab, kube, namespace, smoke_ref):
     """containerd keys an image by content and merges its references, sorted; the CRI reports the first
     repo@digest (pkg/cri/store/image/image.go, pkg/cri/server/container_status.go)."""
-    inv = inventory_of(lab)
-    ref, digest = _smoke_ref(lab, inv, "standin-refs")
+    ref, digest = smoke_ref("standin-refs")
     node = lab["cluster"].nodes["k8s-node1"]
     node.pull(ref, "cluster-puller", lab.secret("forgejo_pull_token"))
     node._ctr(["images", "tag", ref, "0.old-registry.test:5050/smoke:standin-refs"], timeout=10)
