@@ -812,8 +812,7 @@ def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdi
     verdicts = verdicts or CriterionVerdicts()
     red, pending, sources = [], [], {}
     for name, check in checks.items():
-        sources[name] = verdicts.source(name)
-        outcome = "green"
+        source, outcome = verdicts.source(name), "green"
         try:
             verdicts.replay(name, check)
         except GateFailed as e:
@@ -822,7 +821,7 @@ def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdi
         except (Pending, NotJudged) as e:
             pending.append((name, e))
             outcome = "pending" if isinstance(e, Pending) else "not judged"
-        sources[name] = f"{outcome} ({sources[name]})"
+        sources[name] = f"{outcome} ({source})"
         if name in verdicts.data:
             report.attach_criterion_data(verdicts.data[name])
     report.attach_text("exit verdict: each criterion and where its verdict comes from",

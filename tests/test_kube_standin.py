@@ -268,35 +268,30 @@ def test_dockerconfigjson_is_what_kubectl_writes(lab):
 # -- issue 14 / 20: kubelet, containerd and controller semantics the gates rely on ------------------------------
 
 
-def _smoke_ref(lab, inv, tag: str, image=None):
-    from phasegate import images
-    from phasegate.http import GUARD
-    from phasegate.oci import RegistryClient
-    from phasegate.secrets import Secret
-
-    repo = f"{inv.forgejo.owner}/{inv.forgejo.smoke_image}"
-    f = inv.forgejo
-    with RegistryClient(str(f.url), username=f.pusher.username, password=Secret(lab.secret(f.pusher.secret)),
-                        ca_bundle=f.ca_bundle) as c, GUARD.writes_allowed("stand-in test"):
-        digest = c.push(repo, image or images.build_smoke(f"standin {tag}"), tag=tag)
-    return f"{inv.forgejo.host}/{repo}:{tag}", digest
-
-
 @pytest.fixture
 def smoke_ref(lab, inventory_of):
     """push(tag, image=None) -> (reference, digest): a smoke image pushed to the session lab's Forgejo, its
     version removed again at teardown (the lab is shared: a later fault that takes the newest image, or a
     walk of every image, must find the seeded ones only)."""
-    inv = inventory_of(lab)
+    from phasegate import images
+    from phasegate.http import GUARD
+    from phasegate.oci import RegistryClient
+    from phasegate.secrets import Secret
+
+    f = inventory_of(lab).forgejo
+    repo = f"{f.owner}/{f.smoke_image}"
     pushed = []
 
     def push(tag: str, image=None):
         pushed.append(tag)
-        return _smoke_ref(lab, inv, tag, image)
+        with RegistryClient(str(f.url), username=f.pusher.username, password=Secret(lab.secret(f.pusher.secret)),
+                            ca_bundle=f.ca_bundle) as c, GUARD.writes_allowed("stand-in test"):
+            digest = c.push(repo, image or images.build_smoke(f"standin {tag}"), tag=tag)
+        return f"{f.host}/{repo}:{tag}", digest
 
     yield push
     for tag in pushed:
-        lab["registries"].forgejo.delete_version(f"{inv.forgejo.owner}/{inv.forgejo.smoke_image}", tag)
+        lab["registries"].forgejo.delete_version(repo, tag)
 
 
 def test_the_smoke_image_really_runs_on_the_nodes_containerd(lab, kube, namespace, smoke_ref):

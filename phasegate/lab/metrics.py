@@ -270,8 +270,9 @@ class MetricsLab:
                 d = self._backfill(h, names, self.dir / "blocks" / f"group-{self._backfills}")
                 self._group_blocks[key] = d
             out.append(d)
-        if not self._green_groups:
-            self._green_blocks(self._render("green").block_groups(), self._render("green"))
+        if not self._green_groups:  # green's groups are never removed: every fault switches back to it
+            green = self._render("green")
+            self._green_blocks(green.block_groups(), green)
         keep = self._green_groups | {key for key, _ in groups}
         for key in [k for k in self._group_blocks if k not in keep]:
             shutil.rmtree(self._group_blocks.pop(key), ignore_errors=True)
