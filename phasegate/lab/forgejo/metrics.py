@@ -162,10 +162,9 @@ def _release_free_heap() -> None:
     import gc
 
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    libc = ctypes.CDLL(None)  # the process's own C library, as procs.py opens it
+    if hasattr(libc, "malloc_trim"):  # glibc only: elsewhere there is nothing to trim
+        libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
