@@ -111,27 +111,41 @@ def _gates_until_done(argv: list[str], env: dict[str, str]) -> int:
 
     A blocking wait would not do: the lab's server threads live in this process, the kernel may hand the signal
     to any of them, and the main thread blocked in waitpid(2) would only see it when the gates end. Polling lets
-    the main thread run the handler within half a second."""
+    the main thread see it within half a second. The handler only records the request: raised inside Popen, a
+    KeyboardInterrupt could leave a started gate run that nobody stops.
+
+    The gates start with SIGINT blocked (the mask is inherited through fork and exec) and unblock it as their
+    session begins (phasegate.pytest_plugin.pytest_sessionstart): a SIGINT while pytest still imports or parses
+    its arguments stays pending until there is a session to interrupt, instead of ending in a traceback from
+    pytest's own code."""
     import subprocess
 
-    def asked_to_stop(*_):
-        raise KeyboardInterrupt
+    asked: list[int] = []
+
+    def asked_to_stop(signum, _frame):
+        asked.append(signum)
 
     # both explicitly: a process started from a non-interactive shell's `&` (or by a parent that ignores it)
     # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     previous = {sig: signal.signal(sig, asked_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    proc = None
     try:
-        proc = subprocess.Popen(argv, env=env)  # after the handlers: the gates inherit SIGINT as default, not ignored
+        if asked:
+            raise KeyboardInterrupt
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:  # after the handlers: the gates inherit SIGINT as default, not ignored
+            proc = subprocess.Popen(argv, env=env)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         while True:
             try:
-                return proc.wait(timeout=0.5)
+                rc: int | None = proc.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
-                continue
-    except KeyboardInterrupt:
-        if proc is None:
-            raise
+                rc = None
+            if asked:
+                break
+            if rc is not None:
+                return rc
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
         try:
@@ -139,7 +153,7 @@ def _gates_until_done(argv: list[str], env: dict[str, str]) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        raise
+        raise KeyboardInterrupt
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

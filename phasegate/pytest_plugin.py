@@ -6,7 +6,11 @@ only wires them into a pytest run. Area fixtures and steps live in steps/.
 
 from __future__ import annotations
 
+import signal
+import types
+
 import pytest
+from _pytest._code.code import Traceback, TracebackEntry
 
 from phasegate import config as inventory_config
 from phasegate import pytest_report
@@ -45,6 +49,36 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("write --inventory=PATH (one word, with '='): with a space pytest took PATH for "
                                 "the tests' root directory")
     pytest_report.configure(config, config.stash[_INVENTORY])
+
+
+@pytest.hookimpl(wrapper=True)  # after every plugin's start of the session: from here a Ctrl-C is an ordinary one
+def pytest_sessionstart(session: pytest.Session):
+    # `phasegate lab run` starts the gates with SIGINT blocked (phasegate.cli._gates_until_done): a Ctrl-C
+    # while pytest imports and parses arguments would end in a traceback from pytest's own code. Pending until
+    # now, it interrupts the session as it begins: teardowns and summary run as for any Ctrl-C.
+    try:
+        return (yield)
+    finally:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter formats it
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    # On Python 3.11 a KeyboardInterrupt raised at an instruction without a line number leaves a traceback
+    # entry whose tb_lineno is None; pytest's report of the Ctrl-C then fails with a TypeError of its own
+    # (`tb_lineno - 1` in _pytest/_code/code.py; the trace in pytest-dev/pytest-xdist#1196). Such an entry
+    # names no line to show: it is left out.
+    raw: types.TracebackType | None = excinfo.tb
+    kept, lineless = [], 0
+    while raw is not None:
+        if raw.tb_lineno is None:
+            lineless += 1
+        else:
+            kept.append(TracebackEntry(raw))
+        raw = raw.tb_next
+    if lineless:
+        excinfo.traceback = Traceback(kept)
 
 
 def gate_markers(item: pytest.Item) -> set[str]:

@@ -271,7 +271,7 @@ def test_lab_killed_during_start_and_gates_leaves_nothing_and_the_next_run_passe
         proc = start(phasegate("lab", "run", "--dir", str(lab_dir), "--stage", str(number), str(REPO / "steps"),
                                "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO)), tmp_path, log)
         wait_for(a_process(lab_dir, "pytest -m " + stage, "--inventory="), proc, log, f"lab run until gates {stage}")
-        time.sleep(1)  # into the gates, not at their first instruction
+        time.sleep(1)  # fast: inside a scenario; slow: pytest still starting (both orderly, tests/test_gates_interrupted.py)
         kill(proc, sig, log, f"lab run ended with {sig.name} while gates {stage} ran")
         assert not (left := nothing_left_within(lab_dir)), f"{sig.name} while gates {stage} ran: left {left}"
     lab_run_passes(lab_dir, tmp_path)
