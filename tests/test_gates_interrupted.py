@@ -27,8 +27,8 @@ DRIVER = ("import sys\nfrom phasegate.cli import _gates_until_done\n"
 
 
 def _start(tmp: Path, slow_start: float) -> tuple[subprocess.Popen, Path]:
-    project = example_project(tmp / "project", EXAMPLE, {"conftest.py": "conftest.py",
-                                                         "test_interrupt.py": "steps/test_interrupt.py"},
+    project = example_project(tmp / "project", EXAMPLE, {"slow_start.py": "conftest.py",
+                                                         "interrupt_steps.py": "steps/test_interrupt.py"},
                               {}, "interrupt-example")
     marks = tmp / "marks"
     marks.mkdir()

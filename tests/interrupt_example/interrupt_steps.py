@@ -1,10 +1,12 @@
 """One scenario that takes its time and cleans up after itself (as a @writes gate does)."""
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import MARKS
+MARKS = Path(os.environ["INTERRUPT_EXAMPLE_MARKS"])
 
 
 @pytest.fixture
