@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import os
 import ssl
 import threading
 import time
@@ -356,14 +358,27 @@ def _reason(e: Exception) -> str:
     return redact(text.splitlines()[0][:300])
 
 
-def ssl_context(ca_bundle: str = "", verify: bool = True) -> ssl.SSLContext | bool:
+def ssl_context(ca_bundle: str = "", verify: bool = True, http2: bool = True) -> ssl.SSLContext | bool:
+    """The verifying context of `ca_bundle` (certifi's bundle if none), one per bundle file as it is now: loading
+    a bundle costs tens of milliseconds of CPU, and a run makes a client per server it checks. One context per
+    `http2` too: httpcore sets a context's ALPN protocols from its connection's setting as it connects."""
     if not verify:
         return False
-    if ca_bundle:
-        return ssl.create_default_context(cafile=ca_bundle)
-    import certifi
+    if not ca_bundle:
+        import certifi
 
-    return ssl.create_default_context(cafile=certifi.where())
+        ca_bundle = certifi.where()
+    try:
+        st = os.stat(ca_bundle)
+        stamp: tuple[int, int, int] = (st.st_ino, st.st_size, st.st_mtime_ns)  # a rewritten bundle is read again
+    except OSError:
+        stamp = (0, 0, 0)  # a missing bundle: create_default_context says so, as before
+    return _bundle_context(ca_bundle, stamp, http2)
+
+
+@functools.lru_cache(maxsize=32)
+def _bundle_context(ca_bundle: str, _stamp: tuple[int, int, int], _http2: bool) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 def client(
@@ -385,7 +400,7 @@ def client(
     # A connection the server closed is still dropped (has_expired checks readability).
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                           keepalive_expiry=None)
-    inner = _deadline_transport(verify=ssl_context(ca_bundle, verify), http2=http2, limits=limits, retries=0)
+    inner = _deadline_transport(verify=ssl_context(ca_bundle, verify, http2), http2=http2, limits=limits, retries=0)
     transport = GuardedTransport(inner, settings, guard or GUARD, transcript or TRANSCRIPT)
     timeout = httpx.Timeout(connect=settings.connect, read=settings.read, write=settings.read, pool=settings.total)
     h = {"User-Agent": USER_AGENT}
