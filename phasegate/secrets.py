@@ -121,6 +121,21 @@ _PATTERNS = [
 ]
 
 
+_KEY_WORDS = ("token", "password", "passwd", "auth", "identitytoken", "registrytoken", "x-registry-auth",
+              ".dockerconfigjson", "reg_pass", "forgejo_token")
+# what each of _PATTERNS cannot match without, in ASCII text (lower-cased for the case-insensitive ones): most
+# text has none, and a pattern's scan of a large report file is the cost of redacting it
+_NEEDS = [
+    lambda t, low: "authorization" in low,
+    lambda t, low: "Bearer" in t or "Basic" in t,
+    lambda t, low: "=" in t and any(w in low for w in ("token=", "password=", "passwd=", "secret=", "pat=")),
+    lambda t, low: any(w in low for w in _KEY_WORDS),
+    lambda t, low: any(w in low for w in _KEY_WORDS),
+    lambda t, low: "://" in t and "@" in t,
+    lambda t, low: "eyJ" in t,
+]
+
+
 def redact(text: str) -> str:
     """`text` with every known secret and credential shape replaced by ***."""
     if not text:
@@ -132,6 +147,10 @@ def redact(text: str) -> str:
     for v in values:
         if v in text:
             text = text.replace(v, REDACTED)
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
+    # outside ASCII a case-insensitive pattern also matches letters that lower() does not map to ASCII
+    # (the Kelvin sign for k, a long s for s): every pattern runs
+    low = text.lower() if text.isascii() else None
+    for (pattern, repl), needs in zip(_PATTERNS, _NEEDS, strict=True):
+        if low is None or needs(text, low):
+            text = pattern.sub(repl, text)
     return text
