@@ -118,17 +118,23 @@ def holes_in(points: list[Point], start: float, end: float, tolerance: float) ->
 
 
 def _broken_at_holes(points: list[Point], holes: list[Point]):
-    """x, y with a gap (NaN) wherever a hole lies between two samples: no line across missing data."""
-    xs, ys = [], []
-    prev = None
-    for t, v in points:
-        if prev is not None and any(prev <= a and b <= t for a, b in holes):
-            xs.append(_dt((prev + t) / 2))
-            ys.append(float("nan"))
-        xs.append(_dt(t))
-        ys.append(v)
-        prev = t
-    return xs, ys
+    """x (matplotlib date numbers), y with a gap (NaN) wherever a hole lies between two samples: no line across
+    missing data. In arrays: a 14-day series has tens of thousands of samples, which matplotlib would otherwise
+    convert one datetime at a time."""
+    import numpy as np
+    from matplotlib import dates as mdates
+
+    ts = np.array([t for t, _ in points], dtype=float)
+    ys = np.array([v for _, v in points], dtype=float)
+    if len(ts) > 1 and holes:
+        before, after = ts[:-1], ts[1:]
+        gap = np.zeros(len(before), dtype=bool)
+        for a, b in holes:
+            gap |= (before <= a) & (b <= after)
+        at = np.nonzero(gap)[0]
+        ts = np.insert(ts, at + 1, (before[at] + after[at]) / 2)
+        ys = np.insert(ys, at + 1, np.nan)
+    return ts / 86400.0 + mdates.date2num(_dt(0.0)), ys
 
 
 def _dt(t: float) -> dt.datetime:
@@ -156,6 +162,7 @@ def draw(data: CriterionData, *, title: str = "", width: float = 9.0, height: fl
     fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ax.xaxis_date(tz=UTC)  # the series come as date numbers (_broken_at_holes), the marks as datetimes
     # The x axis is in datetimes, which matplotlib's unit support converts; its stubs type those
     # arguments as float only (matplotlib/matplotlib#27140), hence the `type: ignore[arg-type]` below.
     start, end, now = _dt(data.window_start), _dt(data.window_end), _dt(data.now)
