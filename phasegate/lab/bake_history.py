@@ -233,6 +233,7 @@ class History:
     dropped: dict[str, str] = field(default_factory=dict)  # series name -> the rule that dropped it
     logs: list[tuple[dict, list[tuple[int, str]]]] = field(default_factory=list)  # Loki streams (labels, [(ns, line)])
     beats: list[tuple[float, int, str]] = field(default_factory=list)  # Uptime Kuma heartbeats
+    _groups: list | None = field(default=None, repr=False, compare=False)  # block_groups, until the next sample
 
     def add(self, job: str, name: str, labels: dict, t: float, v: float) -> None:
         """A sample as `job` scrapes it; the real metric_relabel rules decide whether Prometheus keeps it."""
@@ -242,6 +243,7 @@ class History:
             return
         key = tuple(sorted(labels.items()))
         self.families.setdefault(name, {}).setdefault(key, []).append((t, v))
+        self._groups = None
 
     def extend(self, job: str, name: str, labels: dict, samples: list[tuple[float, float]]) -> None:
         """Many samples of one series at once (same rules as `add`)."""
@@ -251,11 +253,18 @@ class History:
             return
         if samples:
             self.families.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), []).extend(samples)
+            self._groups = None
 
     def block_groups(self) -> list[tuple[tuple, list[str]]]:
         """The families in the groups the lab backfills as blocks of their own, each with a key of its
         content: a family of at least SMALL_FAMILY samples alone, the smaller ones together. A fault changes
-        one to three families, so a switch to its history backfills only their groups again."""
+        one to three families, so a switch to its history backfills only their groups again. Worked out once
+        per content: the lab asks at every switch to a history and back."""
+        if self._groups is None:
+            self._groups = self._block_groups()
+        return self._groups
+
+    def _block_groups(self) -> list[tuple[tuple, list[str]]]:
         big, small = [], []
         for name in sorted(self.families):
             fam = self.families[name]

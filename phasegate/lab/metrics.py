@@ -27,7 +27,7 @@ import yaml
 
 from phasegate.lab import bake_history
 from phasegate.lab.faults import fault
-from phasegate.lab.procs import LabError, Proc, free_port, wait_until
+from phasegate.lab.procs import LabError, Proc, free_port, loopback_http, wait_until
 
 PROMETHEUS = "prometheus"
 PUSHGATEWAY = "prometheus-pushgateway"
@@ -156,7 +156,7 @@ class MetricsLab:
             "scrape_configs": [{"job_name": "pushgateway", "honor_labels": True,
                                 "static_configs": [{"targets": [f"127.0.0.1:{self.push_port}"]}]}],
         }))
-        wait_until(lambda: httpx.get(f"{self.pushgateway_url}/-/ready", timeout=1).status_code == 200,
+        wait_until(lambda: loopback_http().get(f"{self.pushgateway_url}/-/ready", timeout=1).status_code == 200,
                    timeout=15, what="pushgateway", proc=self.pushgateway)
         if "uptime_kuma" in lab:  # the monitor external-monitor-sync creates from Forgejo's ingress annotation
             self.healthz_monitor_id = lab["uptime_kuma"].add_monitor(
@@ -328,7 +328,7 @@ class MetricsLab:
             "--storage.tsdb.retention.time=3650d", f"--web.listen-address=127.0.0.1:{self.prom_port}",
             "--web.console.templates=/dev/null", "--web.console.libraries=/dev/null",
         ], self.dir / "prometheus.log").start()
-        wait_until(lambda: httpx.get(f"{self.prometheus_url}/-/ready", timeout=1).status_code == 200,
+        wait_until(lambda: loopback_http().get(f"{self.prometheus_url}/-/ready", timeout=1).status_code == 200,
                    timeout=30, what="prometheus", proc=self.prometheus)
         self.history = history
 
@@ -341,7 +341,7 @@ class MetricsLab:
             streams = [{"stream": labels, "values": [[str(ns), line] for ns, line in entries]}
                        for labels, entries in h.logs if entries]
             if streams:
-                r = httpx.post(f"{loki.url}/loki/api/v1/push", json={"streams": streams}, timeout=30)
+                r = loopback_http().post(f"{loki.url}/loki/api/v1/push", json={"streams": streams}, timeout=30)
                 if r.status_code != 204:
                     raise LabError(f"Loki stand-in refused the history's logs: HTTP {r.status_code} {r.text[:200]}")
         if lab is not None and "uptime_kuma" in lab:
@@ -387,7 +387,7 @@ class MetricsLab:
         want = {r["alert"]: r["expr"] for g in doc["groups"] for r in g["rules"]}
 
         def loaded() -> bool:
-            data = httpx.get(f"{self.prometheus_url}/api/v1/rules", timeout=2).json()["data"]
+            data = loopback_http().get(f"{self.prometheus_url}/api/v1/rules", timeout=2).json()["data"]
             seen = {r["name"]: r["query"] for g in data["groups"] for r in g["rules"]}
             return all(name in seen for name in want) and all(
                 _norm(seen[name]) == _norm(expr) for name, expr in want.items())
@@ -574,7 +574,7 @@ def make_probe_runner(metrics: MetricsLab):
         # REGISTRY_INSTANCE names the instance (MON:457-516 @5d22b449); POST, like the probe's curl (MON:526-527)
         instance = env.get("REGISTRY_INSTANCE") or instance
         body = probe_exposition(result, instance, catalog, time.time())
-        r = httpx.post(f"{metrics.pushgateway_url}/metrics/job/{job}", content=body, timeout=10)
+        r = loopback_http().post(f"{metrics.pushgateway_url}/metrics/job/{job}", content=body, timeout=10)
         if r.status_code not in (200, 202):
             return 1, log + f"push failed: HTTP {r.status_code}\n"
         return 0, log + "pushed\n"

@@ -42,6 +42,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+_LOOPBACK_HTTP = None
+_LOOPBACK_HTTP_LOCK = threading.Lock()
+
+
+def loopback_http():
+    """One plain-HTTP client for the lab's own requests to its loopback servers (readiness polls, pushes):
+    `httpx.get` builds a client, and loads a CA bundle, on every call (tens of milliseconds of CPU per poll)."""
+    global _LOOPBACK_HTTP
+    with _LOOPBACK_HTTP_LOCK:
+        if _LOOPBACK_HTTP is None:
+            import httpx  # here, not above: the keeper (`python -m phasegate.lab.procs keep`) never needs it
+
+            _LOOPBACK_HTTP = httpx.Client(trust_env=False, verify=False)
+        return _LOOPBACK_HTTP
+
+
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05,
                proc: Proc | None = None) -> None:
     """Poll `check` until true; fail with the process log tail if it dies or time runs out."""

@@ -212,15 +212,13 @@ def _push_storm_near_limit(lab):
 
 
 def _scraped_limit(lab, value: int) -> None:
-    import httpx
-
-    from phasegate.lab.procs import wait_until
+    from phasegate.lab.procs import loopback_http, wait_until
 
     m = lab["metrics"]
     promql = 'kube_pod_container_resource_limits{namespace="forgejo", container="forgejo", resource="memory", job="kube-state-metrics"}'
 
     def scraped() -> bool:
-        r = httpx.get(f"{m.prometheus_url}/api/v1/query", params={"query": promql}, timeout=2).json()
+        r = loopback_http().get(f"{m.prometheus_url}/api/v1/query", params={"query": promql}, timeout=2).json()
         return any(int(float(x["value"][1])) == value for x in r["data"]["result"])
 
     wait_until(scraped, timeout=30, what="the lab Prometheus scraping Forgejo's new memory limit", proc=m.prometheus)
