@@ -62,7 +62,7 @@ def _interrupted(proc: subprocess.Popen) -> None:
 
 
 def test_a_ctrl_c_while_pytest_still_starts_interrupts_its_session_without_a_traceback(tmp_path):
-    proc, marks = _start(tmp_path, slow_start=3)
+    proc, marks = _start(tmp_path, slow_start=6)  # longer than any forwarding delay of a loaded machine
     _when(marks / "loading", proc)  # pytest is loading its conftests: no session yet
     _interrupted(proc)
     assert not (marks / "created").exists(), "the scenario ran: the interrupt did not come as pytest started"
