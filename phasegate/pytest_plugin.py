@@ -124,8 +124,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     excinfo = call.excinfo
     if excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken, Pending, NotJudged)):
         # the report shows the verdict, never a traceback (below): pytest need not read and parse the source of
-        # every frame to format one nobody sees (a fifth of a failing gate run's CPU). Its last frame stays: the
-        # formatter wants one, and it says where the verdict was raised.
+        # every frame to format one nobody sees. Its last frame stays: the formatter wants one, and it says where
+        # the verdict was raised.
         excinfo.traceback = excinfo.traceback[-1:]
     report = yield
     outcome = open_outcome(excinfo.value if excinfo is not None else None)

@@ -121,8 +121,7 @@ _PATTERNS = [
 ]
 
 
-_KEY_WORDS = ("token", "password", "passwd", "auth", "identitytoken", "registrytoken", "x-registry-auth",
-              ".dockerconfigjson", "reg_pass", "forgejo_token")
+_KEY_WORDS = tuple(k.replace("\\.", ".").lower() for k in _KEYS.split("|"))  # _KEYS' words as plain text
 # what each of _PATTERNS cannot match without, in ASCII text (lower-cased for the case-insensitive ones): most
 # text has none, and a pattern's scan of a large report file is the cost of redacting it
 _NEEDS = [
