@@ -124,12 +124,16 @@ _PATTERNS = [
 _KEY_WORDS = tuple(k.replace("\\.", ".").lower() for k in _KEYS.split("|"))  # _KEYS' words as plain text
 # what each of _PATTERNS cannot match without, in ASCII text (lower-cased for the case-insensitive ones): most
 # text has none, and a pattern's scan of a large report file is the cost of redacting it
+def _names_a_key(_text: str, low: str) -> bool:
+    return any(w in low for w in _KEY_WORDS)
+
+
 _NEEDS = [
     lambda t, low: "authorization" in low,
     lambda t, low: "Bearer" in t or "Basic" in t,
     lambda t, low: "=" in t and any(w in low for w in ("token=", "password=", "passwd=", "secret=", "pat=")),
-    lambda t, low: any(w in low for w in _KEY_WORDS),
-    lambda t, low: any(w in low for w in _KEY_WORDS),
+    _names_a_key,  # JSON / Python-repr fields
+    _names_a_key,  # YAML / env lines
     lambda t, low: "://" in t and "@" in t,
     lambda t, low: "eyJ" in t,
 ]

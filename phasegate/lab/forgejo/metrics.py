@@ -157,22 +157,14 @@ class ForgejoMetrics:
             m.prometheus.signal(signal.SIGHUP)
 
 
-def _release_free_heap() -> None:
-    import ctypes
-    import gc
-
-    gc.collect()
-    libc = ctypes.CDLL(None)  # the process's own C library, as procs.py opens it
-    if hasattr(libc, "malloc_trim"):  # glibc only: elsewhere there is nothing to trim
-        libc.malloc_trim(0)
-
-
 @contextlib.contextmanager
 def _oom(lab, headroom: int):
     comp = lab["forgejo_metrics"]
     # An earlier storm's freed buffers stay resident in glibc's heap, and the next storm would reuse them
     # without the resident size growing: hand them back first, so the line is above what is live now.
-    _release_free_heap()
+    from phasegate.lab.procs import release_free_heap
+
+    release_free_heap()
     comp.oom_limit = rss() + headroom
     try:
         yield
