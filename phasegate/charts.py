@@ -93,6 +93,10 @@ class CriterionData:
 
 
 def _points(raw: Any) -> list[Point]:
+    try:  # the JSON contract's own form, [[t, v], ...]: one pass (a 14-day series has tens of thousands)
+        return [(float(t), float(v)) for t, v in raw or []]
+    except (TypeError, ValueError, KeyError):
+        pass  # dicts, or anything else the tolerant reading below takes
     out = []
     for p in raw or []:
         if isinstance(p, Mapping):

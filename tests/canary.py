@@ -26,9 +26,10 @@ def forms(values) -> dict[str, str]:
     return out
 
 
-def leaks_in_text(text: str, where: str, values) -> list[str]:
+def leaks_in_text(text: str, where: str, values, known: dict[str, str] | None = None) -> list[str]:
+    """`known`: forms(values), when the caller searches many texts for the same values."""
     found = []
-    for form, which in forms(values).items():
+    for form, which in (known or forms(values)).items():
         if form in text:
             i = text.index(form)
             found.append(f"{where}: {which} (as {'itself' if form.startswith(CANARY) else 'an encoding'}) "
@@ -38,8 +39,8 @@ def leaks_in_text(text: str, where: str, values) -> list[str]:
 
 def leaks_in_tree(root: Path, values) -> list[str]:
     """Every file under root (junit XML, allure results, pytest cache, HTML report), bytes decoded leniently."""
-    found = []
+    found, known = [], forms(values)  # the encodings once, not once a file
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8", errors="replace")
-        found += leaks_in_text(text, str(path.relative_to(root)), values)
+        found += leaks_in_text(text, str(path.relative_to(root)), values, known)
     return found
