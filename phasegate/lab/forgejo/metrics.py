@@ -9,8 +9,11 @@ two scrape jobs to the lab Prometheus (its config file, then SIGHUP):
 - the working set is the lab process's resident memory (the stand-in buffers every request body in
   it), the peak since the previous scrape so a short storm is not missed between scrapes;
 - the limit is the memory limit of the lab cluster's `forgejo` Deployment (`cluster.forgejo_memory`);
-- a restart is counted when the resident memory passes `oom_limit` (the fault): as an OOMKilled
-  container, the request in hand gets no answer and the connection drops.
+- a restart is counted when a request's body does not fit under `oom_limit` (the fault): the resident
+  memory when the fault began, plus the bodies of the requests the stand-in holds, this one's included,
+  passes it. As an OOMKilled container, the request in hand gets no answer and the connection drops.
+  The bodies are counted, not read off the resident size: a request reuses heap an earlier one freed
+  without the resident size growing, so a storm could pass under a limit it fills.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class ForgejoMetrics:
         self.peak = 0
         self.restarts = 0
         self.oom_limit = 0  # bytes; 0 = no OOM killer (the fault sets it)
+        self.oom_floor = 0  # bytes resident when the fault began
+        self.held = 0  # bytes of request bodies the stand-in holds now
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -56,12 +61,17 @@ class ForgejoMetrics:
         inner = standin.handle
 
         def handle(req):  # every request: a memory sample, and the OOM killer when the fault is on
-            now = self.sample()
-            if self.oom_limit and now > self.oom_limit:
+            self.sample()
+            size = len(req.body or b"")
+            with self._lock:
+                self.held += size
+                killed = bool(self.oom_limit) and self.oom_floor + self.held > self.oom_limit
+                self.restarts += killed
+            try:
+                return None if killed else inner(req)  # killed: the process is gone, the connection drops
+            finally:
                 with self._lock:
-                    self.restarts += 1
-                return None  # the process is gone: no answer, the connection drops
-            return inner(req)
+                    self.held -= size
 
         standin.handle = handle
         comp = self
@@ -165,7 +175,8 @@ def _oom(lab, headroom: int):
     from phasegate.lab.procs import release_free_heap
 
     release_free_heap()
-    comp.oom_limit = rss() + headroom
+    comp.oom_floor = rss()
+    comp.oom_limit = comp.oom_floor + headroom
     try:
         yield
     finally:
@@ -177,7 +188,8 @@ def _oom(lab, headroom: int):
                    "uploads, the container is OOMKilled mid-push (restarts, dropped connections)")
 def _push_storm_oomkilled(lab):
     # msg@e0452611 (1Gi -> 3Gi after CI push storms OOMKilled Forgejo), infra-facts.md §1
-    with _oom(lab, headroom=2 * 2**20):
+    # room for less than one chunk of the lab's storm (1 MiB, ForgejoMetrics.inventory): no upload fits
+    with _oom(lab, headroom=512 * 2**10):
         yield
 
 
