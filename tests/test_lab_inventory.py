@@ -57,3 +57,49 @@ def test_the_session_lab_inventory_is_loopback_only_and_names_forgejo(lab):
     for var in ("PHASEGATE_FORGEJO_PUSH_TOKEN", "PHASEGATE_FORGEJO_PULL_TOKEN", "PHASEGATE_FORGEJO_CLEANUP_TOKEN"):
         assert env[var].startswith("pgcanary")
     assert inv["timeouts"]["read"] <= 5
+
+
+def test_a_lab_running_past_midnight_writes_its_inventory_again_with_the_new_days_verify_weekday(monkeypatch):
+    """The lab's weekly full verify is due "today" (MetricsLab.inventory); at UTC midnight the inventory is
+    written again, or a lab started on a Sunday would judge Monday's run by Sunday's weekday (Pending: a CI
+    run that crossed midnight once saw the verify fault's gate pending, not red)."""
+    import datetime as real_dt
+    import threading
+    import types
+
+    from phasegate.lab import metrics
+
+    clock = {"now": real_dt.datetime(2026, 12, 6, 23, 59, 59, 500000, tzinfo=real_dt.UTC)}  # a Sunday
+
+    class Clock(real_dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock["now"]
+
+    monkeypatch.setattr(metrics, "dt", types.SimpleNamespace(datetime=Clock, UTC=real_dt.UTC, time=real_dt.time,
+                                                             timedelta=real_dt.timedelta, date=real_dt.date))
+    m = metrics.MetricsLab()
+    m.names = types.SimpleNamespace(forgejo_instance="127.0.0.1:1", private_instance="127.0.0.1:2",
+                                    healthz_instance="https://127.0.0.1:1/api/healthz")
+    written = threading.Event()
+    weekdays: list[str] = []
+
+    class WrittenLab:
+        started = True
+
+        def write(self):
+            weekdays.append(m.inventory()["bake"]["full_verify_weekday"])
+            written.set()
+
+    m._lab = WrittenLab()
+    assert m.inventory()["bake"]["full_verify_weekday"] == "Sunday"
+    waiting = threading.Thread(target=m._each_midnight, daemon=True)
+    waiting.start()
+    clock["now"] = real_dt.datetime(2026, 12, 7, 0, 0, 1, tzinfo=real_dt.UTC)  # the wait (1.5 s) runs past midnight
+    try:
+        assert written.wait(30), "the inventory was not written again after midnight"
+        assert weekdays == ["Monday"]
+    finally:
+        m._stopped.set()
+        waiting.join(30)
+    assert not waiting.is_alive(), "the midnight writer did not stop with the lab"

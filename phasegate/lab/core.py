@@ -23,6 +23,7 @@ import re
 import secrets as _secrets
 import shutil
 import sys
+import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,15 @@ class Component(Protocol):
     def stop(self) -> None: ...
     def inventory(self) -> dict: ...
     def env(self) -> dict: ...
+
+
+def _replace(path: Path, text: str, mode: int = 0o644) -> None:
+    """`path` holds `text`, written beside it and renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -252,11 +262,11 @@ class Lab:
         bad = non_loopback(inv)
         if bad:  # a lab gate must never reach a real host
             raise LabError("lab inventory names non-loopback hosts: " + "; ".join(bad))
-        self.inventory_path.write_text(tomli_w.dumps(inv))
         lines = [f"export {k}={v}" for k, v in sorted(self.env().items())]
         lines.append(f"export PHASEGATE_INVENTORY={self.inventory_path}")
-        self.env_path.write_text("\n".join(lines) + "\n")
-        os.chmod(self.env_path, 0o600)
+        # whole files or none: a gate run may read them while the lab writes them again (a fault, midnight)
+        _replace(self.inventory_path, tomli_w.dumps(inv))
+        _replace(self.env_path, "\n".join(lines) + "\n", mode=0o600)
 
     # -- faults and states -------------------------------------------------
     @contextlib.contextmanager

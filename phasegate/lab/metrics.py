@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import httpx
@@ -128,6 +129,7 @@ class MetricsLab:
         self.probe_dies = False  # fault: the probe pod exits before pushing
         self.retention_dates: dict = {}  # (repository, child digest) -> the date the seed gave it
         self.healthz_monitor_id = 0
+        self._stopped = threading.Event()
         self._rendered: dict[tuple, bake_history.History] = {}  # (history, start, days) -> rendered (see _render)
         self._group_blocks: dict[tuple, Path] = {}  # a block group's content key -> its backfilled blocks
         self._green_groups: set[tuple] = set()
@@ -171,8 +173,21 @@ class MetricsLab:
 
             m = _config.Metrics()
             lab["cluster"].api.register_runner(m.probe_namespace, m.probe_cronjob, make_probe_runner(self))
+        threading.Thread(target=self._each_midnight, name="lab-verify-day", daemon=True).start()
+
+    def _each_midnight(self) -> None:
+        """The inventory written again after every UTC midnight: its weekly full verify is due "today" (inventory()),
+        and a lab that runs past midnight would otherwise judge the new day by yesterday's weekday (Pending)."""
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0), dt.UTC)
+            if self._stopped.wait((midnight - now).total_seconds() + 1):
+                return
+            if self._lab is not None and self._lab.started:
+                self._lab.write()
 
     def stop(self) -> None:
+        self._stopped.set()
         for p in (self.prometheus, self.pushgateway):
             if p:
                 p.stop()
