@@ -184,7 +184,8 @@ class MetricsLab:
             if self._stopped.wait((midnight - now).total_seconds() + 1):
                 return
             if self._lab is not None and self._lab.started:
-                self._lab.write()
+                with contextlib.suppress(OSError, LabError):  # a lab going down as the day turns
+                    self._lab.write()
 
     def stop(self) -> None:
         self._stopped.set()
