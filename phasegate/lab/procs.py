@@ -17,7 +17,6 @@ Loopback only.
 from __future__ import annotations
 
 import ctypes
-import gc
 import os
 import re
 import select
@@ -155,14 +154,6 @@ _PR_SET_PDEATHSIG = 1
 _MNT_DETACH = 2
 _CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def release_free_heap() -> None:
-    """Hand this process's freed heap back to the system (glibc's `malloc_trim`; elsewhere nothing to trim), so
-    its resident size is what is live now."""
-    gc.collect()
-    if hasattr(_libc, "malloc_trim"):
-        _libc.malloc_trim(0)
 
 
 def _die_with_parent():

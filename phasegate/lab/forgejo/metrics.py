@@ -10,11 +10,11 @@ two scrape jobs to the lab Prometheus (its config file, then SIGHUP):
   it), the peak since the previous scrape so a short storm is not missed between scrapes (sampled at
   each request's start and end, every 50 ms while one is in hand, and at the scrape);
 - the limit is the memory limit of the lab cluster's `forgejo` Deployment (`cluster.forgejo_memory`);
-- a restart is counted when a request's body does not fit under `oom_limit` (the fault): the resident
-  memory when the fault began, plus the bodies of the requests the stand-in holds, this one's included,
-  passes it. As an OOMKilled container, the request in hand gets no answer and the connection drops.
-  The bodies are counted, not read off the resident size: a request reuses heap an earlier one freed
-  without the resident size growing, so a storm could pass under a limit it fills.
+- a restart is counted when a request's body does not fit in `oom_room` (the fault: the memory left under
+  the limit): the bodies of the requests the stand-in holds, this one's included, are more. As an
+  OOMKilled container, the request in hand gets no answer and the connection drops. The bodies are
+  counted, not read off the resident size: a request reuses heap an earlier one freed without the
+  resident size growing, so a storm could pass under a limit it fills.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ class ForgejoMetrics:
         self.server: ThreadingHTTPServer | None = None
         self.peak = 0
         self.restarts = 0
-        self.oom_limit = 0  # bytes; 0 = no OOM killer (the fault sets it)
-        self.oom_floor = 0  # bytes resident when the fault began
+        self.oom_room = 0  # bytes of request bodies that fit under the limit; 0 = no OOM killer (the fault sets it)
         self.held = 0  # bytes of request bodies the stand-in holds now
         self.in_hand = 0  # requests the stand-in handles now
         self._busy = threading.Event()  # set while it handles any (the sampler runs only then)
@@ -70,7 +69,7 @@ class ForgejoMetrics:
                 self.held += size
                 self.in_hand += 1
                 self._busy.set()
-                killed = bool(self.oom_limit) and self.oom_floor + self.held > self.oom_limit
+                killed = bool(self.oom_room) and self.held > self.oom_room
                 self.restarts += killed
             try:
                 return None if killed else inner(req)  # killed: the process is gone, the connection drops
@@ -180,19 +179,13 @@ class ForgejoMetrics:
 
 
 @contextlib.contextmanager
-def _oom(lab, headroom: int):
+def _oom(lab, room: int):
     comp = lab["forgejo_metrics"]
-    # An earlier storm's freed buffers stay resident in glibc's heap, and the next storm would reuse them
-    # without the resident size growing: hand them back first, so the line is above what is live now.
-    from phasegate.lab.procs import release_free_heap
-
-    release_free_heap()
-    comp.oom_floor = rss()
-    comp.oom_limit = comp.oom_floor + headroom
+    comp.oom_room = room
     try:
         yield
     finally:
-        comp.oom_limit = 0  # the restart count stays, as kube-state-metrics keeps it
+        comp.oom_room = 0  # the restart count stays, as kube-state-metrics keeps it
 
 
 @fault("forgejo-push-storm-oomkilled", component="forgejo_metrics",
@@ -201,7 +194,7 @@ def _oom(lab, headroom: int):
 def _push_storm_oomkilled(lab):
     # msg@e0452611 (1Gi -> 3Gi after CI push storms OOMKilled Forgejo), infra-facts.md §1
     # room for less than one chunk of the lab's storm (1 MiB, ForgejoMetrics.inventory): no upload fits
-    with _oom(lab, headroom=512 * 2**10):
+    with _oom(lab, room=512 * 2**10):
         yield
 
 
