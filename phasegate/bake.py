@@ -802,11 +802,12 @@ def judge_criterion(judge: BakeJudge, name: str, check: Callable[[], None] | Non
         verdicts.judge(name, judged, lambda: judge.data.get(name))
 
 
-def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdicts | None = None) -> None:
+def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdicts | None = None,
+                 judged: dict[str, CriterionData] | None = None) -> None:
     """Every criterion (from its own scenario of this run when `verdicts` kept it, else judged now): red with all
     the red ones; else Pending while any is pending (the exit is never green before the window is complete);
-    else green. Where each verdict came from is attached to the report, and the chart data a kept verdict
-    was judged with (a chart per criterion, as if judged here; what is judged here attaches its own)."""
+    else green. Where each verdict came from is attached to the report, and the chart data each verdict was
+    judged with: a kept verdict's, or for one judged here its judge's (`judged`, `BakeJudge.data`)."""
     from phasegate import report
 
     verdicts = verdicts or CriterionVerdicts()
@@ -822,8 +823,9 @@ def exit_verdict(checks: dict[str, Callable[[], None]], verdicts: CriterionVerdi
             pending.append((name, e))
             outcome = "pending" if isinstance(e, Pending) else "not judged"
         sources[name] = f"{outcome} ({source})"
-        if name in verdicts.data:
-            report.attach_criterion_data(verdicts.data[name])
+        data = verdicts.data[name] if name in verdicts.data else (judged or {}).get(name)
+        if data is not None:  # none for a criterion not judged (an opt-out) or one without a chart (the live ones)
+            report.attach_criterion_data(data)
     report.attach_text("exit verdict: each criterion and where its verdict comes from",
                        "\n".join(f"{n}: {s}" for n, s in sources.items()))
     waiting = [(n, e) for n, e in pending if isinstance(e, Pending)]

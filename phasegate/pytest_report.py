@@ -260,8 +260,7 @@ class ReportPlugin:
 
 # --------------------------------------------------------------------------
 # Charts of the bake criteria (issue 21): every "criterion-data" attachment (a bake criterion's
-# chart data) gets its chart as a PNG beside it (CriterionCharts); CriterionChartsFromJudge is the
-# interim source of that data until the bake steps attach it themselves.
+# chart data, attached by phasegate.bake where it judges) gets its chart as a PNG beside it.
 # --------------------------------------------------------------------------
 
 
@@ -271,7 +270,7 @@ class CriterionCharts:
 
     def __init__(self):
         self.seen = 0  # criterion-data attachments so far
-        self.criteria: list[str] = []  # their criteria, in order (CriterionChartsFromJudge reads it)
+        self.criteria: list[str] = []  # their criteria, in order
         self._drawn: dict[str, bytes] = {}  # data -> its PNG: the same data again (the exit verdict) is not redrawn
 
     @allure_commons.hookimpl(trylast=True)  # after the listener wrote the data: the chart follows it
@@ -292,47 +291,6 @@ class CriterionCharts:
             print(f"phasegate report: could not draw the criterion chart: {redact(str(e))}", file=sys.stderr)
 
 
-class CriterionChartsFromJudge:
-    """INTERIM (swap at merge, with phasegate/bake_charts.py): a bake step that judged with a
-    `bake_judge` leaves no chart data yet, so after the step the data is rebuilt from the judge
-    (phasegate.bake_charts) and attached as "criterion-data"; skipped when the step attached
-    its own. A step with a `criterion` gets that one; the exit verdict step every one it did not attach
-    itself (it attaches the data of the verdicts it took from the criteria's own scenarios)."""
-
-    def __init__(self, charts: CriterionCharts):
-        self.charts = charts
-        self.before = 0
-
-    def pytest_bdd_before_step(self, request, feature, scenario, step, step_func):
-        self.before = len(self.charts.criteria)
-
-    def _attach(self, step_func_args, exception=None):
-        judge = step_func_args.get("bake_judge")
-        if judge is None or isinstance(exception, Broken):
-            return  # no judge, or its sources could not be read (nothing to draw)
-        from phasegate import bake_charts
-
-        attached = set(self.charts.criteria[self.before:])  # the step's own
-        names = [step_func_args["criterion"]] if "criterion" in step_func_args else list(judge.criteria())
-        names = [n for n in names if n not in attached]
-        for name in names:
-            try:
-                data = bake_charts.criterion_data(judge, name)
-                if data is not None:
-                    report.attach_criterion_data(data)
-            except Exception as e:  # a chart must never hide the verdict
-                print(f"phasegate report: no chart for {name!r}: {redact(str(e))}", file=sys.stderr)
-                break  # a source that failed once would fail (and wait) for every other criterion too
-
-    @pytest.hookimpl(tryfirst=True)  # while the step is still the open Allure step
-    def pytest_bdd_after_step(self, request, feature, scenario, step, step_func, step_func_args):
-        self._attach(step_func_args)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
-        self._attach(step_func_args, exception)
-
-
 def register_criterion_charts(config: pytest.Config) -> None:
     """Charts only when Allure results are written (attaching is a no-op otherwise)."""
     if not getattr(config.option, "allure_report_dir", None):
@@ -340,4 +298,3 @@ def register_criterion_charts(config: pytest.Config) -> None:
     charts = CriterionCharts()
     allure_commons.plugin_manager.register(charts)
     config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(charts))
-    config.pluginmanager.register(CriterionChartsFromJudge(charts), "phasegate-criterion-charts")

@@ -40,7 +40,7 @@ def no_forgejo_image_in_bake(bake_judge: bake.BakeJudge, minutes: int, bake_verd
 
 @then("every bake exit criterion holds")
 def every_bake_criterion_holds(bake_judge: bake.BakeJudge, inventory, bake_live, bake_verdicts):
-    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, bake_live), bake_verdicts)
+    bake.exit_verdict(bake.exit_checks(bake_judge, inventory, bake_live), bake_verdicts, bake_judge.data)
 
 
 @then("Forgejo's /api/healthz answers green now")

@@ -218,18 +218,26 @@ def test_the_matrix_goes_into_the_report_as_global_attachments(tmp_path):
     assert report.write_cutover_matrix(res, tmp_path / "none") is None  # no Phase 3 row, no matrix
 
 
-def test_the_interim_adapter_prefers_the_judges_own_data():
-    from phasegate import bake_charts
+def test_the_exit_verdict_attaches_the_data_each_verdict_was_judged_with_and_none_for_an_opt_out():
+    """A kept verdict's data (its own scenario's), the judge's for one judged now, nothing for one not judged."""
+    from phasegate import bake
+    from phasegate.verdict import NotJudged
 
-    class Own:
-        def to_json(self):
-            return {"criterion": "probe never stale", "series": {}, "threshold": None, "window_start": START,
-                    "window_end": START + DAY, "now": START, "offending": [], "holes": []}
+    def opted_out():
+        raise NotJudged("probe never stale: not here (inventory [bake] not_judged)")
 
-    class Judge:
-        data = {"probe never stale": Own()}
-
-    assert isinstance(bake_charts.criterion_data(Judge(), "probe never stale"), Own)
+    kept = bake.CriterionVerdicts()
+    kept.judge("PVC headroom", lambda: None, lambda: bake.CriterionData("PVC headroom"))
+    judged_now = {"forgejo never near OOM": bake.CriterionData("forgejo never near OOM")}
+    recorder = _Recorder()
+    allure_commons.plugin_manager.register(recorder)
+    try:
+        bake.exit_verdict({"PVC headroom": lambda: None, "forgejo never near OOM": lambda: None,
+                           "probe never stale": opted_out}, kept, judged_now)  # green: an opt-out is not red
+    finally:
+        allure_commons.plugin_manager.unregister(recorder)
+    attached = [json.loads(body)["criterion"] for name, _, body in recorder.attached if name == charts.ATTACHMENT_NAME]
+    assert attached == ["PVC headroom", "forgejo never near OOM"]
 
 
 @pytest.mark.parametrize("step, check", [
