@@ -234,26 +234,39 @@ class History:
     logs: list[tuple[dict, list[tuple[int, str]]]] = field(default_factory=list)  # Loki streams (labels, [(ns, line)])
     beats: list[tuple[float, int, str]] = field(default_factory=list)  # Uptime Kuma heartbeats
     _groups: list | None = field(default=None, repr=False, compare=False)  # block_groups, until the next sample
+    _series: dict = field(default_factory=dict, repr=False, compare=False)  # (job, name, labels as given) -> samples
 
     def add(self, job: str, name: str, labels: dict, t: float, v: float) -> None:
         """A sample as `job` scrapes it; the real metric_relabel rules decide whether Prometheus keeps it."""
-        if job != RULES and not scrape_config.kept(job, name):
-            if name not in self.dropped:
-                self.dropped[name] = scrape_config.why_dropped(job, name)
-            return
-        key = tuple(sorted(labels.items()))
-        self.families.setdefault(name, {}).setdefault(key, []).append((t, v))
-        self._groups = None
+        series = self._series_of(job, name, labels)
+        if series is not None:
+            series.append((t, v))
+            self._groups = None
 
     def extend(self, job: str, name: str, labels: dict, samples: list[tuple[float, float]]) -> None:
         """Many samples of one series at once (same rules as `add`)."""
+        if samples:
+            series = self._series_of(job, name, labels)
+            if series is not None:
+                series.extend(samples)
+                self._groups = None
+
+    def _series_of(self, job: str, name: str, labels: dict) -> list | None:
+        """The sample list of a series (made when first asked), or None when the real scrape config drops it.
+        Found by the labels as given: a render asks for the same series at every scrape (~200,000 times)."""
+        given = (job, name, tuple(labels.items()))
+        try:
+            return self._series[given]
+        except KeyError:
+            pass
+        series = None
         if job != RULES and not scrape_config.kept(job, name):
             if name not in self.dropped:
                 self.dropped[name] = scrape_config.why_dropped(job, name)
-            return
-        if samples:
-            self.families.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), []).extend(samples)
-            self._groups = None
+        else:
+            series = self.families.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), [])
+        self._series[given] = series
+        return series
 
     def block_groups(self) -> list[tuple[tuple, list[str]]]:
         """The families in the groups the lab backfills as blocks of their own, each with a key of its
@@ -358,6 +371,7 @@ def _probes(h: History, g, names: Names, times, t0, failing, silent) -> None:
     for instance, job in ((names.forgejo_instance, names.probe_push_job),
                           (names.private_instance, names.private_push_job)):
         labels = {"instance": instance, "job": job}  # grouping key job, instance a sample label
+        failures, last_runs = [], []
         last_run = None
         for t in times:
             run = (t - g["probe_runtime_seconds"]) // every * every + g["probe_runtime_seconds"]
@@ -369,12 +383,14 @@ def _probes(h: History, g, names: Names, times, t0, failing, silent) -> None:
                 for e, s, end in failing:
                     if s <= run < end:
                         value = e["value"]
-            h.add(PUSHGATEWAY, "registry_manifest_integrity_failures", labels, t, value)
-            h.add(PUSHGATEWAY, "registry_manifest_integrity_catalog_accessible", labels, t, 1)
-            h.add(PUSHGATEWAY, "registry_manifest_integrity_repos_checked", labels, t, g["repos"])
-            h.add(PUSHGATEWAY, "registry_manifest_integrity_tags_checked", labels, t, g["tags"])
-            h.add(PUSHGATEWAY, "registry_manifest_integrity_indexes_checked", labels, t, g["indexes"])
-            h.add(PUSHGATEWAY, "registry_manifest_integrity_last_run_timestamp", labels, t, run)
+            failures.append((t, value))
+            last_runs.append((t, run))
+        # one series per family and instance, a sample at every scrape (the same samples as one add() each)
+        h.extend(PUSHGATEWAY, "registry_manifest_integrity_failures", labels, failures)
+        for name, value in (("catalog_accessible", 1), ("repos_checked", g["repos"]), ("tags_checked", g["tags"]),
+                            ("indexes_checked", g["indexes"])):
+            h.extend(PUSHGATEWAY, f"registry_manifest_integrity_{name}", labels, [(t, value) for t in times])
+        h.extend(PUSHGATEWAY, "registry_manifest_integrity_last_run_timestamp", labels, last_runs)
     for e, s, end in failing:
         if e.get("alert"):
             alert = {"alertname": names.failure_alert, "alertstate": "firing", "instance": names.forgejo_instance,
