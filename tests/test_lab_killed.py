@@ -34,14 +34,20 @@ POINT_WITHIN = 240.0    # seconds a start may take to reach a kill point before 
 # -- what the test looks at: /proc and the mount table, read independently of phasegate.lab.procs ------
 
 def named(lab_dir: Path) -> list[str]:
-    """Live processes whose command line names the lab directory (a zombie's is empty)."""
+    """Live processes whose command line names the lab directory (a zombie's is empty). Polled every 50 ms
+    while a start runs on a busy machine: a command line without the directory's bytes is passed over first."""
+    needle = str(lab_dir).encode()
     pattern = re.compile(re.escape(str(lab_dir)) + r"(?![\w.-])")
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                raw = f.read()
         except OSError:
             continue
+        if needle not in raw:
+            continue
+        argv = raw.replace(b"\0", b" ").decode(errors="replace")
         if pattern.search(argv) and int(pid) != os.getpid():
             out.append(f"{pid}: {argv}")
     return out
