@@ -121,8 +121,9 @@ class ContainerdNode:
         return subprocess.run(["ctr", "-a", str(self.socket), "-n", "k8s.io", *args], capture_output=True,
                               timeout=timeout, input=input)
 
-    def pull(self, ref: str, user: str = "", password: str = "", timeout: float = PULL_TIMEOUT) -> str:
-        """Pull `ref` as the kubelet's CRI would (hosts.toml resolution); returns the repo digest."""
+    def pull(self, ref: str, user: str = "", password: str = "", timeout: float = PULL_TIMEOUT) -> dict[str, str]:
+        """Pull `ref` as the kubelet's CRI would (hosts.toml resolution); returns the node's references after it
+        (`references()`), `ref` among them."""
         args = ["images", "pull", "--hosts-dir", str(self.certs_d)]
         if user:
             # lab credentials only (generated canary values); production never calls this
@@ -137,28 +138,26 @@ class ContainerdNode:
             if password:
                 msg = msg.replace(password, "***")
             raise PullFailed(msg.removeprefix("ctr: "))
-        digest = self.image_digest(ref)
-        if not digest:
+        after = self.references()
+        if not after.get(ref):
             raise PullFailed(f"pulled {ref} but containerd does not list it")
-        return digest
+        return after
 
-    def image_digest(self, ref: str) -> str | None:
-        r = self._ctr(["images", "ls", f"name=={ref}"], timeout=10)
-        for line in r.stdout.decode().splitlines()[1:]:
-            cols = line.split()
-            if len(cols) >= 3 and cols[0] == ref:
-                return cols[2]
-        return None
-
-    def refs_of(self, digest: str) -> list[str]:
-        """Every reference on the node whose target is `digest` (containerd merges them into one CRI image)."""
+    def references(self) -> dict[str, str]:
+        """Every image reference on the node and its target digest (one `ctr images ls`): what the kubelet asks
+        of one image (is it there, which references share its content) read from one listing."""
         r = self._ctr(["images", "ls"], timeout=10)
-        out = []
+        out = {}
         for line in r.stdout.decode().splitlines()[1:]:
             cols = line.split()
-            if len(cols) >= 3 and cols[2] == digest:
-                out.append(cols[0])
+            if len(cols) >= 3:
+                out[cols[0]] = cols[2]
         return out
+
+    @staticmethod
+    def refs_of(digest: str, references: dict[str, str]) -> list[str]:
+        """Every reference of `references` whose target is `digest` (containerd merges them into one CRI image)."""
+        return [ref for ref, target in references.items() if target == digest]
 
     def image_config(self, digest: str, _depth: int = 0) -> dict:
         """The image config (the `config` object of the OCI config blob) of target `digest` for this node's

@@ -150,27 +150,29 @@ class Kubelet:
         finally:
             self._done()
 
-    def _image_id(self, node: ContainerdNode, image: str, digest: str) -> str:
+    @staticmethod
+    def _image_id(references: dict[str, str], image: str, digest: str) -> str:
         """The imageID containerd's CRI reports: the image (keyed by config digest) merges every reference to
         the same content, sorted; the first repo@digest is reported (containerd pkg/cri/store/image/image.go
         `Store.add` merges references; pkg/cri/server/container_status.go `toCRIContainerStatus` takes
         repoDigests[0]). So a node that cached the bytes under another registry's name may report that name."""
-        refs = node.refs_of(digest) or [normalise_ref(image)]
+        refs = ContainerdNode.refs_of(digest, references) or [normalise_ref(image)]
         repos = sorted({f"{image_repo(r)}@{digest}" for r in refs if not r.startswith("sha256:")})
         return repos[0] if repos else f"{image_repo(image)}@{digest}"
 
-    def _pull(self, pod: dict, c: dict, node: ContainerdNode) -> tuple[str, tuple[str, str] | None]:
-        """(image digest, None) or ("", (reason, message)) as the kubelet's image manager reports a pull."""
+    def _pull(self, pod: dict, c: dict, node: ContainerdNode) -> tuple[str, tuple[str, str] | None, dict[str, str]]:
+        """(image digest, None, the node's references) or ("", (reason, message), {}) as the kubelet's image
+        manager reports a pull."""
         image = c["image"]
         ref = normalise_ref(image)
         policy = c.get("imagePullPolicy") or default_policy(image)
-        digest = node.image_digest(ref)
-        if policy == "Never" and not digest:
-            return "", ("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
-        if policy == "Always" or not digest:
+        references = node.references()
+        if policy == "Never" and not references.get(ref):
+            return "", ("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'), {}
+        if policy == "Always" or not references.get(ref):
             user, pw = self._pull_credentials(pod, image)
             try:
-                digest = node.pull(ref, user, pw)
+                references = node.pull(ref, user, pw)
             except PullFailed as e:
                 msg = (f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
                        f'failed to pull and unpack image "{ref}": {e}')
@@ -178,8 +180,8 @@ class Kubelet:
                 # kubelet pkg/kubelet/images/image_manager.go: ErrImagePull, "Failed to pull image %q: %v" around
                 # the CRI's gRPC error (containerd pkg/cri/server/image_pull.go "failed to pull and unpack image")
                 return "", ("ErrImagePull", f'Failed to pull image "{image}": rpc error: code = Unknown desc = '
-                                            f'failed to pull and unpack image "{ref}": {e}')
-        return digest, None
+                                            f'failed to pull and unpack image "{ref}": {e}'), {}
+        return references[ref], None, references
 
     def _event(self, pod: dict, c: dict, node: ContainerdNode, reason: str, message: str) -> None:
         """A Warning Event on the pod, as the kubelet records a failed pull (pkg/kubelet/images/image_manager.go
@@ -249,10 +251,10 @@ class Kubelet:
 
     def _start(self, pod: dict, c: dict, node: ContainerdNode, job: dict | None, started: str) -> dict:
         """Pull, create and run one container; its status (with its output under "_log" when it ended)."""
-        digest, err = self._pull(pod, c, node)
+        digest, err, references = self._pull(pod, c, node)
         if err:
             return self._container_status(c, state={"waiting": {"reason": err[0], "message": err[1]}})
-        image_id = self._image_id(node, c["image"], digest)
+        image_id = self._image_id(references, c["image"], digest)
         missing = self._missing_env_source(pod, c)
         if missing:
             # kubelet pkg/kubelet/kubelet_pods.go makeEnvironmentVariables; kuberuntime reports
@@ -316,7 +318,7 @@ class Kubelet:
                 pod = self.get("Pod", name, ns)
                 if pod is None:
                     return
-                digest, err = self._pull(pod, c, node)
+                _, err, _ = self._pull(pod, c, node)
                 if not err:
                     with self._idle:
                         self._busy += 1
