@@ -119,15 +119,26 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
         GUARD.set(False)
 
 
+_FORMATTERS = ("repr_failure", "_repr_failure_py")  # what pytest formats a failed call's / fixture's longrepr with
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     excinfo = call.excinfo
-    if excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken, Pending, NotJudged)):
-        # the report shows the verdict, never a traceback (below): pytest need not read and parse the source of
-        # every frame to format one nobody sees. Its last frame stays: the formatter wants one, and it says where
-        # the verdict was raised.
-        excinfo.traceback = excinfo.traceback[-1:]
-    report = yield
+    verdict = excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken, Pending, NotJudged))
+    if verdict:
+        # The report shows the verdict, never a traceback: pytest need not format one (reading and parsing the
+        # whole source file of its frames, about 0.2 s a red gate) that nobody sees. Its formatter for this item
+        # answers the verdict's own line instead, for as long as this report is made.
+        line = verdict_line(excinfo.value)
+        for name in _FORMATTERS:
+            setattr(item, name, lambda *_args, **_kw: line)
+    try:
+        report = yield
+    finally:
+        if verdict:
+            for name in _FORMATTERS:
+                delattr(item, name)
     outcome = open_outcome(excinfo.value if excinfo is not None else None)
     if outcome and call.when in ("setup", "call"):
         # Pending / NotJudged: nothing is wrong, so the run's exit status stays 0; the outcome is its own
@@ -143,14 +154,24 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             report.outcome, report.longrepr = "passed", None
             report.sections.append((f"phasegate {OUTCOME_WORDS[outcome]}", message))
         return report
-    if excinfo is not None and isinstance(excinfo.value, (GateFailed, Broken)):
-        # A verdict, not a traceback: the message says expected / seen / where.
-        kind = "FAILED" if isinstance(excinfo.value, GateFailed) else f"BROKEN ({type(excinfo.value).__name__})"
-        report.longrepr = f"{kind}: {redact(str(excinfo.value))}"
+    if verdict:
+        report.longrepr = line  # A verdict, not a traceback: the message says expected / seen / where.
     elif report.longrepr is not None and not isinstance(report.longrepr, tuple):
         text = redact(str(report.longrepr))
         report.longrepr = text
     return report
+
+
+def verdict_line(exc: BaseException) -> str:
+    """What the report says of a verdict: `FAILED: expected / seen / where`, `BROKEN (<kind>): ...`,
+    `PENDING: ...`, `NOT JUDGED: ...` (redacted)."""
+    if isinstance(exc, GateFailed):
+        kind = "FAILED"
+    elif isinstance(exc, Broken):
+        kind = f"BROKEN ({type(exc).__name__})"
+    else:
+        kind = OUTCOME_WORDS[open_outcome(exc)].upper()
+    return f"{kind}: {redact(str(exc))}"
 
 
 OUTCOME_WORDS = {"pending": "pending", "not_judged": "not judged"}
