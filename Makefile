@@ -8,7 +8,7 @@ setup:
 gates: setup
 	.venv/bin/phasegate lab run
 
-# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard, three at a time
+# The suite's own tests (unit, lab end-to-end, fault matrix), under the network guard, four at a time
 # (pytest-xdist: each worker its own lab; tests/conftest.py groups what must share a worker); the linter and
 # the library's type check first (configured in pyproject.toml).
 test: setup
