@@ -80,17 +80,23 @@ class _RefusingProxy(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def _chromium(url: str, proxy: str, *, dump: bool = False, screenshot: Path | None = None) -> str:
+def _chromium(url: str, proxy: str, *, dump: bool = False, screenshot: Path | None = None, shown: str = "",
+             budget_ms: int = 6000) -> str:
+    """The page's DOM (`dump`) or a screenshot. A dump that does not yet show `shown` (the page still rendering
+    when its virtual time ran out, three browsers at once on a busy machine) is taken again with twice the time,
+    twice at most: a snapshot is a read."""
     binary = shutil.which("chromium")
     if binary is None:
         pytest.fail("chromium not installed: run scripts/setup.sh (Debian package chromium)")
     with tempfile.TemporaryDirectory(prefix="phasegate-chromium-") as profile:
         argv = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--proxy-server={proxy}",
-                "--window-size=1400,1300", "--virtual-time-budget=6000"]
+                "--window-size=1400,1300", f"--virtual-time-budget={budget_ms}"]
         argv += ["--dump-dom"] if dump else [f"--screenshot={screenshot}"]
         proc = subprocess.run([*argv, url], capture_output=True, text=True, timeout=120,
                               env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if dump and shown and shown not in proc.stdout and shown not in _text(proc.stdout) and budget_ms < 4 * 6000:
+        return _chromium(url, proxy, dump=True, shown=shown, budget_ms=2 * budget_ms)
     return proc.stdout
 
 
@@ -152,9 +158,9 @@ def test_the_report_in_a_browser_shows_the_fault_as_a_product_defect_and_unreach
     SHOTS.mkdir(exist_ok=True)
     try:
         jobs = {
-            "overview": dict(url=url, dump=True),
-            "defect": dict(url=f"{url}#{ids[DEFECT]}", dump=True),
-            "broken": dict(url=f"{url}#{ids[UNREACHABLE]}", dump=True),
+            "overview": dict(url=url, dump=True, shown='data-testid="metadata-item-total"'),
+            "defect": dict(url=f"{url}#{ids[DEFECT]}", dump=True, shown="Category: Product defects"),
+            "broken": dict(url=f"{url}#{ids[UNREACHABLE]}", dump=True, shown="Category: Test broken"),
             "overview.png": dict(url=url, screenshot=SHOTS / "report-overview.png"),
             "defect.png": dict(url=f"{url}#{ids[DEFECT]}", screenshot=SHOTS / "report-product-defect.png"),
         }
