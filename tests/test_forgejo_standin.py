@@ -616,3 +616,35 @@ def test_repository_api_combined_status_and_default_page(fj):
         assert repos.status("viktor/statuses", "e" * 40) == ""
         assert len(repos.commits("viktor/statuses", limit=0)) == 30
         assert len(repos.commits("viktor/statuses", limit=500)) == 43
+
+
+def test_a_read_the_engine_dropped_is_sent_once_more_a_write_or_a_timeout_is_not():
+    """The stand-in's own hop to its engine: a pooled connection the engine dropped is not Forgejo failing."""
+    import types
+
+    import httpx
+
+    from phasegate.lab.forgejo.store import Store
+    from phasegate.lab.forgejo.wire import HttpError
+
+    seen: list[str] = []
+
+    def engine(failure):
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(request.method)
+            if len(seen) == 1 or failure is httpx.ReadTimeout:
+                raise failure("the engine dropped it", request=request)
+            return httpx.Response(200, content=b"ok")
+        return answer
+
+    for method, failure, answered in [("GET", httpx.RemoteProtocolError, 200), ("HEAD", httpx.ReadError, 200),
+                                      ("PUT", httpx.RemoteProtocolError, 500), ("GET", httpx.ReadTimeout, 500)]:
+        seen.clear()
+        store = Store(types.SimpleNamespace(url="http://engine.test"), "viktor")  # type: ignore[arg-type]
+        store.http = httpx.Client(base_url="http://engine.test", transport=httpx.MockTransport(engine(failure)))
+        try:
+            status = store.call(method, "/v2/x/blobs/sha256:0").status_code
+        except HttpError as e:
+            status = e.response.status
+        sent = 2 if method in ("GET", "HEAD") and failure is not httpx.ReadTimeout else 1
+        assert (status, len(seen)) == (answered, sent), (method, failure, seen)

@@ -58,6 +58,9 @@ class _Meta:
     creator: str
 
 
+_DROPPED = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)  # a connection that failed
+
+
 class Store:
     """Tags, manifests and version metadata, derived from the engine's files; the engine's HTTP API."""
 
@@ -189,11 +192,18 @@ class Store:
 
     # -- the engine's HTTP API (only the stand-in talks to it) -------------------------
     def call(self, method: str, url: str, **kw) -> httpx.Response:
-        """A request to the engine; a transport failure answers the client 500."""
-        try:
-            return self.http.request(method, url, **kw)
-        except httpx.HTTPError as e:
-            raise HttpError(registry_response(500)) from e
+        """A request to the engine; a transport failure answers the client 500. A read (GET, HEAD) whose
+        connection failed is sent once more first: the hop to the engine is the lab's own (Forgejo reads its
+        files), and a pooled keep-alive connection the engine dropped is not the registry failing."""
+        for attempt in (1, 2):
+            try:
+                return self.http.request(method, url, **kw)
+            except _DROPPED as e:  # not a timeout: a wait is not sent twice
+                if attempt == 2 or method not in ("GET", "HEAD"):
+                    raise HttpError(registry_response(500)) from e
+            except httpx.HTTPError as e:
+                raise HttpError(registry_response(500)) from e
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.http.close()
