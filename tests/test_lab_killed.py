@@ -34,8 +34,8 @@ POINT_WITHIN = 240.0    # seconds a start may take to reach a kill point before 
 # -- what the test looks at: /proc and the mount table, read independently of phasegate.lab.procs ------
 
 def named(lab_dir: Path) -> list[str]:
-    """Live processes whose command line names the lab directory (a zombie's is empty). Polled every 50 ms
-    while a start runs on a busy machine: a command line without the directory's bytes is passed over first."""
+    """Live processes whose command line names the lab directory (a zombie's is empty). Polled while a start
+    runs on a busy machine: a command line without the directory's bytes is passed over first."""
     needle = str(lab_dir).encode()
     pattern = re.compile(re.escape(str(lab_dir)) + r"(?![\w.-])")
     out = []
@@ -96,7 +96,7 @@ def wait_for(point, proc: subprocess.Popen, log: Path, what: str) -> None:
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"{what}: kill point not reached\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
+        time.sleep(0.1)  # a kill point is a stage that lasts seconds
 
 
 def kill(proc: subprocess.Popen, sig: int, log: Path, what: str) -> None:
