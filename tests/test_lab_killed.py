@@ -96,7 +96,7 @@ def wait_for(point, proc: subprocess.Popen, log: Path, what: str) -> None:
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"{what}: kill point not reached\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)  # a kill point is a stage that lasts seconds
+        time.sleep(0.25)  # a kill point is a stage that lasts seconds; a look at every process costs ~5 ms
 
 
 def kill(proc: subprocess.Popen, sig: int, log: Path, what: str) -> None:
