@@ -82,9 +82,9 @@ class _RefusingProxy(http.server.ThreadingHTTPServer):
 
 def _chromium(url: str, proxy: str, *, dump: bool = False, screenshot: Path | None = None, shown: str = "",
              budget_ms: int = 6000) -> str:
-    """The page's DOM (`dump`) or a screenshot. A dump that does not yet show `shown` (the page still rendering
-    when its virtual time ran out, three browsers at once on a busy machine) is taken again with twice the time,
-    twice at most: a snapshot is a read."""
+    """The page's DOM (`dump`) or a screenshot. A dump that does not show `shown` is taken again with twice the
+    virtual time, twice at most (a snapshot is a read): with three browsers at once on a busy machine, full runs
+    saw an overview not yet rendered and a result page that said "Failed to fetch"."""
     binary = shutil.which("chromium")
     if binary is None:
         pytest.fail("chromium not installed: run scripts/setup.sh (Debian package chromium)")
