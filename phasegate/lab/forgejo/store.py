@@ -195,15 +195,17 @@ class Store:
         """A request to the engine; a transport failure answers the client 500. A read (GET, HEAD) whose
         connection failed is sent once more first: the hop to the engine is the lab's own (Forgejo reads its
         files), and a pooled keep-alive connection the engine dropped is not the registry failing."""
-        for attempt in (1, 2):
-            try:
-                return self.http.request(method, url, **kw)
-            except _DROPPED as e:  # not a timeout: a wait is not sent twice
-                if attempt == 2 or method not in ("GET", "HEAD"):
-                    raise HttpError(registry_response(500)) from e
-            except httpx.HTTPError as e:
+        try:
+            return self.http.request(method, url, **kw)
+        except _DROPPED as e:  # not a timeout: a wait is not sent twice
+            if method not in ("GET", "HEAD"):
                 raise HttpError(registry_response(500)) from e
-        raise AssertionError("unreachable")
+        except httpx.HTTPError as e:
+            raise HttpError(registry_response(500)) from e
+        try:
+            return self.http.request(method, url, **kw)
+        except httpx.HTTPError as e:
+            raise HttpError(registry_response(500)) from e
 
     def close(self) -> None:
         self.http.close()
