@@ -149,7 +149,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         report.user_properties.append(("phasegate_outcome", outcome))
         if call.when == "setup":
             report.outcome = "skipped"
-            report.longrepr = (str(item.path), item.location[1] or 0, f"{OUTCOME_WORDS[outcome].upper()}: {message}")
+            report.longrepr = (str(item.path), item.location[1] or 0, line)  # an open outcome is a verdict
         else:
             report.outcome, report.longrepr = "passed", None
             report.sections.append((f"phasegate {OUTCOME_WORDS[outcome]}", message))

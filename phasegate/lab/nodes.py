@@ -180,7 +180,7 @@ class ContainerdNode:
     def _content(self, digest: str) -> dict:
         """A manifest, index or config blob of the node's content store. The store is content-addressed
         (containerd verifies every blob against its digest), so a blob read once is kept: a copy of it, for each
-        pod the stand-in starts reads the same few blobs (62 of the 146 `ctr` runs of a lab start)."""
+        pod the stand-in starts reads the same few blobs (62 of a lab start's 146 `ctr` runs before this cache)."""
         known = self._blobs.get(digest)
         if known is None:
             r = self._ctr(["content", "get", digest], timeout=10)
